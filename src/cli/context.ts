@@ -1,0 +1,77 @@
+// What every command shares: finding the pool, opening it with the right access, and printing results.
+import * as path from 'node:path';
+import { Option, type Command } from 'commander';
+import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
+import { ShardpoolError } from '../errors.js';
+import { Pool, type PoolAccess } from '../pool/pool.js';
+
+export interface CommonOptions {
+  readonly pool?: string;
+  readonly json?: boolean;
+  readonly progress?: boolean;
+  readonly wait?: string;
+  readonly debug?: boolean;
+}
+
+export function poolOption(): Option {
+  return new Option('--pool <dir>', 'the pool directory').env('SHARDPOOL_POOL');
+}
+
+export function jsonOption(): Option {
+  return new Option('--json', 'print the result as JSON on stdout');
+}
+
+/** All options of a command, including the global ones given before its name. */
+export function optionsOf(command: Command): CommonOptions & Record<string, unknown> {
+  return command.optsWithGlobals();
+}
+
+export function poolDirectory(options: CommonOptions): string {
+  if (!options.pool) {
+    throw new ShardpoolError(
+      'POOL_NOT_SPECIFIED',
+      'no pool given: pass --pool DIR or set SHARDPOOL_POOL (create one with: shardpool init --pool DIR)',
+    );
+  }
+  return path.resolve(options.pool);
+}
+
+export function lockWaitMs(options: CommonOptions): number {
+  if (options.wait === undefined) return POOL_LOCK_WAIT_DEFAULT_MS;
+  const seconds = Number(options.wait);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new ShardpoolError('USAGE_INVALID', `--wait takes a number of seconds, not "${options.wait}"`);
+  }
+  return seconds * 1000;
+}
+
+/** Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. */
+export async function withPool<T>(
+  options: CommonOptions,
+  access: PoolAccess,
+  action: (pool: Pool) => Promise<T>,
+): Promise<T> {
+  const pool = await Pool.open(poolDirectory(options), { access, lockWaitMs: lockWaitMs(options) });
+  try {
+    return await action(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printLine(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function warn(text: string): void {
+  process.stderr.write(`shardpool: warning: ${text}\n`);
+}
+
+/** Progress bars are drawn only for people: not with --json, --no-progress, or when stderr is not a terminal. */
+export function progressEnabled(options: CommonOptions): boolean {
+  return options.json !== true && options.progress !== false;
+}

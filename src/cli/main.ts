@@ -1,0 +1,84 @@
+// The shardpool command line: one file per command group registers its commands; this file wires them together and
+// turns every failure into one clear line on stderr and a stable exit code (never a stack trace unless --debug).
+import { createRequire } from 'node:module';
+import { Command, CommanderError } from 'commander';
+import { AssertionFailure } from '../assert.js';
+import { ShardpoolError } from '../errors.js';
+import { registerDiskCommands } from './disk-commands.js';
+import { registerObjectCommands } from './object-commands.js';
+import { registerPoolCommands } from './pool-commands.js';
+
+/** Exit codes scripts can rely on (docs/errors.md § Exit codes). */
+export const EXIT_OK = 0;
+export const EXIT_PROBLEMS_FOUND = 1;
+export const EXIT_ERROR = 2;
+export const EXIT_INTERNAL_ERROR = 3;
+
+export function buildProgram(): Command {
+  const program = new Command('shardpool')
+    .description(
+      'A storage pool: objects are cut into extents, each stored as replicated or Reed–Solomon erasure-coded\n' +
+        'fragments on distinct disks, verified on every read and rebuilt from redundancy when a disk fails.',
+    )
+    .version(packageVersion())
+    .option('--debug', 'print stack traces of errors')
+    .option('--wait <seconds>', 'how long a changing command waits for another process holding the pool lock', '30')
+    .configureOutput({ outputError: () => undefined })
+    .exitOverride();
+  program.addHelpText(
+    'after',
+    `
+Every command takes --pool DIR (or the SHARDPOOL_POOL environment variable).
+Example, a pool on six directories:
+  $ export SHARDPOOL_POOL=/srv/pool
+  $ shardpool init --policy ec:4+2
+  $ for i in 1 2 3 4 5 6; do shardpool add-disk --disk /mnt/disk$i; done
+  $ shardpool put photos/cat.jpg ./cat.jpg
+  $ shardpool get photos/cat.jpg > cat-copy.jpg
+
+Exit codes: 0 success, 2 error (usage or operation), 3 internal error (a bug: please report it).`,
+  );
+  registerPoolCommands(program);
+  registerDiskCommands(program);
+  registerObjectCommands(program);
+  for (const command of program.commands) command.exitOverride().configureOutput({ outputError: () => undefined });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return process.exitCode === undefined ? EXIT_OK : Number(process.exitCode);
+  } catch (error) {
+    return reportError(error, debug);
+  }
+}
+
+function reportError(error: unknown, debug: boolean): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+      return EXIT_OK;
+    }
+    process.stderr.write(`shardpool: error USAGE_INVALID: ${error.message.replace(/^error: /, '')}\n`);
+    process.stderr.write('(run with --help for usage)\n');
+    return EXIT_ERROR;
+  }
+  if (error instanceof ShardpoolError) {
+    process.stderr.write(`shardpool: error ${error.code}: ${error.message}\n`);
+    if (debug) process.stderr.write(`${error.stack ?? ''}\n`);
+    return EXIT_ERROR;
+  }
+  const what = error instanceof AssertionFailure ? 'internal error (a bug in shardpool)' : 'internal error';
+  process.stderr.write(`shardpool: ${what}: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? '') : ''}\n`);
+  else process.stderr.write('(run with --debug for details, and please report it)\n');
+  return EXIT_INTERNAL_ERROR;
+}
+
+function packageVersion(): string {
+  // dist/src/cli/main.js → the package root holds package.json.
+  const manifest = createRequire(import.meta.url)('../../../package.json') as { version: string };
+  return manifest.version;
+}

@@ -1,0 +1,83 @@
+// Pool-wide commands: init and status.
+import type { Command } from 'commander';
+import { EXTENT_SIZE_DEFAULT_BYTES } from '../constants.js';
+import { validateExtentSize } from '../format/pool-config.js';
+import { Pool } from '../pool/pool.js';
+import type { PoolDescription } from '../pool/status.js';
+import { DEFAULT_POLICY_TEXT, parsePolicy } from '../redundancy/policy.js';
+import { jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, withPool } from './context.js';
+import { formatBytes, formatTable, parseSize } from './units.js';
+
+export function registerPoolCommands(program: Command): void {
+  program
+    .command('init')
+    .description('create a new, empty pool in a directory (the directory must not exist or be empty)')
+    .addOption(poolOption())
+    .option('--policy <policy>', 'default redundancy policy: replica:N or ec:K+M', DEFAULT_POLICY_TEXT)
+    .option('--extent-size <size>', 'size objects are cut into before encoding (4KiB to 64MiB)', '1MiB')
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ shardpool init --pool /srv/pool --policy ec:4+2 --extent-size 1MiB')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const policy = parsePolicy(String(options.policy));
+      const extentSizeBytes =
+        options.extentSize === undefined ? EXTENT_SIZE_DEFAULT_BYTES : parseSize(String(options.extentSize), '--extent-size');
+      validateExtentSize(extentSizeBytes);
+      const directory = poolDirectory(options);
+      const config = await Pool.create(directory, { policy, extentSizeBytes });
+      if (options.json) {
+        printJson({ pool: directory, poolUuid: config.poolUuid, defaultPolicy: String(options.policy), extentSizeBytes });
+        return;
+      }
+      printLine(`created pool ${config.poolUuid} in ${directory}`);
+      printLine(`default policy ${String(options.policy)}, extent size ${formatBytes(extentSizeBytes)}`);
+      printLine(`next: add disks with  shardpool add-disk --pool ${directory} --disk DIR`);
+    });
+
+  program
+    .command('status')
+    .description('show the pool: health, disks, capacity, objects, extents below full redundancy')
+    .addOption(poolOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ shardpool status --pool /srv/pool --json')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const description = await withPool(options, 'read', (pool) => pool.describe());
+      if (options.json) printJson(description);
+      else printLine(formatStatus(description));
+    });
+}
+
+function formatStatus(status: PoolDescription): string {
+  const online = status.disks.filter((disk) => disk.online && disk.state !== 'failed').length;
+  const lines = [
+    `pool      ${status.poolUuid}  (${status.directory})`,
+    `health    ${status.health}`,
+    `policy    ${status.defaultPolicy} by default, extent size ${formatBytes(status.extentSizeBytes)}`,
+    `objects   ${status.objectCount} holding ${formatBytes(status.logicalBytes)}, stored as ${formatBytes(status.storedBytes)} of fragments`,
+    `disks     ${status.disks.length} (${online} online and not failed)`,
+    `redundancy ${status.extentsBelowFullRedundancy} extents below full redundancy, ${status.extentsUnreadable} unreadable`,
+  ];
+  const degradedReads = status.counters.extents_read_degraded ?? 0;
+  if (degradedReads > 0) lines.push(`reads     ${degradedReads} extents were read degraded (rebuilt from redundancy)`);
+  if (status.disks.length > 0) {
+    lines.push('', formatDiskTable(status.disks));
+  }
+  return lines.join('\n');
+}
+
+export function formatDiskTable(disks: PoolDescription['disks']): string {
+  return formatTable(
+    ['ID', 'STATE', 'KIND', 'CAPACITY', 'FREE', 'USED', 'FRAGMENTS', 'PATH'],
+    disks.map((disk) => [
+      String(disk.id),
+      disk.online || disk.state === 'failed' ? disk.state : `${disk.state},offline`,
+      disk.kind,
+      formatBytes(disk.capacityBytes),
+      formatBytes(disk.freeBytes),
+      formatBytes(disk.usedBytes),
+      String(disk.fragmentCount),
+      disk.offlineReason && disk.state !== 'failed' ? `${disk.path}  (${disk.offlineReason})` : disk.path,
+    ]),
+  );
+}

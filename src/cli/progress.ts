@@ -1,0 +1,54 @@
+// Progress bars for long operations: drawn on stderr when it is a terminal, silent when piped or with --json.
+import cliProgress from 'cli-progress';
+import { formatBytes } from './units.js';
+
+export interface Progress {
+  update(doneBytes: number): void;
+  stop(): void;
+}
+
+const SILENT: Progress = { update: () => undefined, stop: () => undefined };
+
+export function startByteProgress(options: { label: string; totalBytes: number | undefined; enabled: boolean }): Progress {
+  if (!options.enabled || !process.stderr.isTTY) return SILENT;
+  const startedAtMs = Date.now();
+  const known = options.totalBytes !== undefined && options.totalBytes > 0;
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: known
+        ? `${options.label} [{bar}] {percentage}% {done} / {total} {rate} ETA {eta_formatted}`
+        : `${options.label} {done} {rate}`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const payload = (doneBytes: number) => {
+    const seconds = Math.max((Date.now() - startedAtMs) / 1000, 0.001);
+    return {
+      done: formatBytes(doneBytes),
+      total: formatBytes(options.totalBytes),
+      rate: `${formatBytes(Math.round(doneBytes / seconds))}/s`,
+    };
+  };
+  bar.start(known ? (options.totalBytes as number) : 1, 0, payload(0));
+  return {
+    update: (doneBytes) => bar.update(known ? doneBytes : 0, payload(doneBytes)),
+    stop: () => bar.stop(),
+  };
+}
+
+export function startCountProgress(options: { label: string; total: number; enabled: boolean }): {
+  update(done: number): void;
+  stop(): void;
+} {
+  if (!options.enabled || !process.stderr.isTTY || options.total === 0) return SILENT;
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `${options.label} [{bar}] {value}/{total} ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(options.total, 0);
+  return { update: (done) => bar.update(done), stop: () => bar.stop() };
+}

@@ -1,0 +1,52 @@
+// Every limit of shardpool in one place. Units are named last (`Bytes`, `Ms`, `Count`).
+// Relations between limits are asserted at load so that a bad edit fails at start-up, not in the field.
+import { assert } from './assert.js';
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+/** On-disk format version of pool.json, disk.json and fragment files. Bump on any layout change. */
+export const FORMAT_VERSION = 1;
+/** Catalog schema version; migrations in pool/catalog-schema.ts bring older catalogs up to it. */
+export const CATALOG_SCHEMA_VERSION = 1;
+
+/** Extent: the unit an object is cut into before encoding. */
+export const EXTENT_SIZE_DEFAULT_BYTES = 1 * MiB;
+export const EXTENT_SIZE_MIN_BYTES = 4 * KiB;
+export const EXTENT_SIZE_MAX_BYTES = 64 * MiB;
+/** Extent sizes are multiples of this so that every fragment of every policy is sector-friendly. */
+export const EXTENT_SIZE_ALIGNMENT_BYTES = 4 * KiB;
+
+/** Keys: opaque UTF-8 data, never paths. S3 allows 1024 bytes; so do we. */
+export const KEY_LENGTH_MAX_BYTES = 1024;
+
+/** Redundancy limits. Reed–Solomon over GF(2^8) through @ronomon/reed-solomon allows k ≤ 24, m ≤ 6. */
+export const EC_DATA_FRAGMENTS_MAX_COUNT = 24;
+export const EC_PARITY_FRAGMENTS_MAX_COUNT = 6;
+export const REPLICA_COUNT_MAX = 8;
+/** Reed–Solomon shards must be a multiple of 8 bytes (the library works in 64-bit words). */
+export const EC_SHARD_ALIGNMENT_BYTES = 8;
+
+/** Streaming: how many extents of one object may be encoded and in flight at once (bounds memory). */
+export const PUT_EXTENTS_IN_FLIGHT_MAX = 4;
+/** How many extents a get reads ahead of the consumer (bounds memory). */
+export const GET_EXTENTS_READ_AHEAD_MAX = 4;
+
+/** A mutating command waits this long for the pool lock before failing with POOL_BUSY. */
+export const POOL_LOCK_WAIT_DEFAULT_MS = 30_000;
+export const POOL_LOCK_POLL_INTERVAL_MS = 50;
+
+/** Fragment files: the fixed header part; the key follows it. */
+export const FRAGMENT_HEADER_FIXED_BYTES = 160;
+/** Checksums are xxh3-128. */
+export const CHECKSUM_BYTES = 16;
+
+assert(EXTENT_SIZE_MIN_BYTES % EXTENT_SIZE_ALIGNMENT_BYTES === 0, 'minimum extent size is aligned');
+assert(EXTENT_SIZE_MAX_BYTES % EXTENT_SIZE_ALIGNMENT_BYTES === 0, 'maximum extent size is aligned');
+assert(EXTENT_SIZE_DEFAULT_BYTES >= EXTENT_SIZE_MIN_BYTES, 'default extent size within limits');
+assert(EXTENT_SIZE_DEFAULT_BYTES <= EXTENT_SIZE_MAX_BYTES, 'default extent size within limits');
+assert(EXTENT_SIZE_ALIGNMENT_BYTES % EC_SHARD_ALIGNMENT_BYTES === 0, 'extent alignment implies shard alignment');
+// A put holds at most (in flight) × (extent + parity) bytes; keep the worst case well under 1 GiB.
+assert(PUT_EXTENTS_IN_FLIGHT_MAX * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'put memory is bounded');
+assert(GET_EXTENTS_READ_AHEAD_MAX * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'get memory is bounded');

@@ -1,0 +1,81 @@
+// Operating errors: every failure a user or a disk can cause is a ShardpoolError with a stable code.
+// Codes never change once released (scripts match on them); messages may. Each code has a row in
+// docs/errors.md with its cause and fix, and test/errors.test.ts keeps the two lists identical.
+
+/** The catalog of codes, each with a one-line meaning. Add a line here and a row in docs/errors.md together. */
+export const ERROR_CODES = {
+  // command line
+  USAGE_INVALID: 'the command line is malformed (unknown flag, missing argument, bad value)',
+  INPUT_NOT_FOUND: 'an input file named on the command line cannot be read',
+  OUTPUT_FAILED: 'the output file or stream could not be written',
+  // pool
+  POOL_NOT_SPECIFIED: 'no pool directory was given (--pool or SHARDPOOL_POOL)',
+  POOL_NOT_FOUND: 'the pool directory holds no pool.json',
+  POOL_ALREADY_EXISTS: 'init was pointed at a directory that already holds a pool or other files',
+  POOL_CONFIG_INVALID: 'pool.json is unreadable, corrupt or fails validation',
+  POOL_FORMAT_UNSUPPORTED: 'pool.json or the catalog was written by a newer shardpool',
+  POOL_BUSY: 'another process holds the pool lock and did not release it in time',
+  CATALOG_FAILED: 'the catalog database could not be opened or written',
+  // disks
+  DISK_NOT_FOUND: 'the named disk is not part of the pool, or its path does not exist',
+  DISK_NOT_A_DIRECTORY: 'a disk path that should be a directory is something else',
+  DISK_ALREADY_IN_POOL: 'the disk is already a member of this pool',
+  DISK_BELONGS_TO_OTHER_POOL: "the disk carries another pool's label",
+  DISK_NOT_EMPTY: 'the directory holds files that are not shardpool data',
+  DISK_LABEL_INVALID: 'disk.json is unreadable, corrupt or fails validation',
+  DISK_OFFLINE: 'the disk cannot be reached or its label does not match the catalog',
+  DISK_FAILED: 'the disk is marked failed and is never read or written again',
+  DISK_STATE_INVALID: 'the disk is not in a state that allows the requested change',
+  DISK_IO_FAILED: 'a read, write or flush on the disk failed',
+  DISK_FULL: 'the disk has no space left for a fragment',
+  DRAIN_INCOMPLETE: 'remove-disk could not move every fragment off the disk',
+  // redundancy and placement
+  POLICY_INVALID: 'a redundancy policy string is not replica:N or ec:K+M within the limits',
+  EXTENT_SIZE_INVALID: 'the extent size is out of range or not a multiple of 4 KiB',
+  POLICY_NEEDS_MORE_DISKS: 'the policy needs more healthy disks than the pool has',
+  // objects and fragments
+  KEY_INVALID: 'the key is empty, too long, not UTF-8, or holds control characters',
+  OBJECT_NOT_FOUND: 'no object has that key',
+  OBJECT_CHANGED_DURING_READ: 'the object was overwritten or removed while it was being read',
+  EXTENT_UNRECOVERABLE: 'fewer fragments of an extent survive than the policy needs to rebuild it',
+  FRAGMENT_MISSING: 'a fragment the catalog names is not on its disk',
+  FRAGMENT_HEADER_INVALID: 'a fragment header is truncated, corrupt or of an unknown version',
+  FRAGMENT_CHECKSUM_MISMATCH: "a fragment's data does not match its checksum",
+  FRAGMENT_IDENTITY_MISMATCH: 'a fragment header names another pool, disk, object or position',
+  EXTENT_CHECKSUM_MISMATCH: 'an extent rebuilt from fragments does not match its recorded checksum',
+  // native I/O layer
+  NATIVE_ADDON_MISSING: 'the native I/O addon is not built (run npm ci or npm rebuild)',
+  NATIVE_CALL_FAILED: 'a system call of the native I/O layer failed',
+  DEVICE_BUSY: 'the device or file is held exclusively by another process',
+  DIRECT_IO_UNAVAILABLE: 'O_DIRECT was required (--direct-io always) but the device refuses it',
+  IO_MISALIGNED: 'an I/O request was not aligned to the sector size and was refused before reaching the device',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+export class ShardpoolError extends Error {
+  override readonly name = 'ShardpoolError';
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isShardpoolError(error: unknown, code?: ErrorCode): error is ShardpoolError {
+  return error instanceof ShardpoolError && (code === undefined || error.code === code);
+}
+
+/** Node system errors carry an errno code string; this reads it without trusting the shape. */
+export function systemErrorCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,90 @@
+// pool.json: the pool's identity and defaults, in the pool directory beside the catalog.
+// Layout (docs/format.md § pool.json):
+//   { "format": "shardpool-pool", "formatVersion": 1, "poolUuid": UUID, "defaultPolicy": "ec:4+2",
+//     "extentSizeBytes": 1048576, "createdAt": ISO-8601 }
+import {
+  EXTENT_SIZE_ALIGNMENT_BYTES,
+  EXTENT_SIZE_MAX_BYTES,
+  EXTENT_SIZE_MIN_BYTES,
+  FORMAT_VERSION,
+} from '../constants.js';
+import { ShardpoolError } from '../errors.js';
+import { formatPolicy, parsePolicy, type Policy } from '../redundancy/policy.js';
+import { isUuid } from './uuid.js';
+
+export const POOL_CONFIG_FILE_NAME = 'pool.json';
+const POOL_FORMAT_TAG = 'shardpool-pool';
+
+export interface PoolConfig {
+  readonly formatVersion: number;
+  readonly poolUuid: string;
+  readonly defaultPolicy: Policy;
+  readonly extentSizeBytes: number;
+  readonly createdAt: string;
+}
+
+export function encodePoolConfig(config: PoolConfig): Buffer {
+  const document = {
+    format: POOL_FORMAT_TAG,
+    formatVersion: config.formatVersion,
+    poolUuid: config.poolUuid,
+    defaultPolicy: formatPolicy(config.defaultPolicy),
+    extentSizeBytes: config.extentSizeBytes,
+    createdAt: config.createdAt,
+  };
+  return Buffer.from(`${JSON.stringify(document, null, 2)}\n`, 'utf8');
+}
+
+/** Parses and validates pool.json; every failure is POOL_CONFIG_INVALID or POOL_FORMAT_UNSUPPORTED. */
+export function decodePoolConfig(bytes: Buffer, source: string): PoolConfig {
+  const invalid = (why: string) =>
+    new ShardpoolError('POOL_CONFIG_INVALID', `${source} is not a valid pool.json: ${why}`, { path: source });
+  let document: unknown;
+  try {
+    document = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw invalid('not JSON');
+  }
+  if (typeof document !== 'object' || document === null) throw invalid('not an object');
+  const fields = document as Record<string, unknown>;
+  if (fields.format !== POOL_FORMAT_TAG) throw invalid(`"format" must be "${POOL_FORMAT_TAG}"`);
+  if (!Number.isInteger(fields.formatVersion) || (fields.formatVersion as number) < 1) {
+    throw invalid('"formatVersion" must be a positive integer');
+  }
+  if ((fields.formatVersion as number) > FORMAT_VERSION) {
+    throw new ShardpoolError(
+      'POOL_FORMAT_UNSUPPORTED',
+      `${source} has format version ${String(fields.formatVersion)}; this shardpool reads up to ${FORMAT_VERSION}: upgrade shardpool`,
+      { path: source },
+    );
+  }
+  if (!isUuid(fields.poolUuid)) throw invalid('"poolUuid" must be a UUID');
+  if (typeof fields.defaultPolicy !== 'string') throw invalid('"defaultPolicy" must be a string');
+  const defaultPolicy = parsePolicy(fields.defaultPolicy);
+  const extentSizeBytes = fields.extentSizeBytes;
+  if (typeof extentSizeBytes !== 'number') throw invalid('"extentSizeBytes" must be a number');
+  validateExtentSize(extentSizeBytes);
+  if (typeof fields.createdAt !== 'string') throw invalid('"createdAt" must be a string');
+  return {
+    formatVersion: fields.formatVersion as number,
+    poolUuid: fields.poolUuid,
+    defaultPolicy,
+    extentSizeBytes,
+    createdAt: fields.createdAt,
+  };
+}
+
+export function validateExtentSize(extentSizeBytes: number): void {
+  if (
+    !Number.isInteger(extentSizeBytes) ||
+    extentSizeBytes < EXTENT_SIZE_MIN_BYTES ||
+    extentSizeBytes > EXTENT_SIZE_MAX_BYTES ||
+    extentSizeBytes % EXTENT_SIZE_ALIGNMENT_BYTES !== 0
+  ) {
+    throw new ShardpoolError(
+      'EXTENT_SIZE_INVALID',
+      `extent size ${extentSizeBytes} bytes is invalid: it must be a multiple of 4 KiB from 4 KiB to 64 MiB`,
+      { extentSizeBytes },
+    );
+  }
+}

@@ -1,0 +1,175 @@
+// Filesystem operations with the durability rules shardpool relies on, for directory disks and the pool directory.
+// A file is durable only after: data written to a temp file in the same directory → fsync(file) → rename over the
+// final name → fsync(directory). Without the last step a power cut can forget the rename itself.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, constants as fsConstants } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+
+export const TEMP_FILE_MARKER = '.tmp-';
+
+/** Writes `data` to `filePath` atomically and durably (temp → fsync → rename → fsync dir). */
+export async function writeFileDurable(filePath: string, data: Uint8Array | ReadonlyArray<Uint8Array>): Promise<void> {
+  await writeFileSynced(filePath, data);
+  await fsyncDirectory(path.dirname(filePath));
+}
+
+/**
+ * Like writeFileDurable but leaves the directory fsync to the caller, so that many files written into one directory
+ * share a single directory fsync (see DirectoryDisk.flush). The file's content is synced before its rename.
+ */
+export async function writeFileSynced(filePath: string, data: Uint8Array | ReadonlyArray<Uint8Array>): Promise<void> {
+  const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
+  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o644);
+  try {
+    const parts = isBufferList(data) ? data : [data];
+    await handle.writev(parts.map((part) => Buffer.from(part.buffer, part.byteOffset, part.byteLength)));
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(tempPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  try {
+    await fs.rename(tempPath, filePath);
+  } catch (error) {
+    await fs.rm(tempPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+export async function fsyncDirectory(directoryPath: string): Promise<void> {
+  const handle = await fs.open(directoryPath, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The file's bytes, or undefined when it does not exist. Other errors propagate. */
+export async function readFileIfExists(filePath: string): Promise<Buffer | undefined> {
+  try {
+    return await fs.readFile(filePath);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Removes a file; a file that is already gone is not an error (deletes are idempotent). */
+export async function removeFileIfExists(filePath: string): Promise<boolean> {
+  try {
+    await fs.unlink(filePath);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+
+export async function removeDirectoryIfEmpty(directoryPath: string): Promise<void> {
+  try {
+    await fs.rmdir(directoryPath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+  }
+}
+
+export async function ensureDirectory(directoryPath: string): Promise<void> {
+  await fs.mkdir(directoryPath, { recursive: true });
+}
+
+/** Names in a directory, or [] when it does not exist. */
+export async function listDirectory(directoryPath: string): Promise<string[]> {
+  try {
+    return await fs.readdir(directoryPath);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+export type PathKind = 'missing' | 'directory' | 'file' | 'block-device' | 'other';
+
+export async function pathKind(targetPath: string): Promise<PathKind> {
+  try {
+    const stats = await fs.stat(targetPath);
+    if (stats.isDirectory()) return 'directory';
+    if (stats.isFile()) return 'file';
+    if (stats.isBlockDevice()) return 'block-device';
+    return 'other';
+  } catch (error) {
+    if (isNotFound(error)) return 'missing';
+    throw error;
+  }
+}
+
+export async function fileSizeBytes(filePath: string): Promise<number> {
+  return (await fs.stat(filePath)).size;
+}
+
+export async function realPath(targetPath: string): Promise<string> {
+  return fs.realpath(targetPath);
+}
+
+export interface FilesystemSpace {
+  readonly capacityBytes: number;
+  /** Bytes an unprivileged writer may still use (f_bavail), which is what a fragment write can count on. */
+  readonly availableBytes: number;
+}
+
+export async function filesystemSpace(directoryPath: string): Promise<FilesystemSpace> {
+  const stats = await fs.statfs(directoryPath);
+  return { capacityBytes: stats.blocks * stats.bsize, availableBytes: stats.bavail * stats.bsize };
+}
+
+/** Opens a file for reading as a stream (put's input). */
+export function openInputStream(filePath: string): Readable {
+  return createReadStream(filePath, { highWaterMark: 1024 * 1024 });
+}
+
+/**
+ * Writes a stream of chunks to `filePath` so that the file appears only complete (temp → fsync → rename → fsync
+ * dir): a get that fails half-way, or is killed, never leaves a truncated file under the final name.
+ */
+export async function writeStreamDurable(filePath: string, chunks: AsyncIterable<Uint8Array>): Promise<number> {
+  const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
+  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o644);
+  let writtenBytes = 0;
+  try {
+    for await (const chunk of chunks) {
+      // A regular file write may in principle be short; loop until the chunk is all written.
+      for (let offset = 0; offset < chunk.byteLength; ) {
+        const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+        offset += bytesWritten;
+      }
+      writtenBytes += chunk.byteLength;
+    }
+    await handle.sync();
+    await handle.close();
+    await fs.rename(tempPath, filePath);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(tempPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  await fsyncDirectory(path.dirname(filePath));
+  return writtenBytes;
+}
+
+/** Opens (creating if needed) a file that is only used to hold a lock on; returns its raw fd. */
+export async function openLockFile(filePath: string): Promise<fs.FileHandle> {
+  return fs.open(filePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+function isBufferList(data: Uint8Array | ReadonlyArray<Uint8Array>): data is ReadonlyArray<Uint8Array> {
+  return Array.isArray(data);
+}

@@ -1,0 +1,77 @@
+// The catalog's schema, as an ordered list of migrations: migration i takes schema version i to i + 1.
+// A catalog is never opened by a shardpool older than its schema (POOL_FORMAT_UNSUPPORTED), and a newer shardpool
+// brings an older catalog up to date inside one transaction. Layout notes live in docs/format.md § Catalog.
+
+export const CATALOG_MIGRATIONS: ReadonlyArray<string> = [
+  // 0 → 1: the first schema.
+  `
+  CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  -- Member disks. id is the short number the CLI accepts; uuid is the identity written in the disk's label.
+  CREATE TABLE disks (
+    id          INTEGER PRIMARY KEY,
+    uuid        TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL CHECK (kind IN ('directory', 'block-device')),
+    path        TEXT NOT NULL UNIQUE,
+    state       TEXT NOT NULL CHECK (state IN ('healthy', 'failed', 'draining')),
+    added_at_ms INTEGER NOT NULL
+  );
+
+  -- The current version of each key. An overwrite replaces version_id in the same transaction that queues the old
+  -- version for garbage collection, so a reader sees the old object or the new one, never a mix.
+  CREATE TABLE objects (
+    key               TEXT PRIMARY KEY,
+    version_id        TEXT NOT NULL UNIQUE,
+    size_bytes        INTEGER NOT NULL CHECK (size_bytes >= 0),
+    policy            TEXT NOT NULL,
+    fragment_count    INTEGER NOT NULL CHECK (fragment_count >= 1),
+    fragments_needed  INTEGER NOT NULL CHECK (fragments_needed >= 1),
+    extent_size_bytes INTEGER NOT NULL,
+    extent_count      INTEGER NOT NULL CHECK (extent_count >= 0),
+    created_at_ms     INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- Extents and fragments belong to a version (current, or queued as garbage until its fragments are deleted).
+  CREATE TABLE extents (
+    version_id   TEXT NOT NULL,
+    extent_index INTEGER NOT NULL,
+    length_bytes INTEGER NOT NULL,
+    checksum     BLOB NOT NULL,
+    PRIMARY KEY (version_id, extent_index)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE fragments (
+    version_id     TEXT NOT NULL,
+    extent_index   INTEGER NOT NULL,
+    fragment_index INTEGER NOT NULL,
+    disk_id        INTEGER NOT NULL REFERENCES disks (id),
+    stored_bytes   INTEGER NOT NULL,
+    PRIMARY KEY (version_id, extent_index, fragment_index)
+  ) WITHOUT ROWID;
+  CREATE INDEX fragments_by_disk ON fragments (disk_id, version_id, extent_index);
+
+  -- A put registers its version here before writing any fragment and removes it in its commit. A row found by a
+  -- later writer (who holds the pool lock, so the put that wrote it is gone) marks fragments to clean up.
+  CREATE TABLE intents (
+    version_id    TEXT PRIMARY KEY,
+    key           TEXT NOT NULL,
+    started_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- Versions that were overwritten or removed; their fragments are deleted after the commit that replaced them.
+  CREATE TABLE garbage (
+    version_id   TEXT PRIMARY KEY,
+    key          TEXT NOT NULL,
+    queued_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- Event counters that outlive one command (degraded reads, reconstructed extents...).
+  CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];

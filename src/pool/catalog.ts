@@ -1,0 +1,431 @@
+// The catalog: which objects exist and where each of their fragments lives. SQLite through better-sqlite3, in WAL
+// mode with synchronous=FULL so that a returned commit is durable; every multi-row change is one transaction.
+import Database from 'better-sqlite3';
+import { assert } from '../assert.js';
+import { CATALOG_SCHEMA_VERSION } from '../constants.js';
+import { ShardpoolError } from '../errors.js';
+import type { DiskKind, FragmentAddress } from '../disk/disk.js';
+import { CATALOG_MIGRATIONS } from './catalog-schema.js';
+
+export const CATALOG_FILE_NAME = 'catalog.sqlite';
+/** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 10_000;
+
+export type DiskState = 'healthy' | 'failed' | 'draining';
+
+export interface DiskRow {
+  readonly id: number;
+  readonly uuid: string;
+  readonly kind: DiskKind;
+  readonly path: string;
+  readonly state: DiskState;
+  readonly addedAtMs: number;
+}
+
+export interface ObjectRow {
+  readonly key: string;
+  readonly versionId: string;
+  readonly sizeBytes: number;
+  readonly policy: string;
+  readonly fragmentCount: number;
+  readonly fragmentsNeeded: number;
+  readonly extentSizeBytes: number;
+  readonly extentCount: number;
+  readonly createdAtMs: number;
+}
+
+export interface FragmentRow extends FragmentAddress {
+  readonly diskId: number;
+  readonly storedBytes: number;
+}
+
+export interface ExtentRow {
+  readonly versionId: string;
+  readonly extentIndex: number;
+  readonly lengthBytes: number;
+  readonly checksum: Buffer;
+  /** Ordered by fragment index. */
+  readonly fragments: FragmentRow[];
+}
+
+export interface NewObject {
+  readonly object: ObjectRow;
+  readonly extents: ReadonlyArray<ExtentRow>;
+}
+
+export interface DiskUsage {
+  readonly fragmentCount: number;
+  readonly storedBytes: number;
+}
+
+/** One fragment on a disk being drained, with what is needed to move or rebuild it. */
+export interface FragmentToMove {
+  readonly object: ObjectRow;
+  readonly extent: ExtentRow;
+  readonly fragment: FragmentRow;
+}
+
+export class Catalog {
+  private constructor(private readonly db: Database.Database) {}
+
+  static open(filePath: string, options: { create: boolean }): Catalog {
+    let db: Database.Database;
+    try {
+      db = new Database(filePath, { fileMustExist: !options.create });
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    } catch (error) {
+      throw new ShardpoolError('CATALOG_FAILED', `cannot open catalog ${filePath}: ${String(error)}`, { path: filePath }, {
+        cause: error,
+      });
+    }
+    const catalog = new Catalog(db);
+    try {
+      catalog.migrate(filePath);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return catalog;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ── disks ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  addDisk(disk: { uuid: string; kind: DiskKind; path: string }): DiskRow {
+    const addedAtMs = Date.now();
+    const result = this.db
+      .prepare(`INSERT INTO disks (uuid, kind, path, state, added_at_ms) VALUES (?, ?, ?, 'healthy', ?)`)
+      .run(disk.uuid, disk.kind, disk.path, addedAtMs);
+    return { id: Number(result.lastInsertRowid), ...disk, state: 'healthy', addedAtMs };
+  }
+
+  listDisks(): DiskRow[] {
+    return this.db
+      .prepare(`SELECT id, uuid, kind, path, state, added_at_ms AS addedAtMs FROM disks ORDER BY id`)
+      .all() as DiskRow[];
+  }
+
+  setDiskState(diskId: number, state: DiskState): void {
+    const result = this.db.prepare(`UPDATE disks SET state = ? WHERE id = ?`).run(state, diskId);
+    assert(result.changes === 1, 'the disk whose state changes exists');
+  }
+
+  /** Forgets a disk; only allowed once no fragment row names it. */
+  deleteDisk(diskId: number): void {
+    this.db.transaction(() => {
+      const remaining = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE disk_id = ?`).get(diskId) as {
+        n: number;
+      };
+      assert(remaining.n === 0, 'a disk is forgotten only when no fragment lives on it');
+      this.db.prepare(`DELETE FROM disks WHERE id = ?`).run(diskId);
+    }).immediate();
+  }
+
+  diskUsage(): Map<number, DiskUsage> {
+    const rows = this.db
+      .prepare(
+        `SELECT disk_id AS diskId, count(*) AS fragmentCount, coalesce(sum(stored_bytes), 0) AS storedBytes
+         FROM fragments GROUP BY disk_id`,
+      )
+      .all() as Array<{ diskId: number } & DiskUsage>;
+    return new Map(rows.map((row) => [row.diskId, { fragmentCount: row.fragmentCount, storedBytes: row.storedBytes }]));
+  }
+
+  // ── puts: intent, then commit ─────────────────────────────────────────────────────────────────────────────────
+
+  beginIntent(versionId: string, key: string): void {
+    this.db.prepare(`INSERT INTO intents (version_id, key, started_at_ms) VALUES (?, ?, ?)`).run(versionId, key, Date.now());
+  }
+
+  listIntents(): Array<{ versionId: string; key: string }> {
+    return this.db.prepare(`SELECT version_id AS versionId, key FROM intents`).all() as Array<{
+      versionId: string;
+      key: string;
+    }>;
+  }
+
+  dropIntent(versionId: string): void {
+    this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(versionId);
+  }
+
+  /**
+   * Makes a new object version visible, atomically: inserts its extents and fragments, points the key at it,
+   * queues the version it replaces (if any) as garbage and clears the put's intent. Returns the replaced version.
+   */
+  commitObject(newObject: NewObject): string | undefined {
+    const { object, extents } = newObject;
+    assert(extents.length === object.extentCount, 'every extent of the object is committed');
+    return this.db.transaction(() => {
+      const insertExtent = this.db.prepare(
+        `INSERT INTO extents (version_id, extent_index, length_bytes, checksum) VALUES (?, ?, ?, ?)`,
+      );
+      const insertFragment = this.db.prepare(
+        `INSERT INTO fragments (version_id, extent_index, fragment_index, disk_id, stored_bytes) VALUES (?, ?, ?, ?, ?)`,
+      );
+      for (const extent of extents) {
+        assert(extent.fragments.length === object.fragmentCount, 'every fragment of an extent is committed');
+        insertExtent.run(object.versionId, extent.extentIndex, extent.lengthBytes, extent.checksum);
+        for (const fragment of extent.fragments) {
+          insertFragment.run(
+            object.versionId,
+            extent.extentIndex,
+            fragment.fragmentIndex,
+            fragment.diskId,
+            fragment.storedBytes,
+          );
+        }
+      }
+      const replaced = this.queueGarbageFor(object.key);
+      this.db
+        .prepare(
+          `INSERT INTO objects (key, version_id, size_bytes, policy, fragment_count, fragments_needed,
+             extent_size_bytes, extent_count, created_at_ms)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          object.key,
+          object.versionId,
+          object.sizeBytes,
+          object.policy,
+          object.fragmentCount,
+          object.fragmentsNeeded,
+          object.extentSizeBytes,
+          object.extentCount,
+          object.createdAtMs,
+        );
+      this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
+      return replaced;
+    }).immediate();
+  }
+
+  // ── objects ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+  getObject(key: string): ObjectRow | undefined {
+    return this.db.prepare(`${OBJECT_SELECT} WHERE key = ?`).get(key) as ObjectRow | undefined;
+  }
+
+  isCurrentVersion(key: string, versionId: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM objects WHERE key = ? AND version_id = ?`).get(key, versionId) !== undefined;
+  }
+
+  /** Objects whose key starts with `prefix`, in byte order of their keys. */
+  *listObjects(prefix: string): Generator<ObjectRow> {
+    const statement = this.db.prepare(`${OBJECT_SELECT} WHERE key >= ? ORDER BY key`);
+    for (const row of statement.iterate(prefix) as IterableIterator<ObjectRow>) {
+      if (!row.key.startsWith(prefix)) break;
+      yield row;
+    }
+  }
+
+  objectTotals(): { objectCount: number; logicalBytes: number } {
+    return this.db
+      .prepare(`SELECT count(*) AS objectCount, coalesce(sum(size_bytes), 0) AS logicalBytes FROM objects`)
+      .get() as { objectCount: number; logicalBytes: number };
+  }
+
+  extentsOf(versionId: string): ExtentRow[] {
+    const extents = this.db
+      .prepare(
+        `SELECT version_id AS versionId, extent_index AS extentIndex, length_bytes AS lengthBytes, checksum
+         FROM extents WHERE version_id = ? ORDER BY extent_index`,
+      )
+      .all(versionId) as Array<Omit<ExtentRow, 'fragments'>>;
+    const fragments = this.db
+      .prepare(`${FRAGMENT_SELECT} WHERE version_id = ? ORDER BY extent_index, fragment_index`)
+      .all(versionId) as FragmentRow[];
+    const byExtent = new Map<number, FragmentRow[]>();
+    for (const fragment of fragments) {
+      const list = byExtent.get(fragment.extentIndex) ?? [];
+      list.push(fragment);
+      byExtent.set(fragment.extentIndex, list);
+    }
+    return extents.map((extent) => ({ ...extent, fragments: byExtent.get(extent.extentIndex) ?? [] }));
+  }
+
+  /** Removes the key; its version is queued as garbage. Returns that version, or undefined if there was no object. */
+  removeObject(key: string): string | undefined {
+    return this.db.transaction(() => this.queueGarbageFor(key)).immediate();
+  }
+
+  // ── garbage ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+  listGarbage(): string[] {
+    return (this.db.prepare(`SELECT version_id AS versionId FROM garbage ORDER BY queued_at_ms`).all() as Array<{
+      versionId: string;
+    }>).map((row) => row.versionId);
+  }
+
+  fragmentsOfVersion(versionId: string): FragmentRow[] {
+    return this.db.prepare(`${FRAGMENT_SELECT} WHERE version_id = ?`).all(versionId) as FragmentRow[];
+  }
+
+  deleteFragmentRows(rows: ReadonlyArray<FragmentAddress>): void {
+    const statement = this.db.prepare(
+      `DELETE FROM fragments WHERE version_id = ? AND extent_index = ? AND fragment_index = ?`,
+    );
+    this.db.transaction(() => {
+      for (const row of rows) statement.run(row.versionId, row.extentIndex, row.fragmentIndex);
+    }).immediate();
+  }
+
+  /** Drops a garbage version once none of its fragments remain. */
+  finishGarbage(versionId: string): boolean {
+    return this.db.transaction(() => {
+      const left = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE version_id = ?`).get(versionId) as {
+        n: number;
+      };
+      if (left.n > 0) return false;
+      this.db.prepare(`DELETE FROM extents WHERE version_id = ?`).run(versionId);
+      this.db.prepare(`DELETE FROM garbage WHERE version_id = ?`).run(versionId);
+      return true;
+    }).immediate();
+  }
+
+  // ── drain ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Up to `limit` fragments of current objects that live on `diskId`. */
+  fragmentsToMove(diskId: number, limit: number): FragmentToMove[] {
+    const rows = this.db
+      .prepare(
+        `SELECT o.key AS key, f.version_id AS versionId, f.extent_index AS extentIndex
+         FROM fragments f JOIN objects o ON o.version_id = f.version_id
+         WHERE f.disk_id = ? GROUP BY f.version_id, f.extent_index LIMIT ?`,
+      )
+      .all(diskId, limit) as Array<{ key: string; versionId: string; extentIndex: number }>;
+    const moves: FragmentToMove[] = [];
+    for (const row of rows) {
+      const object = this.getObject(row.key);
+      if (!object) continue;
+      const extent = this.extentOf(row.versionId, row.extentIndex);
+      if (!extent) continue;
+      for (const fragment of extent.fragments) {
+        if (fragment.diskId === diskId) moves.push({ object, extent, fragment });
+      }
+    }
+    return moves;
+  }
+
+  /** Re-points one fragment from one disk to another; false when it no longer lives where expected. */
+  moveFragment(address: FragmentAddress, fromDiskId: number, toDiskId: number, storedBytes: number): boolean {
+    const result = this.db
+      .prepare(
+        `UPDATE fragments SET disk_id = ?, stored_bytes = ?
+         WHERE version_id = ? AND extent_index = ? AND fragment_index = ? AND disk_id = ?`,
+      )
+      .run(toDiskId, storedBytes, address.versionId, address.extentIndex, address.fragmentIndex, fromDiskId);
+    return result.changes === 1;
+  }
+
+  /** The most fragments per extent among the objects with a fragment on this disk (0 when it holds none). */
+  widestExtentOnDisk(diskId: number): number {
+    const row = this.db
+      .prepare(
+        `SELECT coalesce(max(o.fragment_count), 0) AS n
+         FROM fragments f JOIN objects o ON o.version_id = f.version_id WHERE f.disk_id = ?`,
+      )
+      .get(diskId) as { n: number };
+    return row.n;
+  }
+
+  countFragmentsOnDisk(diskId: number): number {
+    return (this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE disk_id = ?`).get(diskId) as { n: number }).n;
+  }
+
+  // ── health ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Counts extents of current objects by how many of their fragments are on unavailable disks: `degraded` have at
+   * least one there, `unreadable` have fewer available than the policy needs.
+   */
+  redundancyReport(unavailableDiskIds: ReadonlyArray<number>): { degradedExtents: number; unreadableExtents: number } {
+    return this.db
+      .prepare(
+        `SELECT coalesce(sum(missing > 0), 0) AS degradedExtents,
+                coalesce(sum(fragment_count - missing < fragments_needed), 0) AS unreadableExtents
+         FROM (
+           SELECT o.fragment_count, o.fragments_needed,
+                  sum(f.disk_id IN (SELECT value FROM json_each(?))) AS missing
+           FROM fragments f JOIN objects o ON o.version_id = f.version_id
+           GROUP BY f.version_id, f.extent_index
+         )`,
+      )
+      .get(JSON.stringify(unavailableDiskIds)) as { degradedExtents: number; unreadableExtents: number };
+  }
+
+  // ── counters ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+  addToCounter(name: string, delta: number): void {
+    this.db
+      .prepare(`INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + ?`)
+      .run(name, delta, delta);
+  }
+
+  counters(): Record<string, number> {
+    const rows = this.db.prepare(`SELECT name, value FROM counters ORDER BY name`).all() as Array<{
+      name: string;
+      value: number;
+    }>;
+    return Object.fromEntries(rows.map((row) => [row.name, row.value]));
+  }
+
+  // ── internals ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+  private extentOf(versionId: string, extentIndex: number): ExtentRow | undefined {
+    const extent = this.db
+      .prepare(
+        `SELECT version_id AS versionId, extent_index AS extentIndex, length_bytes AS lengthBytes, checksum
+         FROM extents WHERE version_id = ? AND extent_index = ?`,
+      )
+      .get(versionId, extentIndex) as Omit<ExtentRow, 'fragments'> | undefined;
+    if (!extent) return undefined;
+    const fragments = this.db
+      .prepare(`${FRAGMENT_SELECT} WHERE version_id = ? AND extent_index = ? ORDER BY fragment_index`)
+      .all(versionId, extentIndex) as FragmentRow[];
+    return { ...extent, fragments };
+  }
+
+  /** Inside a transaction: detaches the key's current version (if any) and queues it as garbage. */
+  private queueGarbageFor(key: string): string | undefined {
+    const current = this.db.prepare(`SELECT version_id AS versionId FROM objects WHERE key = ?`).get(key) as
+      | { versionId: string }
+      | undefined;
+    if (!current) return undefined;
+    this.db.prepare(`DELETE FROM objects WHERE key = ?`).run(key);
+    this.db
+      .prepare(`INSERT INTO garbage (version_id, key, queued_at_ms) VALUES (?, ?, ?)`)
+      .run(current.versionId, key, Date.now());
+    return current.versionId;
+  }
+
+  private migrate(filePath: string): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > CATALOG_SCHEMA_VERSION) {
+      throw new ShardpoolError(
+        'POOL_FORMAT_UNSUPPORTED',
+        `catalog ${filePath} has schema version ${version}; this shardpool reads up to ${CATALOG_SCHEMA_VERSION}`,
+        { path: filePath },
+      );
+    }
+    assert(CATALOG_MIGRATIONS.length === CATALOG_SCHEMA_VERSION, 'one migration per schema version');
+    if (version === CATALOG_SCHEMA_VERSION) return;
+    this.db.transaction(() => {
+      for (let step = version; step < CATALOG_SCHEMA_VERSION; step += 1) {
+        this.db.exec(CATALOG_MIGRATIONS[step] as string);
+      }
+      this.db.pragma(`user_version = ${CATALOG_SCHEMA_VERSION}`);
+    }).immediate();
+  }
+}
+
+const OBJECT_SELECT = `SELECT key, version_id AS versionId, size_bytes AS sizeBytes, policy,
+  fragment_count AS fragmentCount, fragments_needed AS fragmentsNeeded, extent_size_bytes AS extentSizeBytes,
+  extent_count AS extentCount, created_at_ms AS createdAtMs FROM objects`;
+
+const FRAGMENT_SELECT = `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
+  disk_id AS diskId, stored_bytes AS storedBytes FROM fragments`;

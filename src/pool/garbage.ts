@@ -1,0 +1,72 @@
+// Deleting fragments that no committed object needs any more. Two sources:
+// - garbage versions: overwritten or removed objects, queued by the catalog transaction that replaced them;
+// - interrupted puts: an intent row whose process is gone (we hold the pool lock, so it is not running).
+// Both run before any change when a pool is opened for writing, so a crash at any point only delays cleanup.
+// Fragment rows are dropped only after the file deletions were flushed: a crash in between leaves a row whose file is
+// already gone, which the next collection deletes again harmlessly (deletes are idempotent).
+import { isShardpoolError } from '../errors.js';
+import type { FragmentRow } from './catalog.js';
+import { killPoint } from './kill-points.js';
+import type { Pool } from './pool.js';
+
+export async function collectGarbage(pool: Pool): Promise<void> {
+  for (const versionId of pool.catalog.listGarbage()) await collectGarbageVersion(pool, versionId);
+}
+
+/** Deletes a garbage version's fragments from every disk that can be reached; unreachable ones wait for later. */
+export async function collectGarbageVersion(pool: Pool, versionId: string): Promise<boolean> {
+  const deleted: FragmentRow[] = [];
+  const flushDisks = new Set<number>();
+  for (const fragment of pool.catalog.fragmentsOfVersion(versionId)) {
+    const member = pool.member(fragment.diskId);
+    if (member.row.state === 'failed' || (member.row.state === 'draining' && !member.disk)) {
+      // A failed disk is never written again, and an unreachable disk being drained is about to be forgotten:
+      // either way its copy is gone as far as the pool is concerned.
+      deleted.push(fragment);
+      continue;
+    }
+    if (!member.disk) continue;
+    try {
+      await member.disk.deleteFragment(fragment);
+      killPoint('gc.fragment-deleted');
+      deleted.push(fragment);
+      flushDisks.add(fragment.diskId);
+    } catch (error) {
+      if (!isShardpoolError(error)) throw error;
+      // Left for the next collection; the object is already invisible, so nothing is lost by waiting.
+    }
+  }
+  await Promise.all([...flushDisks].map((diskId) => pool.member(diskId).disk?.flush()));
+  pool.catalog.deleteFragmentRows(deleted);
+  const finished = pool.catalog.finishGarbage(versionId);
+  if (finished) killPoint('gc.version-finished');
+  return finished;
+}
+
+/** Deletes the fragments of puts that recorded an intent but never committed. */
+export async function cleanUpInterruptedPuts(pool: Pool): Promise<void> {
+  for (const intent of pool.catalog.listIntents()) await abandonVersion(pool, intent.versionId);
+}
+
+/**
+ * Deletes every fragment of an uncommitted version from every reachable disk and, when no live disk was out of
+ * reach, drops its intent. A version with an unreachable disk keeps its intent so the cleanup is retried later.
+ */
+export async function abandonVersion(pool: Pool, versionId: string): Promise<void> {
+  let complete = true;
+  for (const member of pool.listMembers()) {
+    if (member.row.state === 'failed') continue;
+    if (!member.disk) {
+      complete = false;
+      continue;
+    }
+    try {
+      await member.disk.deleteVersion(versionId);
+      await member.disk.flush();
+    } catch (error) {
+      if (!isShardpoolError(error)) throw error;
+      complete = false;
+    }
+  }
+  if (complete) pool.catalog.dropIntent(versionId);
+}

@@ -1,0 +1,190 @@
+// The read path. An object is streamed out extent by extent, with up to GET_EXTENTS_READ_AHEAD_MAX extents read
+// ahead. Each extent is rebuilt from the fewest fragments its policy needs (the data fragments first, so the common
+// case decodes nothing); every fragment is verified on read, and a missing, corrupt or unreachable fragment is
+// replaced by another one transparently (a degraded read, counted). The rebuilt extent is checked against the
+// extent checksum recorded at put time before a byte of it is returned.
+import { assert } from '../assert.js';
+import { GET_EXTENTS_READ_AHEAD_MAX } from '../constants.js';
+import { ShardpoolError, isShardpoolError } from '../errors.js';
+import { checksum128, checksumEquals } from '../redundancy/checksum.js';
+import type { Codec } from '../redundancy/codec.js';
+import { createCodec } from '../redundancy/create-codec.js';
+import { parsePolicy } from '../redundancy/policy.js';
+import type { ExtentRow, FragmentRow, ObjectRow } from './catalog.js';
+import type { Pool } from './pool.js';
+
+export const COUNTER_EXTENTS_READ_DEGRADED = 'extents_read_degraded';
+export const COUNTER_FRAGMENT_READ_FAILURES = 'fragment_read_failures';
+
+export interface FragmentFailure {
+  readonly extentIndex: number;
+  readonly fragmentIndex: number;
+  readonly diskId: number;
+  /** An error code, or UNAVAILABLE when the disk is failed or unreachable. */
+  readonly reason: string;
+}
+
+export interface ReadStats {
+  extentsRead: number;
+  extentsDegraded: number;
+  readonly fragmentFailures: FragmentFailure[];
+}
+
+export interface ObjectReader {
+  readonly object: ObjectRow;
+  readonly stats: ReadStats;
+  /** The object's bytes in order. Rejects with EXTENT_UNRECOVERABLE or OBJECT_CHANGED_DURING_READ. */
+  chunks(): AsyncGenerator<Buffer>;
+}
+
+export function openObjectReader(pool: Pool, object: ObjectRow): ObjectReader {
+  const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
+  return { object, stats, chunks: () => readChunks(pool, object, stats) };
+}
+
+async function* readChunks(pool: Pool, object: ObjectRow, stats: ReadStats): AsyncGenerator<Buffer> {
+  const codec = createCodec(parsePolicy(object.policy));
+  const extents = pool.catalog.extentsOf(object.versionId);
+  if (extents.length !== object.extentCount) throw changedDuringRead(pool, object);
+  // Settled promises, so a read-ahead that fails while the consumer is slow is never an unhandled rejection.
+  const ahead: Array<Promise<{ data: Buffer } | { error: unknown }>> = [];
+  let next = 0;
+  const schedule = () => {
+    while (ahead.length < GET_EXTENTS_READ_AHEAD_MAX && next < extents.length) {
+      const extent = extents[next] as ExtentRow;
+      next += 1;
+      ahead.push(
+        readExtent(pool, object, extent, codec, stats).then(
+          (data) => ({ data }),
+          (error: unknown) => ({ error }),
+        ),
+      );
+    }
+  };
+  try {
+    schedule();
+    while (ahead.length > 0) {
+      const result = await (ahead.shift() as Promise<{ data: Buffer } | { error: unknown }>);
+      if ('error' in result) throw result.error;
+      schedule();
+      yield result.data;
+    }
+  } finally {
+    recordCounters(pool, stats);
+  }
+}
+
+/** Reads and verifies one extent, degraded if it must be. */
+export async function readExtent(
+  pool: Pool,
+  object: ObjectRow,
+  extent: ExtentRow,
+  codec: Codec,
+  stats: ReadStats,
+): Promise<Buffer> {
+  const gathered = await gatherFragments(pool, object, extent, codec, stats);
+  const data = await codec.decode(gathered.fragments, extent.lengthBytes);
+  if (!checksumEquals(checksum128(data), extent.checksum)) {
+    throw new ShardpoolError(
+      'EXTENT_CHECKSUM_MISMATCH',
+      `extent ${extent.extentIndex} of ${JSON.stringify(object.key)} does not match its checksum after decoding`,
+      { key: object.key, extentIndex: extent.extentIndex },
+    );
+  }
+  stats.extentsRead += 1;
+  if (gathered.degraded) stats.extentsDegraded += 1;
+  return data;
+}
+
+/**
+ * Reads verified fragments of one extent until the codec has enough: `fragments[i]` is fragment i or undefined.
+ * Data fragments are tried first, then parity; fragments on unavailable disks are skipped. `skip` leaves out
+ * fragment indexes the caller knows are bad (e.g. the one being repaired).
+ */
+export async function gatherFragments(
+  pool: Pool,
+  object: ObjectRow,
+  extent: ExtentRow,
+  codec: Codec,
+  stats: ReadStats,
+  skip: ReadonlySet<number> = new Set(),
+): Promise<{ fragments: Array<Buffer | undefined>; degraded: boolean }> {
+  assert(extent.fragments.length === codec.fragmentCount, 'the catalog holds every fragment of an extent');
+  const fragments: Array<Buffer | undefined> = new Array(codec.fragmentCount).fill(undefined);
+  const queue: FragmentRow[] = [];
+  const failures: FragmentFailure[] = [];
+  for (const fragment of extent.fragments) {
+    if (skip.has(fragment.fragmentIndex)) continue;
+    if (pool.readableDisk(fragment.diskId)) queue.push(fragment);
+    else failures.push({ ...position(fragment), reason: 'UNAVAILABLE' });
+  }
+  let readable = 0;
+  const worker = async (): Promise<void> => {
+    while (readable < codec.fragmentsNeeded) {
+      const fragment = queue.shift();
+      if (!fragment) return;
+      try {
+        const disk = pool.readableDisk(fragment.diskId);
+        assert(disk !== undefined, 'queued fragments are on readable disks');
+        const { data } = await disk.readFragment(fragment);
+        fragments[fragment.fragmentIndex] = data;
+        readable += 1;
+      } catch (error) {
+        if (!isShardpoolError(error)) throw error;
+        failures.push({ ...position(fragment), reason: error.code });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: codec.fragmentsNeeded }, worker));
+  stats.fragmentFailures.push(...failures);
+  if (readable < codec.fragmentsNeeded) throw unrecoverable(pool, object, extent, codec, readable, failures);
+  return { fragments, degraded: failures.length > 0 };
+}
+
+function position(fragment: FragmentRow): Omit<FragmentFailure, 'reason'> {
+  return { extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex, diskId: fragment.diskId };
+}
+
+function unrecoverable(
+  pool: Pool,
+  object: ObjectRow,
+  extent: ExtentRow,
+  codec: Codec,
+  readable: number,
+  failures: FragmentFailure[],
+): ShardpoolError {
+  // A concurrent overwrite or rm deletes the old version's fragments: that is not data loss.
+  if (!pool.catalog.isCurrentVersion(object.key, object.versionId)) return changedDuringRead(pool, object);
+  const reasons = failures
+    .map((failure) => `fragment ${failure.fragmentIndex} on disk ${failure.diskId}: ${failure.reason}`)
+    .join('; ');
+  const startBytes = extent.extentIndex * object.extentSizeBytes;
+  return new ShardpoolError(
+    'EXTENT_UNRECOVERABLE',
+    `object ${JSON.stringify(object.key)} extent ${extent.extentIndex} (bytes ${startBytes}–` +
+      `${startBytes + extent.lengthBytes - 1}) cannot be rebuilt: ${readable} of ${codec.fragmentCount} fragments ` +
+      `readable, ${codec.fragmentsNeeded} needed (${reasons})`,
+    { key: object.key, extentIndex: extent.extentIndex, readable, needed: codec.fragmentsNeeded },
+  );
+}
+
+function changedDuringRead(pool: Pool, object: ObjectRow): ShardpoolError {
+  const stillExists = pool.catalog.getObject(object.key) !== undefined;
+  return new ShardpoolError(
+    'OBJECT_CHANGED_DURING_READ',
+    `object ${JSON.stringify(object.key)} was ${stillExists ? 'overwritten' : 'removed'} while it was being read`,
+    { key: object.key },
+  );
+}
+
+function recordCounters(pool: Pool, stats: ReadStats): void {
+  // Fragments on failed or unreachable disks were never tried; only real read failures count as such.
+  const readFailures = stats.fragmentFailures.filter((failure) => failure.reason !== 'UNAVAILABLE').length;
+  if (stats.extentsDegraded === 0 && readFailures === 0) return;
+  try {
+    pool.catalog.addToCounter(COUNTER_EXTENTS_READ_DEGRADED, stats.extentsDegraded);
+    pool.catalog.addToCounter(COUNTER_FRAGMENT_READ_FAILURES, readFailures);
+  } catch {
+    // Counting is best effort: a read must not fail because the catalog was busy.
+  }
+}

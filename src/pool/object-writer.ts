@@ -1,0 +1,278 @@
+// The write path. An object is streamed in, cut into extents, each extent encoded by the policy's codec into
+// fragments written to distinct disks; at most PUT_EXTENTS_IN_FLIGHT_MAX extents are in memory at once, and the
+// input is not read further while that many are in flight (back-pressure).
+//
+// Commit protocol (docs/architecture.md § write path):
+//   1. record an intent for the new version in the catalog      (a crash after this: the next writer deletes its fragments)
+//   2. write every fragment: temp file → fsync → rename          (kill point put.fragment-written)
+//   3. flush every disk touched: fsync of each directory          (kill point put.fragments-flushed)
+//   4. one catalog transaction: the key points at the new version, the old one is queued as garbage, the intent goes
+//      (kill point put.committed) — only now is the put acknowledged
+//   5. delete the old version's fragments (garbage collection)
+import type { Readable } from 'node:stream';
+import { assert } from '../assert.js';
+import { PUT_EXTENTS_IN_FLIGHT_MAX } from '../constants.js';
+import { ShardpoolError, isShardpoolError } from '../errors.js';
+import type { Disk } from '../disk/disk.js';
+import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
+import { newUuid } from '../format/uuid.js';
+import { checksum128 } from '../redundancy/checksum.js';
+import type { Codec } from '../redundancy/codec.js';
+import { createCodec } from '../redundancy/create-codec.js';
+import { formatPolicy, type Policy } from '../redundancy/policy.js';
+import type { ExtentRow, FragmentRow, ObjectRow } from './catalog.js';
+import { Semaphore } from './concurrency.js';
+import { abandonVersion, collectGarbageVersion } from './garbage.js';
+import { killPoint } from './kill-points.js';
+import { chooseDisks } from './placement.js';
+import type { Pool } from './pool.js';
+
+/** What a put reads: a stream, or any (async) iterable of chunks. */
+export type ObjectSource = AsyncIterable<Buffer | string> | Iterable<Buffer> | Readable;
+
+export interface PutResult {
+  readonly object: ObjectRow;
+  /** The version this put replaced, if the key existed. */
+  readonly replacedVersionId: string | undefined;
+}
+
+export async function writeObject(
+  pool: Pool,
+  key: string,
+  source: ObjectSource,
+  options: { policy: Policy; onProgress?: ((bytesWritten: number) => void) | undefined },
+): Promise<PutResult> {
+  const codec = createCodec(options.policy);
+  const writer = await ExtentWriter.start(pool, codec, key);
+  pool.catalog.beginIntent(writer.versionId, key);
+  killPoint('put.intent-recorded');
+  let object: ObjectRow;
+  let replacedVersionId: string | undefined;
+  try {
+    const { sizeBytes, extents } = await writer.writeAll(source, pool.config.extentSizeBytes, options.onProgress);
+    await writer.flushTouchedDisks();
+    killPoint('put.fragments-flushed');
+    object = {
+      key,
+      versionId: writer.versionId,
+      sizeBytes,
+      policy: formatPolicy(options.policy),
+      fragmentCount: codec.fragmentCount,
+      fragmentsNeeded: codec.fragmentsNeeded,
+      extentSizeBytes: pool.config.extentSizeBytes,
+      extentCount: extents.length,
+      createdAtMs: Date.now(),
+    };
+    replacedVersionId = pool.catalog.commitObject({ object, extents });
+  } catch (error) {
+    await abandonVersion(pool, writer.versionId);
+    throw error;
+  }
+  killPoint('put.committed');
+  if (replacedVersionId !== undefined) await collectGarbageVersion(pool, replacedVersionId);
+  return { object, replacedVersionId };
+}
+
+/** Writes the extents of one new object version and remembers where every fragment went. */
+class ExtentWriter {
+  readonly versionId = newUuid();
+  private readonly touchedDisks = new Set<number>();
+  /** Disks that failed a write during this put; no further fragment of this put goes there. */
+  private readonly excludedDisks = new Set<number>();
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly codec: Codec,
+    private readonly key: string,
+    /** Free bytes per writable disk, decremented as fragments are placed so one put spreads by what is left. */
+    private readonly freeBytes: Map<number, number>,
+  ) {}
+
+  static async start(pool: Pool, codec: Codec, key: string): Promise<ExtentWriter> {
+    const writable = pool.writableMembers();
+    if (writable.length < codec.fragmentCount) {
+      throw new ShardpoolError(
+        'POLICY_NEEDS_MORE_DISKS',
+        `policy ${formatPolicy(codec.policy)} needs ${codec.fragmentCount} healthy disks, the pool has ` +
+          `${writable.length} (add disks with add-disk, or choose a smaller policy)`,
+        { policy: formatPolicy(codec.policy), needed: codec.fragmentCount, available: writable.length },
+      );
+    }
+    const freeBytes = new Map<number, number>();
+    for (const member of writable) {
+      const space = await member.disk!.space().catch(() => undefined);
+      if (space) freeBytes.set(member.row.id, space.freeBytes);
+    }
+    return new ExtentWriter(pool, codec, key, freeBytes);
+  }
+
+  async writeAll(
+    source: ObjectSource,
+    extentSizeBytes: number,
+    onProgress: ((bytesWritten: number) => void) | undefined,
+  ): Promise<{ sizeBytes: number; extents: ExtentRow[] }> {
+    const extents: ExtentRow[] = [];
+    const inFlight = new Semaphore(PUT_EXTENTS_IN_FLIGHT_MAX);
+    const running = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
+    let sizeBytes = 0;
+    let extentIndex = 0;
+    for await (const extentData of cutIntoExtents(source, extentSizeBytes)) {
+      // Waiting here stops the for-await from pulling more input: that is the back-pressure.
+      await inFlight.acquire();
+      if (failure) {
+        inFlight.release();
+        break;
+      }
+      const index = extentIndex;
+      extentIndex += 1;
+      const task = this.writeExtent(index, extentData)
+        .then((row) => {
+          extents[index] = row;
+          sizeBytes += extentData.length;
+          onProgress?.(sizeBytes);
+        })
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => {
+          inFlight.release();
+          running.delete(task);
+        });
+      running.add(task);
+    }
+    await Promise.all(running);
+    if (failure) throw failure.error;
+    assert(extents.length === extentIndex, 'every extent was written');
+    return { sizeBytes, extents };
+  }
+
+  async flushTouchedDisks(): Promise<void> {
+    await Promise.all([...this.touchedDisks].map((diskId) => this.diskFor(diskId).flush()));
+  }
+
+  private async writeExtent(extentIndex: number, data: Buffer): Promise<ExtentRow> {
+    const extentChecksum = checksum128(data);
+    const fragments = await this.codec.encode(data);
+    assert(fragments.length === this.codec.fragmentCount, 'the codec returns every fragment');
+    const storedBytes = fragmentHeaderLengthBytes(this.key) + this.codec.fragmentLengthBytes(data.length);
+    const diskIds = this.place(storedBytes, this.codec.fragmentCount, new Set());
+    const rows = await Promise.all(
+      fragments.map((fragmentData, fragmentIndex) =>
+        this.writeFragment({
+          extentIndex,
+          extentLengthBytes: data.length,
+          extentChecksum,
+          fragmentIndex,
+          fragmentData,
+          storedBytes,
+          diskId: diskIds[fragmentIndex] as number,
+          extentDisks: diskIds,
+        }),
+      ),
+    );
+    return { versionId: this.versionId, extentIndex, lengthBytes: data.length, checksum: extentChecksum, fragments: rows };
+  }
+
+  /**
+   * Writes one fragment. If its disk fails the write, that disk is left out for the rest of the put and the fragment
+   * goes to another disk that holds no fragment of this extent; only when none is left does the put fail.
+   */
+  private async writeFragment(fragment: {
+    extentIndex: number;
+    extentLengthBytes: number;
+    extentChecksum: Buffer;
+    fragmentIndex: number;
+    fragmentData: Buffer;
+    storedBytes: number;
+    diskId: number;
+    extentDisks: number[];
+  }): Promise<FragmentRow> {
+    let diskId = fragment.diskId;
+    for (;;) {
+      try {
+        await this.diskFor(diskId).writeFragment(
+          {
+            versionId: this.versionId,
+            key: this.key,
+            policy: this.codec.policy,
+            extentIndex: fragment.extentIndex,
+            extentLengthBytes: fragment.extentLengthBytes,
+            extentChecksum: fragment.extentChecksum,
+            fragmentIndex: fragment.fragmentIndex,
+            dataLengthBytes: fragment.fragmentData.length,
+            dataChecksum: checksum128(fragment.fragmentData),
+          },
+          fragment.fragmentData,
+        );
+        this.touchedDisks.add(diskId);
+        killPoint('put.fragment-written');
+        return {
+          versionId: this.versionId,
+          extentIndex: fragment.extentIndex,
+          fragmentIndex: fragment.fragmentIndex,
+          diskId,
+          storedBytes: fragment.storedBytes,
+        };
+      } catch (error) {
+        if (!isShardpoolError(error, 'DISK_IO_FAILED') && !isShardpoolError(error, 'DISK_FULL')) throw error;
+        this.excludedDisks.add(diskId);
+        const replacement = this.tryPlaceOne(fragment.storedBytes, new Set(fragment.extentDisks));
+        if (replacement === undefined) throw error;
+        fragment.extentDisks.push(replacement);
+        diskId = replacement;
+      }
+    }
+  }
+
+  private place(storedBytes: number, count: number, avoid: ReadonlySet<number>): number[] {
+    const candidates = [...this.freeBytes]
+      .filter(([diskId, free]) => !this.excludedDisks.has(diskId) && !avoid.has(diskId) && free >= storedBytes)
+      .map(([diskId, freeBytes]) => ({ diskId, freeBytes }));
+    const chosen = chooseDisks(candidates, count);
+    for (const diskId of chosen) this.freeBytes.set(diskId, (this.freeBytes.get(diskId) ?? 0) - storedBytes);
+    return chosen;
+  }
+
+  private tryPlaceOne(storedBytes: number, avoid: ReadonlySet<number>): number | undefined {
+    try {
+      return this.place(storedBytes, 1, avoid)[0];
+    } catch (error) {
+      if (isShardpoolError(error, 'POLICY_NEEDS_MORE_DISKS')) return undefined;
+      throw error;
+    }
+  }
+
+  private diskFor(diskId: number): Disk {
+    const disk = this.pool.member(diskId).disk;
+    assert(disk !== undefined, 'fragments are only placed on reachable disks');
+    return disk;
+  }
+}
+
+/**
+ * Cuts a byte stream into extents of exactly `extentSizeBytes` (the last one shorter, none when the stream is
+ * empty). Each extent is a fresh buffer the caller owns.
+ */
+export async function* cutIntoExtents(
+  source: ObjectSource,
+  extentSizeBytes: number,
+): AsyncGenerator<Buffer> {
+  let extent = Buffer.allocUnsafe(extentSizeBytes);
+  let filledBytes = 0;
+  for await (const chunk of source as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    let offset = 0;
+    while (offset < bytes.length) {
+      const copied = bytes.copy(extent, filledBytes, offset, offset + (extentSizeBytes - filledBytes));
+      filledBytes += copied;
+      offset += copied;
+      if (filledBytes === extentSizeBytes) {
+        yield extent;
+        extent = Buffer.allocUnsafe(extentSizeBytes);
+        filledBytes = 0;
+      }
+    }
+  }
+  if (filledBytes > 0) yield extent.subarray(0, filledBytes);
+}

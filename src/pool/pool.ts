@@ -1,0 +1,309 @@
+// The Pool: lifecycle (opening → open → closing → closed, or failed), membership of disks, and the object
+// operations, which live in their own modules (object-writer, object-reader, garbage, status, maintain/drain).
+//
+// A pool directory holds pool.json (identity and defaults), catalog.sqlite (objects, extents, fragment placements,
+// disks) and pool.lock. Commands that change the pool open it with access 'write', which takes the pool lock and
+// first finishes what an interrupted process left behind (uncommitted puts, undeleted garbage).
+import * as path from 'node:path';
+import { assert } from '../assert.js';
+import { FORMAT_VERSION } from '../constants.js';
+import { ShardpoolError, isShardpoolError } from '../errors.js';
+import type { Disk } from '../disk/disk.js';
+import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
+import { POOL_CONFIG_FILE_NAME, decodePoolConfig, encodePoolConfig, type PoolConfig } from '../format/pool-config.js';
+import { newUuid } from '../format/uuid.js';
+import {
+  ensureDirectory,
+  listDirectory,
+  pathKind,
+  readFileIfExists,
+  realPath,
+  writeFileDurable,
+} from '../io/durable-files.js';
+import type { Policy } from '../redundancy/policy.js';
+import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectRow } from './catalog.js';
+import { collectGarbage, cleanUpInterruptedPuts } from './garbage.js';
+import { validateKey, validatePrefix } from './keys.js';
+import { openObjectReader, type ObjectReader } from './object-reader.js';
+import { writeObject, type ObjectSource, type PutResult } from './object-writer.js';
+import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
+import { describeObject, describePool, type ObjectDescription, type PoolDescription } from './status.js';
+
+export type PoolAccess = 'read' | 'write';
+export type PoolState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
+
+/** A disk of the pool as the catalog knows it, with its open handle when it could be reached. */
+export interface Member {
+  readonly row: DiskRow;
+  readonly disk: Disk | undefined;
+  /** Why the disk could not be opened (only when disk is undefined). */
+  readonly offlineReason: string | undefined;
+}
+
+export interface OpenOptions {
+  readonly access: PoolAccess;
+  /** For write access: how long to wait for another process's lock. */
+  readonly lockWaitMs: number;
+}
+
+export class Pool {
+  private lifecycle: PoolState = 'opening';
+  private members = new Map<number, Member>();
+
+  private constructor(
+    readonly directory: string,
+    readonly config: PoolConfig,
+    readonly catalog: Catalog,
+    readonly access: PoolAccess,
+    private readonly lock: PoolLock | undefined,
+  ) {}
+
+  /** Creates a new, empty pool in `directory` (which must not exist or be empty). */
+  static async create(directory: string, options: { policy: Policy; extentSizeBytes: number }): Promise<PoolConfig> {
+    const kind = await pathKind(directory);
+    if (kind !== 'missing' && kind !== 'directory') {
+      throw new ShardpoolError('POOL_ALREADY_EXISTS', `${directory} exists and is not a directory`, { pool: directory });
+    }
+    if (kind === 'directory') {
+      const entries = await listDirectory(directory);
+      if (entries.includes(POOL_CONFIG_FILE_NAME)) {
+        throw new ShardpoolError('POOL_ALREADY_EXISTS', `${directory} already holds a pool`, { pool: directory });
+      }
+      if (entries.length > 0) {
+        throw new ShardpoolError('POOL_ALREADY_EXISTS', `${directory} is not empty; a pool needs a directory of its own`, {
+          pool: directory,
+        });
+      }
+    }
+    await ensureDirectory(directory);
+    const config: PoolConfig = {
+      formatVersion: FORMAT_VERSION,
+      poolUuid: newUuid(),
+      defaultPolicy: options.policy,
+      extentSizeBytes: options.extentSizeBytes,
+      createdAt: new Date().toISOString(),
+    };
+    // The catalog first: a crash before pool.json is written leaves a directory that is not yet a pool.
+    Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: true }).close();
+    await writeFileDurable(path.join(directory, POOL_CONFIG_FILE_NAME), encodePoolConfig(config));
+    return config;
+  }
+
+  static async open(directory: string, options: OpenOptions): Promise<Pool> {
+    const configPath = path.join(directory, POOL_CONFIG_FILE_NAME);
+    const configBytes = await readFileIfExists(configPath).catch((error: unknown) => {
+      throw new ShardpoolError('POOL_NOT_FOUND', `cannot read ${configPath}: ${String(error)}`, { pool: directory });
+    });
+    if (!configBytes) {
+      throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, {
+        pool: directory,
+      });
+    }
+    const config = decodePoolConfig(configBytes, configPath);
+    const lock = options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined;
+    let catalog: Catalog | undefined;
+    try {
+      catalog = Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: false });
+      const pool = new Pool(directory, config, catalog, options.access, lock);
+      await pool.openMembers();
+      if (options.access === 'write') {
+        await cleanUpInterruptedPuts(pool);
+        await collectGarbage(pool);
+      }
+      pool.lifecycle = 'open';
+      return pool;
+    } catch (error) {
+      catalog?.close();
+      await lock?.unlock();
+      throw error;
+    }
+  }
+
+  get state(): PoolState {
+    return this.lifecycle;
+  }
+
+  async close(): Promise<void> {
+    if (this.lifecycle === 'closed') return;
+    this.lifecycle = 'closing';
+    this.catalog.close();
+    await this.lock?.unlock();
+    this.lifecycle = 'closed';
+  }
+
+  // ── membership ────────────────────────────────────────────────────────────────────────────────────────────────
+
+  listMembers(): Member[] {
+    return [...this.members.values()];
+  }
+
+  member(diskId: number): Member {
+    const member = this.members.get(diskId);
+    assert(member !== undefined, 'every disk id in the catalog has a member');
+    return member;
+  }
+
+  /** Disks that may be read: not failed, and reachable. */
+  readableDisk(diskId: number): Disk | undefined {
+    const member = this.members.get(diskId);
+    return member && member.row.state !== 'failed' ? member.disk : undefined;
+  }
+
+  /** Disks that may receive new fragments: healthy (not failed or draining) and reachable. */
+  writableMembers(): Member[] {
+    return this.listMembers().filter((member) => member.row.state === 'healthy' && member.disk !== undefined);
+  }
+
+  /** Disks whose fragments cannot be read now: failed or unreachable. */
+  unavailableDiskIds(): number[] {
+    return this.listMembers()
+      .filter((member) => member.row.state === 'failed' || member.disk === undefined)
+      .map((member) => member.row.id);
+  }
+
+  /** Finds a disk by catalog id, uuid or path. */
+  async findMember(reference: string): Promise<Member> {
+    const byId = /^\d+$/.test(reference) ? this.members.get(Number(reference)) : undefined;
+    if (byId) return byId;
+    const resolved = await realPath(reference).catch(() => path.resolve(reference));
+    for (const member of this.members.values()) {
+      if (member.row.uuid === reference || member.row.path === resolved || member.row.path === reference) return member;
+    }
+    throw new ShardpoolError('DISK_NOT_FOUND', `no disk "${reference}" in pool ${this.directory} (see list-disks)`, {
+      disk: reference,
+    });
+  }
+
+  async addDirectoryDisk(diskPath: string): Promise<DiskRow> {
+    this.assertWritable();
+    const kind = await pathKind(diskPath);
+    if (kind === 'block-device') {
+      throw new ShardpoolError(
+        'DISK_NOT_A_DIRECTORY',
+        `${diskPath} is a block device; block devices as disks are not supported yet, only directories`,
+        { path: diskPath },
+      );
+    }
+    if (kind === 'missing') throw new ShardpoolError('DISK_NOT_FOUND', `${diskPath} does not exist`, { path: diskPath });
+    const resolved = await realPath(diskPath);
+    if (resolved === (await realPath(this.directory)) || resolved.startsWith(`${await realPath(this.directory)}/`)) {
+      throw new ShardpoolError('DISK_NOT_EMPTY', `${diskPath} is inside the pool directory; use a separate directory`, {
+        path: diskPath,
+      });
+    }
+    for (const member of this.members.values()) {
+      if (member.row.path === resolved) {
+        throw new ShardpoolError('DISK_ALREADY_IN_POOL', `${diskPath} is already disk ${member.row.id} of this pool`, {
+          path: diskPath,
+        });
+      }
+    }
+    const diskUuid = newUuid();
+    await formatDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
+    const row = this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
+    const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
+    this.members.set(row.id, { row, disk, offlineReason: undefined });
+    return row;
+  }
+
+  /** Marks a disk failed: it is never read or written again; its fragments count as lost until rebuilt elsewhere. */
+  async failDisk(reference: string): Promise<DiskRow> {
+    this.assertWritable();
+    const member = await this.findMember(reference);
+    if (member.row.state === 'failed') return member.row;
+    this.catalog.setDiskState(member.row.id, 'failed');
+    return this.refreshMember(member.row.id);
+  }
+
+  /** Re-reads one disk's catalog row after a state change. */
+  refreshMember(diskId: number): DiskRow {
+    const row = this.catalog.listDisks().find((candidate) => candidate.id === diskId);
+    const member = this.members.get(diskId);
+    assert(member !== undefined, 'the refreshed disk is a member');
+    if (!row) {
+      this.members.delete(diskId);
+      return member.row;
+    }
+    this.members.set(diskId, { ...member, row });
+    return row;
+  }
+
+  // ── objects ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+  async put(key: string, source: ObjectSource, options: PutOptions = {}): Promise<PutResult> {
+    this.assertWritable();
+    return writeObject(this, validateKey(key), source, {
+      policy: options.policy ?? this.config.defaultPolicy,
+      onProgress: options.onProgress,
+    });
+  }
+
+  /** Opens an object for reading; the reader streams it extent by extent, verified. */
+  openObject(key: string): ObjectReader {
+    this.assertOpen();
+    return openObjectReader(this, this.requireObject(validateKey(key)));
+  }
+
+  statObject(key: string): ObjectDescription {
+    this.assertOpen();
+    return describeObject(this, this.requireObject(validateKey(key)));
+  }
+
+  listObjects(prefix = ''): Generator<ObjectRow> {
+    this.assertOpen();
+    return this.catalog.listObjects(validatePrefix(prefix));
+  }
+
+  async removeObject(key: string): Promise<ObjectRow> {
+    this.assertWritable();
+    const object = this.requireObject(validateKey(key));
+    this.catalog.removeObject(object.key);
+    await collectGarbage(this);
+    return object;
+  }
+
+  async describe(): Promise<PoolDescription> {
+    this.assertOpen();
+    return describePool(this);
+  }
+
+  requireObject(key: string): ObjectRow {
+    const object = this.catalog.getObject(key);
+    if (!object) throw new ShardpoolError('OBJECT_NOT_FOUND', `no object with key ${JSON.stringify(key)}`, { key });
+    return object;
+  }
+
+  assertWritable(): void {
+    this.assertOpen();
+    assert(this.access === 'write', 'changes need a pool opened for writing (holding the pool lock)');
+  }
+
+  private assertOpen(): void {
+    assert(this.lifecycle === 'open' || this.lifecycle === 'opening', `pool is ${this.lifecycle}`);
+  }
+
+  private async openMembers(): Promise<void> {
+    this.members = new Map();
+    for (const row of this.catalog.listDisks()) {
+      if (row.state === 'failed') {
+        this.members.set(row.id, { row, disk: undefined, offlineReason: 'marked failed' });
+        continue;
+      }
+      try {
+        assert(row.kind === 'directory', 'only directory disks exist in this format version');
+        const disk = await openDirectoryDisk(row.path, { poolUuid: this.config.poolUuid, diskUuid: row.uuid });
+        this.members.set(row.id, { row, disk, offlineReason: undefined });
+      } catch (error) {
+        if (!isShardpoolError(error)) throw error;
+        this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
+      }
+    }
+  }
+}
+
+export interface PutOptions {
+  readonly policy?: Policy;
+  readonly onProgress?: (bytesWritten: number) => void;
+}
+
+export { POOL_LOCK_FILE_NAME };
