@@ -3,11 +3,13 @@
 // corrupt), then written to a disk that holds no other fragment of that extent.
 //
 // Per fragment, the same order as a put (crash-safe, resumable):
-//   write the copy on the target → flush the target (kill point drain.fragment-copied) → one catalog update re-points
-//   the fragment (kill point drain.fragment-moved) → delete the old copy → flush the source.
-// A crash before the catalog update leaves an unreferenced copy on the target (found by scrub's orphan check); a
-// crash after it leaves the old copy on the source, which is no longer referenced. A rerun picks up what is left:
-// the disk stays in state 'draining' until no fragment row names it.
+//   record the move → write the copy on the target → flush the target (kill point drain.fragment-copied) → one
+//   catalog update re-points the fragment (kill point drain.fragment-moved) → delete the old copy → flush the source
+//   → drop the move record.
+// A crash before the catalog update leaves an unreferenced copy on the target; a crash after it leaves the old copy
+// on the source. A rerun picks up what is left:
+// the disk stays in state 'draining' until no fragment row names it. The moves table records each move from before
+// the copy until the old copy is deleted, so the next write-open deletes whichever copy a crash left unreferenced.
 import { assert } from '../assert.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
@@ -16,7 +18,7 @@ import { createCodec } from '../redundancy/create-codec.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import type { DiskRow, FragmentToMove } from '../pool/catalog.js';
 import { forEachBounded } from '../pool/concurrency.js';
-import { collectGarbage } from '../pool/garbage.js';
+import { collectGarbage, finishMove } from '../pool/garbage.js';
 import { killPoint } from '../pool/kill-points.js';
 import { gatherFragments, type ReadStats } from '../pool/object-reader.js';
 import { chooseDisks } from '../pool/placement.js';
@@ -150,6 +152,8 @@ async function moveFragment(pool: Pool, move: FragmentToMove): Promise<'copied' 
   assert(targetId !== undefined, 'chooseDisks returns one disk or throws');
   const target = pool.member(targetId).disk;
   assert(target !== undefined, 'targets are writable members');
+  const address = { versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
+  pool.catalog.beginMove(address, fragment.diskId, targetId);
   await target.writeFragment(
     {
       versionId: object.versionId,
@@ -169,10 +173,7 @@ async function moveFragment(pool: Pool, move: FragmentToMove): Promise<'copied' 
   const repointed = pool.catalog.moveFragment(fragment, fragment.diskId, targetId, storedBytes);
   assert(repointed, 'nothing else changes the pool while we hold its lock');
   killPoint('drain.fragment-moved');
-  if (source) {
-    await source.deleteFragment(fragment).catch(() => undefined);
-    await source.flush().catch(() => undefined);
-  }
+  await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId });
   return how;
 }
 

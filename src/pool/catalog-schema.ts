@@ -61,6 +61,19 @@ export const CATALOG_MIGRATIONS: ReadonlyArray<string> = [
     started_at_ms INTEGER NOT NULL
   ) WITHOUT ROWID;
 
+  -- A fragment being moved by a drain: registered before the copy is written to the target disk, removed once the
+  -- copy on the source is deleted. A row found by a later writer marks one copy to delete: the target's if the
+  -- fragment row still names the source (the move never committed), else the source's.
+  CREATE TABLE moves (
+    version_id     TEXT NOT NULL,
+    extent_index   INTEGER NOT NULL,
+    fragment_index INTEGER NOT NULL,
+    source_disk_id INTEGER NOT NULL,
+    target_disk_id INTEGER NOT NULL,
+    started_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (version_id, extent_index, fragment_index)
+  ) WITHOUT ROWID;
+
   -- Versions that were overwritten or removed; their fragments are deleted after the commit that replaced them.
   CREATE TABLE garbage (
     version_id   TEXT PRIMARY KEY,

@@ -312,6 +312,41 @@ export class Catalog {
   }
 
   /** Re-points one fragment from one disk to another; false when it no longer lives where expected. */
+  /** Registers a fragment about to be copied from `sourceDiskId` to `targetDiskId` (see the moves table). */
+  beginMove(address: FragmentAddress, sourceDiskId: number, targetDiskId: number): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO moves
+           (version_id, extent_index, fragment_index, source_disk_id, target_disk_id, started_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(address.versionId, address.extentIndex, address.fragmentIndex, sourceDiskId, targetDiskId, Date.now());
+  }
+
+  listMoves(): Array<FragmentAddress & { sourceDiskId: number; targetDiskId: number }> {
+    return this.db
+      .prepare(
+        `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
+                source_disk_id AS sourceDiskId, target_disk_id AS targetDiskId FROM moves`,
+      )
+      .all() as Array<FragmentAddress & { sourceDiskId: number; targetDiskId: number }>;
+  }
+
+  /** The disk the catalog places a fragment on, or undefined when the fragment is no longer referenced. */
+  diskOfFragment(address: FragmentAddress): number | undefined {
+    const row = this.db
+      .prepare(`SELECT disk_id AS diskId FROM fragments WHERE version_id = ? AND extent_index = ? AND fragment_index = ?`)
+      .get(address.versionId, address.extentIndex, address.fragmentIndex) as { diskId: number } | undefined;
+    return row?.diskId;
+  }
+
+  dropMove(address: FragmentAddress): void {
+    this.db
+      .prepare(`DELETE FROM moves WHERE version_id = ? AND extent_index = ? AND fragment_index = ?`)
+      .run(address.versionId, address.extentIndex, address.fragmentIndex);
+  }
+
+  /** Re-points a fragment at the disk its copy was written to. The move row stays until the source copy is gone. */
   moveFragment(address: FragmentAddress, fromDiskId: number, toDiskId: number, storedBytes: number): boolean {
     const result = this.db
       .prepare(

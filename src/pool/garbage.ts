@@ -5,6 +5,7 @@
 // Fragment rows are dropped only after the file deletions were flushed: a crash in between leaves a row whose file is
 // already gone, which the next collection deletes again harmlessly (deletes are idempotent).
 import { isShardpoolError } from '../errors.js';
+import type { FragmentAddress } from '../disk/disk.js';
 import type { FragmentRow } from './catalog.js';
 import { killPoint } from './kill-points.js';
 import type { Pool } from './pool.js';
@@ -41,6 +42,36 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
   const finished = pool.catalog.finishGarbage(versionId);
   if (finished) killPoint('gc.version-finished');
   return finished;
+}
+
+/**
+ * Finishes drains that were interrupted: each recorded move leaves one copy too many. While the catalog still names
+ * the source, the copy on the target is the unreferenced one; once it names the target, the source's is.
+ */
+export async function cleanUpInterruptedMoves(pool: Pool): Promise<void> {
+  for (const move of pool.catalog.listMoves()) await finishMove(pool, move);
+}
+
+/** Deletes the copy of a moved fragment that the catalog does not reference, then drops the move record. */
+export async function finishMove(
+  pool: Pool,
+  move: FragmentAddress & { sourceDiskId: number; targetDiskId: number },
+): Promise<void> {
+  const home = pool.catalog.diskOfFragment(move);
+  const unreferencedDiskId = home === move.targetDiskId ? move.sourceDiskId : move.targetDiskId;
+  const holder = pool.listMembers().find((member) => member.row.id === unreferencedDiskId);
+  if (holder?.disk) {
+    try {
+      await holder.disk.deleteFragment(move);
+      await holder.disk.flush();
+    } catch (error) {
+      if (!isShardpoolError(error)) throw error;
+      return; // retried at the next write-open
+    }
+  } else if (holder && holder.row.state !== 'failed') {
+    return; // unreachable for now: keep the record so the copy is deleted once the disk is back
+  }
+  pool.catalog.dropMove(move);
 }
 
 /** Deletes the fragments of puts that recorded an intent but never committed. */

@@ -22,7 +22,7 @@ import {
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
 import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectRow } from './catalog.js';
-import { collectGarbage, cleanUpInterruptedPuts } from './garbage.js';
+import { cleanUpInterruptedMoves, cleanUpInterruptedPuts, collectGarbage } from './garbage.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { openObjectReader, type ObjectReader } from './object-reader.js';
 import { writeObject, type ObjectSource, type PutResult } from './object-writer.js';
@@ -108,6 +108,7 @@ export class Pool {
       await pool.openMembers();
       if (options.access === 'write') {
         await cleanUpInterruptedPuts(pool);
+        await cleanUpInterruptedMoves(pool);
         await collectGarbage(pool);
       }
       pool.lifecycle = 'open';
