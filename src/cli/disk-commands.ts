@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { drainDisk } from '../maintain/drain.js';
 import { formatDiskTable } from './pool-commands.js';
-import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, withPool } from './context.js';
+import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, warn, withPool } from './context.js';
 import { startCountProgress } from './progress.js';
 
 function diskOption(what: string): Option {
@@ -19,8 +19,17 @@ export function registerDiskCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool add-disk --pool /srv/pool --disk /mnt/disk1')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const row = await withPool(options, 'write', (pool) => pool.addDirectoryDisk(String(options.disk)));
-      if (options.json) printJson(row);
+      const { row, sharing } = await withPool(options, 'write', async (pool) => {
+        const added = await pool.addDirectoryDisk(String(options.disk));
+        return { row: added, sharing: await pool.disksSharingFilesystem(added.id) };
+      });
+      if (sharing.length > 0) {
+        warn(
+          `disk ${row.id} is on the same filesystem as disk ${sharing.map((disk) => disk.id).join(', ')}: ` +
+            'if that filesystem fails, all of them fail together; use one filesystem per drive for real redundancy',
+        );
+      }
+      if (options.json) printJson({ ...row, sharesFilesystemWith: sharing.map((disk) => disk.id) });
       else printLine(`added disk ${row.id} (${row.kind}) ${row.path}, uuid ${row.uuid}`);
     });
 

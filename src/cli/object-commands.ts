@@ -166,7 +166,13 @@ export function registerObjectCommands(program: Command): void {
 }
 
 async function openPutInput(file: string | undefined): Promise<{ stream: Readable; sizeBytes: number | undefined }> {
-  if (file === undefined || file === STANDARD_STREAM) return { stream: process.stdin, sizeBytes: undefined };
+  if (file === undefined || file === STANDARD_STREAM) {
+    if (file === undefined && process.stdin.isTTY) {
+      // Almost always a forgotten FILE argument; `-` still reads a terminal on purpose.
+      throw new ShardpoolError('USAGE_INVALID', 'put reads standard input, which is a terminal: pass FILE, pipe data in, or use - to type it');
+    }
+    return { stream: process.stdin, sizeBytes: undefined };
+  }
   const kind = await pathKind(file);
   if (kind === 'missing') throw new ShardpoolError('INPUT_NOT_FOUND', `input file ${file} does not exist`, { file });
   if (kind === 'directory') {

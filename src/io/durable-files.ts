@@ -112,6 +112,11 @@ export async function fileSizeBytes(filePath: string): Promise<number> {
   return (await fs.stat(filePath)).size;
 }
 
+/** The id of the filesystem (device) a path lives on: two paths with the same id fail together. */
+export async function filesystemId(targetPath: string): Promise<number> {
+  return (await fs.stat(targetPath)).dev;
+}
+
 export async function realPath(targetPath: string): Promise<string> {
   return fs.realpath(targetPath);
 }

@@ -14,6 +14,7 @@ import { POOL_CONFIG_FILE_NAME, decodePoolConfig, encodePoolConfig, type PoolCon
 import { newUuid } from '../format/uuid.js';
 import {
   ensureDirectory,
+  filesystemId,
   listDirectory,
   pathKind,
   readFileIfExists,
@@ -205,6 +206,22 @@ export class Pool {
     const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
     this.members.set(row.id, { row, disk, offlineReason: undefined });
     return row;
+  }
+
+  /**
+   * Other disks on the same filesystem as this one. Fragments of an extent on two such disks are lost together
+   * when that filesystem fails, so the CLI warns; tests and demos do it on purpose.
+   */
+  async disksSharingFilesystem(diskId: number): Promise<DiskRow[]> {
+    const member = this.member(diskId);
+    const id = await filesystemId(member.row.path).catch(() => undefined);
+    if (id === undefined) return [];
+    const sharing: DiskRow[] = [];
+    for (const other of this.members.values()) {
+      if (other.row.id === diskId || !other.disk) continue;
+      if ((await filesystemId(other.row.path).catch(() => undefined)) === id) sharing.push(other.row);
+    }
+    return sharing;
   }
 
   /** Marks a disk failed: it is never read or written again; its fragments count as lost until rebuilt elsewhere. */
