@@ -43,12 +43,12 @@ test('a second writer gets POOL_BUSY while another holds the pool; readers are n
   t.after(() => holder.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => holder.on('close', resolve));
   holder.stdin.write(seededBytes(100_000, 7));
-  // Wait until the holder has the lock: a no-wait writer then fails with POOL_BUSY.
+  // Until the holder has the lock, this no-wait writer fails with DISK_NOT_FOUND (disk 99 does not exist), changing
+  // nothing; once the holder has it, with POOL_BUSY.
   let busy: Awaited<ReturnType<typeof runCli>> | undefined;
   for (let attempt = 0; attempt < 100; attempt += 1) {
-    busy = await runCli(['--wait', '0', 'rm', '--pool', pool, 'existing']);
-    if (busy.code !== 0) break;
-    await runCliOk(['put', '--pool', pool, 'existing', '-'], { input: 'hello' });
+    busy = await runCli(['--wait', '0', 'fail-disk', '--pool', pool, '--disk', '99']);
+    if (busy.stderr.includes('POOL_BUSY')) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   assert.equal(busy?.code, 2);

@@ -1,0 +1,19 @@
+// Buffers whose memory starts on a sector or page boundary, as O_DIRECT requires. Node's own Buffers are only
+// 16-byte aligned, so an O_DIRECT transfer from one fails at random (EINVAL); these come from posix_memalign.
+import { assert } from '../assert.js';
+import { nativeIo } from './native.js';
+
+export const PAGE_BYTES = 4096;
+
+export function allocateAlignedBuffer(lengthBytes: number, alignmentBytes = PAGE_BYTES): Buffer {
+  assert(Number.isSafeInteger(lengthBytes) && lengthBytes > 0, 'an aligned buffer has a positive length');
+  assert(alignmentBytes > 0 && (alignmentBytes & (alignmentBytes - 1)) === 0, 'alignment is a power of two');
+  const buffer = nativeIo().allocateAligned(lengthBytes, alignmentBytes);
+  assert(isAligned(buffer, alignmentBytes), 'posix_memalign returned aligned memory');
+  return buffer;
+}
+
+/** True when the buffer's first byte sits at a multiple of `alignmentBytes` in memory. */
+export function isAligned(buffer: Buffer, alignmentBytes: number): boolean {
+  return nativeIo().bufferAddress(buffer) % BigInt(alignmentBytes) === 0n;
+}
