@@ -1,0 +1,73 @@
+// Loop devices for tests: real block devices backed by a sparse image file. Each is detached by its exact name
+// when the test ends, pass or fail. Outside CI, tests that need root skip with a reason; under CI=true they fail,
+// because CI runs as root and a skipped device test there would hide a missing capability.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { TestContext } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface LoopDevice {
+  /** /dev/loopN */
+  readonly path: string;
+  readonly imagePath: string;
+  readonly sizeBytes: number;
+  readonly sectorBytes: number;
+}
+
+/** True when loop-device tests can run here; otherwise skips (or, under CI=true, fails) the test. */
+export function canUseLoopDevices(t: TestContext): boolean {
+  if (process.getuid?.() === 0) return true;
+  const reason = 'needs root to create loop devices';
+  if (process.env.CI === 'true') throw new Error(`block-device tests must run under CI=true, but: ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
+export async function createLoopDevice(
+  t: TestContext,
+  options: { sizeBytes: number; sectorBytes: 512 | 4096 },
+): Promise<LoopDevice> {
+  const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-loop-'));
+  const imagePath = path.join(directory, 'image');
+  await fs.writeFile(imagePath, '');
+  await fs.truncate(imagePath, options.sizeBytes);
+  let devicePath: string;
+  try {
+    const { stdout } = await run('losetup', [
+      '--find',
+      '--show',
+      '--sector-size',
+      String(options.sectorBytes),
+      '--direct-io=on',
+      imagePath,
+    ]);
+    devicePath = stdout.trim();
+  } catch (error) {
+    await fs.rm(directory, { recursive: true, force: true });
+    throw error;
+  }
+  t.after(async () => {
+    await detachLoopDevice(devicePath, imagePath);
+    await fs.rm(directory, { recursive: true, force: true });
+  });
+  return { path: devicePath, imagePath, sizeBytes: options.sizeBytes, sectorBytes: options.sectorBytes };
+}
+
+/**
+ * Detaches exactly this loop device and checks that it is gone. `losetup -d` on a device still held open only
+ * marks it for autoclear and returns 0, so callers close their handles first; a device still attached fails loudly.
+ */
+export async function detachLoopDevice(devicePath: string, imagePath: string): Promise<void> {
+  await run('losetup', ['-d', devicePath]).catch(() => undefined);
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
+    const stillAttached = stdout.split('\n').some((line) => line.includes(devicePath + ' ') && line.includes(imagePath));
+    if (!stillAttached) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`loop device ${devicePath} (${imagePath}) is still attached after losetup -d`);
+}
