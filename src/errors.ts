@@ -24,8 +24,6 @@ export const ERROR_CODES = {
   DISK_NOT_EMPTY: 'the directory holds files that are not shardpool data',
   DISK_LABEL_INVALID: 'disk.json is unreadable, corrupt or fails validation',
   DISK_OFFLINE: 'the disk cannot be reached or its label does not match the catalog',
-  DISK_FAILED: 'the disk is marked failed and is never read or written again',
-  DISK_STATE_INVALID: 'the disk is not in a state that allows the requested change',
   DISK_IO_FAILED: 'a read, write or flush on the disk failed',
   DISK_FULL: 'the disk has no space left for a fragment',
   DRAIN_INCOMPLETE: 'remove-disk could not move every fragment off the disk',
@@ -45,7 +43,6 @@ export const ERROR_CODES = {
   EXTENT_CHECKSUM_MISMATCH: 'an extent rebuilt from fragments does not match its recorded checksum',
   // native I/O layer
   NATIVE_ADDON_MISSING: 'the native I/O addon is not built (run npm ci or npm rebuild)',
-  NATIVE_CALL_FAILED: 'a system call of the native I/O layer failed',
   DEVICE_BUSY: 'the device or file is held exclusively by another process',
   DIRECT_IO_UNAVAILABLE: 'O_DIRECT was required (--direct-io always) but the device refuses it',
   IO_MISALIGNED: 'an I/O request was not aligned to the sector size and was refused before reaching the device',
