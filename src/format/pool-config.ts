@@ -60,10 +60,16 @@ export function decodePoolConfig(bytes: Buffer, source: string): PoolConfig {
   }
   if (!isUuid(fields.poolUuid)) throw invalid('"poolUuid" must be a UUID');
   if (typeof fields.defaultPolicy !== 'string') throw invalid('"defaultPolicy" must be a string');
-  const defaultPolicy = parsePolicy(fields.defaultPolicy);
   const extentSizeBytes = fields.extentSizeBytes;
   if (typeof extentSizeBytes !== 'number') throw invalid('"extentSizeBytes" must be a number');
-  validateExtentSize(extentSizeBytes);
+  let defaultPolicy: Policy;
+  try {
+    // The same rules as on the command line, but a bad value here is a damaged pool.json, reported as such.
+    defaultPolicy = parsePolicy(fields.defaultPolicy);
+    validateExtentSize(extentSizeBytes);
+  } catch (error) {
+    throw invalid(error instanceof Error ? error.message : String(error));
+  }
   if (typeof fields.createdAt !== 'string') throw invalid('"createdAt" must be a string');
   return {
     formatVersion: fields.formatVersion as number,
