@@ -79,8 +79,12 @@ export async function removeDirectoryIfEmpty(directoryPath: string): Promise<voi
   }
 }
 
-export async function ensureDirectory(directoryPath: string): Promise<void> {
-  await fs.mkdir(directoryPath, { recursive: true });
+/**
+ * Creates a directory (and missing parents). Returns the topmost directory it created, or undefined when it already
+ * existed: the caller must fsync that one's parent for the new entry to survive a power cut.
+ */
+export async function ensureDirectory(directoryPath: string): Promise<string | undefined> {
+  return fs.mkdir(directoryPath, { recursive: true });
 }
 
 /** Names in a directory, or [] when it does not exist. */

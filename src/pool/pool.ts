@@ -15,6 +15,7 @@ import { newUuid } from '../format/uuid.js';
 import {
   ensureDirectory,
   filesystemId,
+  fsyncDirectory,
   listDirectory,
   pathKind,
   readFileIfExists,
@@ -76,7 +77,8 @@ export class Pool {
         });
       }
     }
-    await ensureDirectory(directory);
+    const created = await ensureDirectory(directory);
+    if (created !== undefined) await fsyncDirectory(path.dirname(created));
     const config: PoolConfig = {
       formatVersion: FORMAT_VERSION,
       poolUuid: newUuid(),

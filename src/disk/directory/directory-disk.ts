@@ -119,7 +119,9 @@ export class DirectoryDisk implements Disk {
     const filePath = this.fragmentPath(fragment);
     const directory = path.dirname(filePath);
     await this.io('write', filePath, async () => {
-      await ensureDirectory(directory);
+      const created = await ensureDirectory(directory);
+      // A new bucket directory is itself an entry of fragments/, durable only once fragments/ is synced too.
+      if (created !== undefined) this.directoriesToSync.add(path.dirname(created));
       await writeFileSynced(filePath, [header, data]);
     });
     this.directoriesToSync.add(directory);
