@@ -450,7 +450,10 @@ export class Catalog {
     assert(CATALOG_MIGRATIONS.length === CATALOG_SCHEMA_VERSION, 'one migration per schema version');
     if (version === CATALOG_SCHEMA_VERSION) return;
     this.db.transaction(() => {
-      for (let step = version; step < CATALOG_SCHEMA_VERSION; step += 1) {
+      // Read again under the write lock: a reader and a writer may open an old catalog at once, and only the first
+      // may migrate it.
+      const current = this.db.pragma('user_version', { simple: true }) as number;
+      for (let step = current; step < CATALOG_SCHEMA_VERSION; step += 1) {
         this.db.exec(CATALOG_MIGRATIONS[step] as string);
       }
       this.db.pragma(`user_version = ${CATALOG_SCHEMA_VERSION}`);
