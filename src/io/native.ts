@@ -4,6 +4,9 @@
 // Why an N-API addon rather than an FFI such as koffi: it adds no dependency (npm ships node-gyp, Debian ships the
 // toolchain and Node's headers), its blocking calls run on the libuv threadpool with no glue, and the few calls we
 // need (flock, open with O_DIRECT|O_EXCL, ioctls, fallocate, posix_memalign) are a few lines of C each.
+// Measured per call on this machine (2 cores, Node 20, flock LOCK_EX|LOCK_NB on a held lock, awaited one by one):
+// N-API async 15.6 µs, koffi async 16.1–18.5 µs, koffi sync 0.47 µs (but on the main thread). The threadpool hop
+// dominates either way and is small next to the I/O it carries, so overhead does not decide it; dependencies do.
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
