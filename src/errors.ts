@@ -27,6 +27,16 @@ export const ERROR_CODES = {
   DISK_IO_FAILED: 'a read, write or flush on the disk failed',
   DISK_FULL: 'the disk has no space left for a fragment',
   DRAIN_INCOMPLETE: 'remove-disk could not move every fragment off the disk',
+  // block devices
+  DEVICE_FLAG_REQUIRED: 'a block device or image file was given to add-disk without --device',
+  DEVICE_FLAG_MISUSED: '--device was given for a directory',
+  DEVICE_HAS_SIGNATURE: 'the device holds a filesystem, partition table, RAID/LVM/LUKS member or another pool\'s label',
+  DEVICE_IN_USE: 'the device is mounted, held, an active swap, or a partition of a disk in use',
+  DEVICE_PERMISSION_DENIED: 'the device cannot be opened for writing by this user',
+  DEVICE_TOO_SMALL: 'the device is too small to hold a pool disk',
+  DEVICE_LABEL_INVALID: 'every copy of the on-device label is damaged',
+  DEVICE_NOT_WRITABLE_YET: 'fragments cannot be written to block devices in this version',
+  CONFIRMATION_REQUIRED: 'formatting a device needs the operator to confirm (type the path back, or --yes)',
   // redundancy and placement
   POLICY_INVALID: 'a redundancy policy string is not replica:N or ec:K+M within the limits',
   EXTENT_SIZE_INVALID: 'the extent size is out of range or not a multiple of 4 KiB',

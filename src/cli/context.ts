@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
+import { DIRECT_IO_MODES, type DirectIoMode } from '../io/block-io.js';
 import { Pool, type PoolAccess } from '../pool/pool.js';
 
 export interface CommonOptions {
@@ -11,6 +12,7 @@ export interface CommonOptions {
   readonly progress?: boolean;
   readonly wait?: string;
   readonly debug?: boolean;
+  readonly directIo?: string;
 }
 
 export function poolOption(): Option {
@@ -45,13 +47,26 @@ export function lockWaitMs(options: CommonOptions): number {
   return seconds * 1000;
 }
 
+/** The global --direct-io flag (or SHARDPOOL_DIRECT_IO): how block devices are opened. */
+export function directIoMode(options: CommonOptions): DirectIoMode {
+  const mode = options.directIo ?? 'auto';
+  if (!(DIRECT_IO_MODES as ReadonlyArray<string>).includes(mode)) {
+    throw new ShardpoolError('USAGE_INVALID', `--direct-io takes auto, always or never, not "${mode}"`);
+  }
+  return mode as DirectIoMode;
+}
+
 /** Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. */
 export async function withPool<T>(
   options: CommonOptions,
   access: PoolAccess,
   action: (pool: Pool) => Promise<T>,
 ): Promise<T> {
-  const pool = await Pool.open(poolDirectory(options), { access, lockWaitMs: lockWaitMs(options) });
+  const pool = await Pool.open(poolDirectory(options), {
+    access,
+    lockWaitMs: lockWaitMs(options),
+    directIo: directIoMode(options),
+  });
   try {
     return await action(pool);
   } finally {

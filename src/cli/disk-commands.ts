@@ -1,9 +1,36 @@
 // Disk membership commands: add-disk, list-disks, fail-disk, remove-disk.
+import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
+import { ShardpoolError } from '../errors.js';
+import type { DeviceSummary } from '../pool/add-device.js';
 import { drainDisk } from '../maintain/drain.js';
 import { formatDiskTable } from './pool-commands.js';
 import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, warn, withPool } from './context.js';
 import { startCountProgress } from './progress.js';
+
+/**
+ * The operator confirms a destructive format by typing the device path back on a terminal; --yes confirms for
+ * scripts. With neither a terminal nor --yes, the answer is no. The summary goes to stderr either way.
+ */
+async function confirmFormat(summary: DeviceSummary, yes: boolean): Promise<boolean> {
+  process.stderr.write(`${summary.lines.join('\n')}\n`);
+  if (yes) return true;
+  if (!process.stdin.isTTY) {
+    throw new ShardpoolError(
+      'CONFIRMATION_REQUIRED',
+      `formatting ${summary.path} destroys all data on it; confirm by running on a terminal and typing the path, ` +
+        'or pass --yes in scripts. Nothing was written',
+      { path: summary.path },
+    );
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question(`ALL DATA ON ${summary.path} WILL BE DESTROYED. Type ${summary.path} to format it: `);
+    return answer.trim() === summary.path;
+  } finally {
+    prompt.close();
+  }
+}
 
 function diskOption(what: string): Option {
   return new Option('--disk <path|id>', what).makeOptionMandatory();
@@ -12,16 +39,34 @@ function diskOption(what: string): Option {
 export function registerDiskCommands(program: Command): void {
   program
     .command('add-disk')
-    .description('add an empty directory to the pool as a disk (it is labelled with a disk.json)')
+    .description(
+      'add a disk: an empty directory (labelled with a disk.json), or with --device a raw block device or device image\n' +
+        'file, which is FORMATTED (all data on it destroyed) after safety checks and your confirmation',
+    )
     .addOption(poolOption())
-    .addOption(new Option('--disk <path>', 'an empty directory, ideally on its own filesystem').makeOptionMandatory())
+    .addOption(new Option('--disk <path>', 'an empty directory, or a block device / image file with --device').makeOptionMandatory())
+    .option('--device', 'the path is a block device or image file to format as a pool disk, destroying its contents')
+    .option('--force', 'format even if a filesystem, partition table, RAID/LVM/LUKS member or other pool is found ' +
+      '(never overrides a device in use)')
+    .option('--yes', 'do not ask to type the device path back (for scripts)')
     .addOption(jsonOption())
-    .addHelpText('after', '\nExample:\n  $ shardpool add-disk --pool /srv/pool --disk /mnt/disk1')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ shardpool add-disk --pool /srv/pool --disk /mnt/disk1\n' +
+        '  $ sudo shardpool add-disk --pool /srv/pool --disk /dev/sdb --device          (asks you to type /dev/sdb)\n' +
+        '  $ shardpool add-disk --pool /srv/pool --disk ./disk.img --device --yes       (an image file, no root)\n' +
+        '\nBlock devices need root. A device that is mounted, held, swap or open elsewhere is always refused.\n' +
+        'See docs/operations.md before pointing shardpool at a disk holding data you care about.',
+    )
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
       const { row, sharing } = await withPool(options, 'write', async (pool) => {
-        const added = await pool.addDirectoryDisk(String(options.disk));
-        return { row: added, sharing: await pool.disksSharingFilesystem(added.id) };
+        const added = await pool.addDisk(String(options.disk), {
+          device: options.device === true,
+          force: options.force === true,
+          confirm: (summary) => confirmFormat(summary, options.yes === true),
+        });
+        return { row: added, sharing: added.kind === 'directory' ? await pool.disksSharingFilesystem(added.id) : [] };
       });
       if (sharing.length > 0) {
         warn(

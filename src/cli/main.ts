@@ -1,7 +1,7 @@
 // The shardpool command line: one file per command group registers its commands; this file wires them together and
 // turns every failure into one clear line on stderr and a stable exit code (never a stack trace unless --debug).
 import { createRequire } from 'node:module';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
 import { registerDiskCommands } from './disk-commands.js';
@@ -23,6 +23,11 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .option('--debug', 'print stack traces of errors')
     .option('--wait <seconds>', 'how long a changing command waits for another process holding the pool lock', '30')
+    .addOption(
+      new Option('--direct-io <mode>', 'how block devices are opened: auto (O_DIRECT, O_SYNC if refused), always, never')
+        .env('SHARDPOOL_DIRECT_IO')
+        .default('auto'),
+    )
     .configureOutput({ outputError: () => undefined })
     .exitOverride();
   program.addHelpText(

@@ -26,6 +26,8 @@ export interface Disk {
   readonly path: string;
   readonly poolUuid: string;
   readonly diskUuid: string;
+  /** False for disks that may be members but cannot take new fragments yet (block devices in this version). */
+  readonly acceptsFragments: boolean;
 
   /**
    * Stores one fragment. When the promise resolves the fragment's bytes are on stable storage but may not yet be
@@ -56,4 +58,7 @@ export interface Disk {
 
   /** Removes the disk's label so the disk no longer belongs to the pool (after it was drained). */
   release(): Promise<void>;
+
+  /** Lets go of the disk (file descriptors, locks). The pool calls it when it closes. */
+  close(): Promise<void>;
 }

@@ -47,6 +47,7 @@ export class BlockFile {
     let direct = options.directIo !== 'never';
     if (direct) {
       try {
+        if (process.env.SHARDPOOL_TEST_REFUSE_O_DIRECT === '1') throw Object.assign(new Error('O_DIRECT refused (test)'), { code: 'EINVAL' });
         fd = await io.open(filePath, base | io.flags.O_DIRECT);
       } catch (error) {
         if (systemErrorCode(error) !== 'EINVAL') throw openError(filePath, error);
@@ -203,9 +204,12 @@ function openError(filePath: string, error: unknown): ShardpoolError {
     );
   }
   if (code === 'EACCES' || code === 'EPERM') {
-    return new ShardpoolError('DISK_IO_FAILED', `no permission to open ${filePath}: run as root or get write access to it`, {
-      path: filePath,
-    }, { cause: error });
+    return new ShardpoolError(
+      'DEVICE_PERMISSION_DENIED',
+      `no permission to open ${filePath}: block devices need root (or write permission on the device node)`,
+      { path: filePath },
+      { cause: error },
+    );
   }
   if (code === 'ENOENT') {
     return new ShardpoolError('DISK_NOT_FOUND', `${filePath} does not exist`, { path: filePath }, { cause: error });

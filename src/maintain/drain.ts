@@ -90,6 +90,7 @@ export async function drainDisk(
   }
   const disk = pool.member(diskId).disk;
   if (disk && member.row.state !== 'failed') await disk.release().catch(() => undefined);
+  await disk?.close();
   pool.catalog.deleteDisk(diskId);
   pool.refreshMember(diskId);
   return { disk: member.row, moved, rebuilt };

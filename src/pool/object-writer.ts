@@ -73,6 +73,11 @@ export async function writeObject(
   return { object, replacedVersionId };
 }
 
+function notYetWritableNote(pool: Pool): string {
+  const devices = pool.notYetWritableMembers().length;
+  return devices === 0 ? '' : ` that take fragments (${devices} block devices are members but not writable in this version)`;
+}
+
 /** Writes the extents of one new object version and remembers where every fragment went. */
 class ExtentWriter {
   readonly versionId = newUuid();
@@ -94,7 +99,7 @@ class ExtentWriter {
       throw new ShardpoolError(
         'POLICY_NEEDS_MORE_DISKS',
         `policy ${formatPolicy(codec.policy)} needs ${codec.fragmentCount} healthy disks, the pool has ` +
-          `${writable.length} (add disks with add-disk, or choose a smaller policy)`,
+          `${writable.length}${notYetWritableNote(pool)} (add disks with add-disk, or choose a smaller policy)`,
         { policy: formatPolicy(codec.policy), needed: codec.fragmentCount, available: writable.length },
       );
     }

@@ -9,7 +9,10 @@ import { assert } from '../assert.js';
 import { FORMAT_VERSION } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
+import { openDeviceDisk } from '../disk/device/device-disk.js';
 import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
+import type { DirectIoMode } from '../io/block-io.js';
+import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
 import { POOL_CONFIG_FILE_NAME, decodePoolConfig, encodePoolConfig, type PoolConfig } from '../format/pool-config.js';
 import { newUuid } from '../format/uuid.js';
 import {
@@ -46,6 +49,8 @@ export interface OpenOptions {
   readonly access: PoolAccess;
   /** For write access: how long to wait for another process's lock. */
   readonly lockWaitMs: number;
+  /** How block devices are opened (O_DIRECT with O_SYNC fallback by default). */
+  readonly directIo?: DirectIoMode;
 }
 
 export class Pool {
@@ -58,6 +63,7 @@ export class Pool {
     readonly catalog: Catalog,
     readonly access: PoolAccess,
     private readonly lock: PoolLock | undefined,
+    readonly directIo: DirectIoMode,
   ) {}
 
   /** Creates a new, empty pool in `directory` (which must not exist or be empty). */
@@ -105,9 +111,10 @@ export class Pool {
     const config = decodePoolConfig(configBytes, configPath);
     const lock = options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined;
     let catalog: Catalog | undefined;
+    let pool: Pool | undefined;
     try {
       catalog = Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: false });
-      const pool = new Pool(directory, config, catalog, options.access, lock);
+      pool = new Pool(directory, config, catalog, options.access, lock, options.directIo ?? 'auto');
       await pool.openMembers();
       if (options.access === 'write') {
         await cleanUpInterruptedPuts(pool);
@@ -117,6 +124,7 @@ export class Pool {
       pool.lifecycle = 'open';
       return pool;
     } catch (error) {
+      await pool?.closeMembers();
       catalog?.close();
       await lock?.unlock();
       throw error;
@@ -130,6 +138,7 @@ export class Pool {
   async close(): Promise<void> {
     if (this.lifecycle === 'closed') return;
     this.lifecycle = 'closing';
+    await this.closeMembers();
     this.catalog.close();
     await this.lock?.unlock();
     this.lifecycle = 'closed';
@@ -153,9 +162,18 @@ export class Pool {
     return member && member.row.state !== 'failed' ? member.disk : undefined;
   }
 
-  /** Disks that may receive new fragments: healthy (not failed or draining) and reachable. */
+  /** Disks that may receive new fragments: healthy (not failed or draining), reachable, and able to take them. */
   writableMembers(): Member[] {
-    return this.listMembers().filter((member) => member.row.state === 'healthy' && member.disk !== undefined);
+    return this.listMembers().filter(
+      (member) => member.row.state === 'healthy' && member.disk !== undefined && member.disk.acceptsFragments,
+    );
+  }
+
+  /** Healthy, reachable members that cannot take fragments yet (block devices in this version). */
+  notYetWritableMembers(): Member[] {
+    return this.listMembers().filter(
+      (member) => member.row.state === 'healthy' && member.disk !== undefined && !member.disk.acceptsFragments,
+    );
   }
 
   /** Disks whose fragments cannot be read now: failed or unreachable. */
@@ -178,17 +196,63 @@ export class Pool {
     });
   }
 
-  async addDirectoryDisk(diskPath: string): Promise<DiskRow> {
+  /**
+   * Adds a disk. A directory is added as is; a block device or an image file only with `device` (the operator's
+   * statement that the whole device may be formatted), after admission checks and confirmation.
+   */
+  async addDisk(diskPath: string, options: { device: boolean } & Partial<AddDeviceOptions> = { device: false }): Promise<DiskRow> {
     this.assertWritable();
     const kind = await pathKind(diskPath);
-    if (kind === 'block-device') {
+    if (kind === 'missing') throw new ShardpoolError('DISK_NOT_FOUND', `${diskPath} does not exist`, { path: diskPath });
+    if (kind === 'directory') {
+      if (options.device) {
+        throw new ShardpoolError(
+          'DEVICE_FLAG_MISUSED',
+          `${diskPath} is a directory; --device is only for block devices and device image files. Drop --device to add ` +
+            'the directory as a directory disk',
+          { path: diskPath },
+        );
+      }
+      return this.addDirectoryDisk(diskPath);
+    }
+    if (kind === 'other') {
+      throw new ShardpoolError('DISK_NOT_A_DIRECTORY', `${diskPath} is neither a directory, a block device nor a file`, {
+        path: diskPath,
+      });
+    }
+    if (!options.device) {
+      const what = kind === 'block-device' ? 'a block device' : 'a regular file';
       throw new ShardpoolError(
-        'DISK_NOT_A_DIRECTORY',
-        `${diskPath} is a block device; block devices as disks are not supported yet, only directories`,
+        'DEVICE_FLAG_REQUIRED',
+        `${diskPath} is ${what}. Adding it makes shardpool format the whole ${kind === 'block-device' ? 'device' : 'file as a device image'} ` +
+          'and DESTROYS ALL DATA ON IT; pass --device to say that is what you mean (after checking the path twice)',
         { path: diskPath },
       );
     }
-    if (kind === 'missing') throw new ShardpoolError('DISK_NOT_FOUND', `${diskPath} does not exist`, { path: diskPath });
+    return this.addDeviceDisk(diskPath, {
+      force: options.force ?? false,
+      directIo: options.directIo ?? this.directIo,
+      confirm: options.confirm ?? (async () => false),
+    });
+  }
+
+  private async addDeviceDisk(diskPath: string, options: AddDeviceOptions): Promise<DiskRow> {
+    const resolved = await realPath(diskPath);
+    for (const member of this.members.values()) {
+      if (member.row.path === resolved) {
+        throw new ShardpoolError('DISK_ALREADY_IN_POOL', `${diskPath} is already disk ${member.row.id} of this pool`, {
+          path: diskPath,
+        });
+      }
+    }
+    const diskUuid = newUuid();
+    const probe = await admitAndFormatDevice(resolved, { poolUuid: this.config.poolUuid, diskUuid }, options);
+    const row = this.catalog.addDisk({ uuid: diskUuid, kind: 'block-device', path: probe.realPath });
+    await this.openMember(row);
+    return row;
+  }
+
+  private async addDirectoryDisk(diskPath: string): Promise<DiskRow> {
     const resolved = await realPath(diskPath);
     if (resolved === (await realPath(this.directory)) || resolved.startsWith(`${await realPath(this.directory)}/`)) {
       throw new ShardpoolError('DISK_NOT_EMPTY', `${diskPath} is inside the pool directory; use a separate directory`, {
@@ -304,20 +368,30 @@ export class Pool {
 
   private async openMembers(): Promise<void> {
     this.members = new Map();
-    for (const row of this.catalog.listDisks()) {
-      if (row.state === 'failed') {
-        this.members.set(row.id, { row, disk: undefined, offlineReason: 'marked failed' });
-        continue;
-      }
-      try {
-        assert(row.kind === 'directory', 'only directory disks exist in this format version');
-        const disk = await openDirectoryDisk(row.path, { poolUuid: this.config.poolUuid, diskUuid: row.uuid });
-        this.members.set(row.id, { row, disk, offlineReason: undefined });
-      } catch (error) {
-        if (!isShardpoolError(error)) throw error;
-        this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
-      }
+    for (const row of this.catalog.listDisks()) await this.openMember(row);
+  }
+
+  /** Opens one member; a disk that cannot be opened is recorded offline with the reason, never fatal. */
+  private async openMember(row: DiskRow): Promise<void> {
+    if (row.state === 'failed') {
+      this.members.set(row.id, { row, disk: undefined, offlineReason: 'marked failed' });
+      return;
     }
+    const identity = { poolUuid: this.config.poolUuid, diskUuid: row.uuid };
+    try {
+      const disk =
+        row.kind === 'directory'
+          ? await openDirectoryDisk(row.path, identity)
+          : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access });
+      this.members.set(row.id, { row, disk, offlineReason: undefined });
+    } catch (error) {
+      if (!isShardpoolError(error)) throw error;
+      this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
+    }
+  }
+
+  private async closeMembers(): Promise<void> {
+    await Promise.all([...this.members.values()].map((member) => member.disk?.close().catch(() => undefined)));
   }
 }
 

@@ -135,14 +135,14 @@ test('add-disk refuses non-empty directories, files, the pool itself, duplicates
   const insidePool = path.join(first.directory, 'inside');
   await fs.mkdir(insidePool);
   await first.withPool(async (pool) => {
-    await assert.rejects(pool.addDirectoryDisk(occupied), rejectsWith('DISK_NOT_EMPTY'));
-    await assert.rejects(pool.addDirectoryDisk(plainFile), rejectsWith('DISK_NOT_A_DIRECTORY'));
-    await assert.rejects(pool.addDirectoryDisk(insidePool), rejectsWith('DISK_NOT_EMPTY'));
-    await assert.rejects(pool.addDirectoryDisk(path.join(first.root, 'missing')), rejectsWith('DISK_NOT_FOUND'));
-    await assert.rejects(pool.addDirectoryDisk(first.diskDirectories[0] as string), rejectsWith('DISK_ALREADY_IN_POOL'));
+    await assert.rejects(pool.addDisk(occupied), rejectsWith('DISK_NOT_EMPTY'));
+    await assert.rejects(pool.addDisk(plainFile), rejectsWith('DEVICE_FLAG_REQUIRED'));
+    await assert.rejects(pool.addDisk(insidePool), rejectsWith('DISK_NOT_EMPTY'));
+    await assert.rejects(pool.addDisk(path.join(first.root, 'missing')), rejectsWith('DISK_NOT_FOUND'));
+    await assert.rejects(pool.addDisk(first.diskDirectories[0] as string), rejectsWith('DISK_ALREADY_IN_POOL'));
   });
   await second.withPool(async (pool) => {
-    await assert.rejects(pool.addDirectoryDisk(first.diskDirectories[0] as string), rejectsWith('DISK_BELONGS_TO_OTHER_POOL'));
+    await assert.rejects(pool.addDisk(first.diskDirectories[0] as string), rejectsWith('DISK_BELONGS_TO_OTHER_POOL'));
   });
   assert.equal(await fs.readFile(path.join(occupied, 'precious.txt'), 'utf8'), 'do not touch');
   assert.deepEqual(await fs.readdir(occupied), ['precious.txt'], 'nothing was written into a refused directory');

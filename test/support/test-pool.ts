@@ -39,7 +39,7 @@ export async function createTestPool(
     for (let index = 1; index <= options.disks; index += 1) {
       const diskDirectory = path.join(root, `disk${index}`);
       await fs.mkdir(diskDirectory);
-      await pool.addDirectoryDisk(diskDirectory);
+      await pool.addDisk(diskDirectory);
       diskDirectories.push(diskDirectory);
     }
   });

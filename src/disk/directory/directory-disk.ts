@@ -95,6 +95,7 @@ export async function openDirectoryDisk(
 
 export class DirectoryDisk implements Disk {
   readonly kind = 'directory' as const;
+  readonly acceptsFragments = true;
   readonly poolUuid: string;
   readonly diskUuid: string;
   /** Directories that gained a fragment since the last flush; each needs one fsync to make its renames durable. */
@@ -196,6 +197,10 @@ export class DirectoryDisk implements Disk {
     await removeFileIfExists(path.join(this.path, DISK_LABEL_FILE_NAME));
     await fsyncDirectory(this.path);
   }
+  async close(): Promise<void> {
+    // Nothing is held open between calls.
+  }
+
 
   private fragmentPath(address: FragmentAddress): string {
     assert(isUuid(address.versionId), 'version ids are UUIDs, so file names never come from user input');
