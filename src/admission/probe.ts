@@ -67,7 +67,13 @@ export async function probeDevice(devicePath: string): Promise<DeviceProbe> {
   let activeSwap = false;
   const busySiblingPartitions: string[] = [];
   if (kind === 'block-device') {
-    sysfs = await blockDeviceSysfs(resolved);
+    try {
+      sysfs = await blockDeviceSysfs(resolved);
+    } catch (error) {
+      probeErrors.push(`cannot read /sys/class/block for ${resolved}: ${(error as Error).message}`);
+    }
+  }
+  if (kind === 'block-device' && sysfs) {
     partitions = sysfs.parentDisk ? [] : await partitionsOf(sysfs.name);
     const allMounts = await mounts();
     const swaps = await Promise.all((await activeSwaps()).map((swap) => realPath(swap).catch(() => swap)));

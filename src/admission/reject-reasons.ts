@@ -18,7 +18,10 @@ export function rejectReasons(probe: DeviceProbe, ownPoolUuid: string): Admissio
   for (const sibling of probe.busySiblingPartitions) {
     inUse.push(`a partition of ${probe.sysfs?.parentDisk ?? 'a disk'} whose partition ${sibling} is in use`);
   }
-  if (!probe.exclusivelyAvailable) inUse.push('opened exclusively by another process (O_EXCL or a shardpool lock)');
+  // A mount or holder also makes the exclusive open fail; name the exclusive holder only when nothing else explains it.
+  if (!probe.exclusivelyAvailable && inUse.length === 0) {
+    inUse.push('opened exclusively by another process (O_EXCL or a shardpool lock)');
+  }
   for (const error of probe.probeErrors) inUse.push(`cannot be checked: ${error}`);
 
   const foreignData: string[] = [];

@@ -175,8 +175,10 @@ export async function openLockFile(filePath: string): Promise<fs.FileHandle> {
   return fs.open(filePath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
 }
 
+/** ENOENT, or ENOTDIR (a path through a file): either way there is nothing at that path. */
 export function isNotFound(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 function isBufferList(data: Uint8Array | ReadonlyArray<Uint8Array>): data is ReadonlyArray<Uint8Array> {

@@ -42,7 +42,7 @@ export async function admitAndFormatDevice(
   const verdict = rejectReasons(probe, identity.poolUuid);
   if (verdict.inUse.length > 0) {
     throw new ShardpoolError(
-      probe.exclusivelyAvailable ? 'DEVICE_IN_USE' : 'DEVICE_BUSY',
+      isOnlyHeldExclusively(probe) ? 'DEVICE_BUSY' : 'DEVICE_IN_USE',
       `${devicePath} is in use, and shardpool never touches a device in use (--force does not change that): ` +
         verdict.inUse.join('; '),
       { path: devicePath },
@@ -72,6 +72,11 @@ export async function admitAndFormatDevice(
   if (probe.signatures.length > 0) await eraseSignatures(probe.realPath);
   await formatDeviceDisk(probe.realPath, identity, options.directIo);
   return probe;
+}
+
+function isOnlyHeldExclusively(probe: DeviceProbe): boolean {
+  const specific = probe.mountedAt.length + probe.holders.length + probe.busySiblingPartitions.length + probe.probeErrors.length;
+  return !probe.exclusivelyAvailable && specific === 0 && !probe.activeSwap;
 }
 
 function summarize(probe: DeviceProbe, found: string[]): DeviceSummary {

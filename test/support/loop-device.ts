@@ -10,6 +10,16 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/** Runs a system tool for test set-up; fails the test with the tool's stderr when it fails. */
+export async function sh(file: string, args: ReadonlyArray<string>): Promise<string> {
+  try {
+    return (await run(file, [...args], { maxBuffer: 16 * 1024 * 1024 })).stdout;
+  } catch (error) {
+    const { stderr, message } = error as { stderr?: string; message: string };
+    throw new Error(`${file} ${args.join(' ')} failed: ${stderr?.trim() || message}`);
+  }
+}
+
 export interface LoopDevice {
   /** /dev/loopN */
   readonly path: string;
