@@ -77,7 +77,11 @@ export function formatDiskTable(disks: PoolDescription['disks']): string {
       formatBytes(disk.freeBytes),
       formatBytes(disk.usedBytes),
       String(disk.fragmentCount),
-      disk.offlineReason && disk.state !== 'failed' ? `${disk.path}  (${disk.offlineReason})` : disk.path,
+      disk.offlineReason && disk.state !== 'failed'
+        ? `${disk.path}  (${disk.offlineReason})`
+        : disk.online && !disk.acceptsFragments
+          ? `${disk.path}  (labelled and held; takes no fragments in this version)`
+          : disk.path,
     ]),
   );
 }

@@ -13,6 +13,8 @@ export interface DiskDescription {
   readonly path: string;
   readonly state: string;
   readonly online: boolean;
+  /** False for members that cannot take fragments yet (block devices in this version). */
+  readonly acceptsFragments: boolean;
   readonly offlineReason: string | undefined;
   readonly capacityBytes: number | undefined;
   readonly freeBytes: number | undefined;
@@ -83,6 +85,7 @@ export async function describePool(pool: Pool): Promise<PoolDescription> {
       path: member.row.path,
       state: member.row.state,
       online: member.disk !== undefined,
+      acceptsFragments: member.disk?.acceptsFragments ?? false,
       offlineReason: member.offlineReason,
       capacityBytes: space?.capacityBytes,
       freeBytes: space?.freeBytes,

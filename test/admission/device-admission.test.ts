@@ -146,11 +146,19 @@ test('every foreign signature is refused without --force, named with its offset,
   }
 });
 
-test('a device in use is refused even with --force: mounted, held O_EXCL by another process, or held by an open pool', async (t) => {
+test('a device in use is refused even with --force: active swap, mounted, held O_EXCL by another process, or held by an open pool', async (t) => {
   if (!canUseLoopDevices(t)) return;
   const { root, pool } = await makePool(t);
   const loop = await createLoopDevice(t, { sizeBytes: 128 * 1024 * 1024, sectorBytes: 4096 });
   const force = ['add-disk', '--pool', pool, '--disk', loop.path, '--device', '--yes', '--force'];
+
+  await sh('mkswap', [loop.path]);
+  await sh('swapon', [loop.path]);
+  try {
+    assertError(await runCli(force), 'DEVICE_IN_USE', /an active swap area/);
+  } finally {
+    await sh('swapoff', [loop.path]);
+  }
 
   await sh('mkfs.ext4', ['-q', '-F', loop.path]);
   const mountPoint = path.join(root, 'mnt');
