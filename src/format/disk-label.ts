@@ -4,8 +4,8 @@
 // Layout (docs/format.md § disk.json):
 //   { "format": "shardpool-disk", "formatVersion": 1, "kind": "directory", "poolUuid": UUID, "diskUuid": UUID,
 //     "createdAt": ISO-8601 }
-import { FORMAT_VERSION } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
+import { decodeJsonDocument } from './json-document.js';
 import { isUuid } from './uuid.js';
 
 export const DISK_LABEL_FILE_NAME = 'disk.json';
@@ -34,31 +34,13 @@ export function encodeDiskLabel(label: DiskLabel): Buffer {
 export function decodeDiskLabel(bytes: Buffer, source: string): DiskLabel {
   const invalid = (why: string) =>
     new ShardpoolError('DISK_LABEL_INVALID', `${source} is not a valid shardpool disk label: ${why}`, { path: source });
-  let document: unknown;
-  try {
-    document = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw invalid('not JSON');
-  }
-  if (typeof document !== 'object' || document === null) throw invalid('not an object');
-  const fields = document as Record<string, unknown>;
-  if (fields.format !== DISK_FORMAT_TAG) throw invalid(`"format" must be "${DISK_FORMAT_TAG}"`);
-  if (!Number.isInteger(fields.formatVersion) || (fields.formatVersion as number) < 1) {
-    throw invalid('"formatVersion" must be a positive integer');
-  }
-  if ((fields.formatVersion as number) > FORMAT_VERSION) {
-    throw new ShardpoolError(
-      'POOL_FORMAT_UNSUPPORTED',
-      `${source} has format version ${String(fields.formatVersion)}; this shardpool reads up to ${FORMAT_VERSION}`,
-      { path: source },
-    );
-  }
+  const fields = decodeJsonDocument(bytes, { source, formatTag: DISK_FORMAT_TAG, invalid });
   if (fields.kind !== 'directory') throw invalid('"kind" must be "directory"');
   if (!isUuid(fields.poolUuid)) throw invalid('"poolUuid" must be a UUID');
   if (!isUuid(fields.diskUuid)) throw invalid('"diskUuid" must be a UUID');
   if (typeof fields.createdAt !== 'string') throw invalid('"createdAt" must be a string');
   return {
-    formatVersion: fields.formatVersion as number,
+    formatVersion: fields.formatVersion,
     kind: 'directory',
     poolUuid: fields.poolUuid,
     diskUuid: fields.diskUuid,

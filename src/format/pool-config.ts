@@ -6,10 +6,10 @@ import {
   EXTENT_SIZE_ALIGNMENT_BYTES,
   EXTENT_SIZE_MAX_BYTES,
   EXTENT_SIZE_MIN_BYTES,
-  FORMAT_VERSION,
 } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
 import { formatPolicy, parsePolicy, type Policy } from '../redundancy/policy.js';
+import { decodeJsonDocument } from './json-document.js';
 import { isUuid } from './uuid.js';
 
 export const POOL_CONFIG_FILE_NAME = 'pool.json';
@@ -39,25 +39,7 @@ export function encodePoolConfig(config: PoolConfig): Buffer {
 export function decodePoolConfig(bytes: Buffer, source: string): PoolConfig {
   const invalid = (why: string) =>
     new ShardpoolError('POOL_CONFIG_INVALID', `${source} is not a valid pool.json: ${why}`, { path: source });
-  let document: unknown;
-  try {
-    document = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw invalid('not JSON');
-  }
-  if (typeof document !== 'object' || document === null) throw invalid('not an object');
-  const fields = document as Record<string, unknown>;
-  if (fields.format !== POOL_FORMAT_TAG) throw invalid(`"format" must be "${POOL_FORMAT_TAG}"`);
-  if (!Number.isInteger(fields.formatVersion) || (fields.formatVersion as number) < 1) {
-    throw invalid('"formatVersion" must be a positive integer');
-  }
-  if ((fields.formatVersion as number) > FORMAT_VERSION) {
-    throw new ShardpoolError(
-      'POOL_FORMAT_UNSUPPORTED',
-      `${source} has format version ${String(fields.formatVersion)}; this shardpool reads up to ${FORMAT_VERSION}: upgrade shardpool`,
-      { path: source },
-    );
-  }
+  const fields = decodeJsonDocument(bytes, { source, formatTag: POOL_FORMAT_TAG, invalid });
   if (!isUuid(fields.poolUuid)) throw invalid('"poolUuid" must be a UUID');
   if (typeof fields.defaultPolicy !== 'string') throw invalid('"defaultPolicy" must be a string');
   const extentSizeBytes = fields.extentSizeBytes;
@@ -72,7 +54,7 @@ export function decodePoolConfig(bytes: Buffer, source: string): PoolConfig {
   }
   if (typeof fields.createdAt !== 'string') throw invalid('"createdAt" must be a string');
   return {
-    formatVersion: fields.formatVersion as number,
+    formatVersion: fields.formatVersion,
     poolUuid: fields.poolUuid,
     defaultPolicy,
     extentSizeBytes,

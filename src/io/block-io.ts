@@ -87,25 +87,12 @@ export class BlockFile {
 
   /** Reads exactly `lengthBytes` at `positionBytes` into `buffer` at `bufferOffset` (all sector-aligned). */
   async read(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void> {
-    this.assertRequest(buffer, bufferOffset, lengthBytes, positionBytes);
-    const done = await this.transfer('pread', buffer, bufferOffset, lengthBytes, positionBytes);
-    if (done !== lengthBytes) {
-      throw new ShardpoolError('DISK_IO_FAILED', `${this.path}: short read of ${done} of ${lengthBytes} bytes at ${positionBytes}`, {
-        path: this.path,
-        positionBytes,
-      });
-    }
+    await this.transfer('pread', buffer, bufferOffset, lengthBytes, positionBytes);
   }
 
+  /** Writes exactly `lengthBytes` from `buffer` at `bufferOffset` to `positionBytes` (all sector-aligned). */
   async write(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void> {
-    this.assertRequest(buffer, bufferOffset, lengthBytes, positionBytes);
-    const done = await this.transfer('pwrite', buffer, bufferOffset, lengthBytes, positionBytes);
-    if (done !== lengthBytes) {
-      throw new ShardpoolError('DISK_IO_FAILED', `${this.path}: short write of ${done} of ${lengthBytes} bytes at ${positionBytes}`, {
-        path: this.path,
-        positionBytes,
-      });
-    }
+    await this.transfer('pwrite', buffer, bufferOffset, lengthBytes, positionBytes);
   }
 
   /** Makes every completed write durable (fdatasync: the device's volatile cache is flushed too). */
@@ -144,11 +131,21 @@ export class BlockFile {
     bufferOffset: number,
     lengthBytes: number,
     positionBytes: number,
-  ): Promise<number> {
+  ): Promise<void> {
+    this.assertRequest(buffer, bufferOffset, lengthBytes, positionBytes);
+    const what = call === 'pread' ? 'read' : 'write';
+    let done: number;
     try {
-      return await nativeIo()[call](this.fd, buffer, bufferOffset, lengthBytes, positionBytes);
+      done = await nativeIo()[call](this.fd, buffer, bufferOffset, lengthBytes, positionBytes);
     } catch (error) {
-      throw ioError(this.path, call === 'pread' ? 'read' : 'write', error);
+      throw ioError(this.path, what, error);
+    }
+    if (done !== lengthBytes) {
+      throw new ShardpoolError(
+        'DISK_IO_FAILED',
+        `${this.path}: short ${what} of ${done} of ${lengthBytes} bytes at ${positionBytes}`,
+        { path: this.path, positionBytes },
+      );
     }
   }
 

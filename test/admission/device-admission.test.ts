@@ -207,13 +207,17 @@ test('a device in use is refused even with --force: active swap, mounted, held O
   const writerExited = new Promise((resolve) => writer.once('close', resolve));
   try {
     writer.stdin.write('partial input keeps the pool open');
-    let result: CliResult | undefined;
-    for (let attempt = 0; attempt < 100; attempt += 1) {
-      result = await runCli(['add-disk', '--pool', second, '--disk', loop.path, '--device', '--yes', '--force']);
-      if (result.stderr.includes('DEVICE_BUSY')) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    // Wait until the writer holds the pool (a no-wait writer then gets POOL_BUSY), so it has the device open.
+    for (let attempt = 0; attempt < 200; attempt += 1) {
+      const probe = await runCli(['--wait', '0', 'fail-disk', '--pool', pool, '--disk', '99']);
+      if (probe.stderr.includes('POOL_BUSY')) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
-    assertError(result as CliResult, 'DEVICE_BUSY');
+    assertError(
+      await runCli(['add-disk', '--pool', second, '--disk', loop.path, '--device', '--yes', '--force']),
+      'DEVICE_BUSY',
+      /opened exclusively by another process/,
+    );
   } finally {
     writer.kill('SIGKILL');
     await writerExited;
