@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { runCli, runCliOk } from '../support/cli.js';
+import { createCliPool, runCli, runCliOk } from '../support/cli.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 
@@ -16,14 +16,8 @@ function assertOneLineError(stderr: string, code: string): void {
   assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
 }
 
-async function makePoolWithDisks(root: string, disks: number, policy = 'ec:4+2'): Promise<string> {
-  const pool = path.join(root, 'pool');
-  await runCliOk(['init', '--pool', pool, '--policy', policy, '--extent-size', '64KiB']);
-  for (let index = 1; index <= disks; index += 1) {
-    await fs.mkdir(path.join(root, `disk${index}`));
-    await runCliOk(['add-disk', '--pool', pool, '--disk', path.join(root, `disk${index}`)]);
-  }
-  return pool;
+function makePoolWithDisks(root: string, disks: number, policy = 'ec:4+2'): Promise<string> {
+  return createCliPool(root, { disks, policy });
 }
 
 test('every command of the contract has --help with an example', async () => {

@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { auditPool } from '../support/pool-audit.js';
-import { SHARDPOOL_BIN, runCli, runCliOk } from '../support/cli.js';
+import { SHARDPOOL_BIN, createCliPool, runCli, runCliOk } from '../support/cli.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 
-async function makePool(root: string, disks: number): Promise<string> {
-  const pool = path.join(root, 'pool');
-  await runCliOk(['init', '--pool', pool, '--policy', 'ec:2+1', '--extent-size', '64KiB']);
-  for (let index = 1; index <= disks; index += 1) {
-    await fs.mkdir(path.join(root, `disk${index}`));
-    await runCliOk(['add-disk', '--pool', pool, '--disk', path.join(root, `disk${index}`)]);
-  }
-  return pool;
+function makePool(root: string, disks: number): Promise<string> {
+  return createCliPool(root, { disks, policy: 'ec:2+1' });
 }
 
 test('concurrent puts from several processes all land, and the pool stays consistent', async (t) => {

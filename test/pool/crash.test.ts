@@ -2,27 +2,19 @@
 // (SHARDPOOL_KILL_AT), then the pool is checked: acknowledged data reads back exactly, nothing half-written is
 // visible, no catalog row points at a missing fragment, and the next write-open leaves no orphan behind.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { KILL_POINTS } from '../../src/pool/kill-points.js';
 import { Pool } from '../../src/pool/pool.js';
 import { auditPool } from '../support/pool-audit.js';
-import { runCli, runCliOk } from '../support/cli.js';
+import { createCliPool, runCli, runCliOk } from '../support/cli.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 
 const EXTENT_BYTES = 64 * 1024;
 const DISKS = 7;
 
-async function makePool(root: string): Promise<string> {
-  const pool = path.join(root, 'pool');
-  await runCliOk(['init', '--pool', pool, '--policy', 'ec:4+2', '--extent-size', '64KiB']);
-  for (let index = 1; index <= DISKS; index += 1) {
-    await fs.mkdir(path.join(root, `disk${index}`));
-    await runCliOk(['add-disk', '--pool', pool, '--disk', path.join(root, `disk${index}`)]);
-  }
-  return pool;
+function makePool(root: string): Promise<string> {
+  return createCliPool(root, { disks: DISKS, policy: 'ec:4+2' });
 }
 
 async function crash(args: string[], killAt: string, input?: Buffer): Promise<void> {
