@@ -309,3 +309,43 @@ test('a non-root user gets a clear permission error for a block device', async (
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /^shardpool: error DEVICE_PERMISSION_DENIED: .*need root/m);
 });
+
+/** Runs add-disk on a pseudo-terminal (util-linux `script`) and types `answer` when the confirmation prompt shows. */
+async function addDiskOnTerminal(args: string[], answer: string): Promise<{ code: number | null; output: string }> {
+  const { SHARDPOOL_BIN } = await import('../support/cli.js');
+  const command = [process.execPath, SHARDPOOL_BIN, ...args].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let answered = false;
+  const onData = (data: Buffer) => {
+    output += data.toString();
+    if (!answered && /to format it: /.test(output)) {
+      answered = true;
+      child.stdin.write(`${answer}\n`);
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, output };
+}
+
+test('on a terminal, the operator formats a device only by typing its path back', async (t) => {
+  const { root, pool } = await makePool(t);
+  const image = path.join(root, 'disk.img');
+  await fs.writeFile(image, '');
+  await fs.truncate(image, 128 * 1024 * 1024);
+  const args = ['add-disk', '--pool', pool, '--disk', image, '--device'];
+
+  const declined = await addDiskOnTerminal(args, 'yes');
+  assert.equal(declined.code, 2, declined.output);
+  assert.match(declined.output, /size\s+128\.0 MiB/);
+  assert.match(declined.output, /ALL DATA ON .*disk\.img WILL BE DESTROYED/);
+  assert.match(declined.output, /CONFIRMATION_REQUIRED: .*nothing was written/);
+  assert.equal(await labelState(image), 'unlabelled');
+
+  const confirmed = await addDiskOnTerminal(args, image);
+  assert.equal(confirmed.code, 0, confirmed.output);
+  assert.match(confirmed.output, /added disk 1 \(block-device\)/);
+  assert.equal(await labelState(image), 'labelled');
+});
