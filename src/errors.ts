@@ -35,7 +35,8 @@ export const ERROR_CODES = {
   DEVICE_PERMISSION_DENIED: 'the device cannot be opened for writing by this user',
   DEVICE_TOO_SMALL: 'the device is too small to hold a pool disk',
   DEVICE_LABEL_INVALID: 'every copy of the on-device label is damaged',
-  DEVICE_NOT_WRITABLE_YET: 'fragments cannot be written to block devices in this version',
+  DEVICE_METADATA_INVALID: "the device's allocator checkpoint is damaged, so its allocation state cannot be trusted",
+  JOURNAL_RECORD_INVALID: 'a metadata journal record is torn, corrupt or of an unknown version (replay stops there)',
   CONFIRMATION_REQUIRED: 'formatting a device needs the operator to confirm (type the path back, or --yes)',
   // redundancy and placement
   POLICY_INVALID: 'a redundancy policy string is not replica:N or ec:K+M within the limits',

@@ -68,20 +68,18 @@ function formatStatus(status: PoolDescription): string {
 
 export function formatDiskTable(disks: PoolDescription['disks']): string {
   return formatTable(
-    ['ID', 'STATE', 'KIND', 'CAPACITY', 'FREE', 'USED', 'FRAGMENTS', 'PATH'],
+    ['ID', 'STATE', 'KIND', 'SECTORS', 'IO', 'CAPACITY', 'FREE', 'USED', 'FRAGMENTS', 'PATH'],
     disks.map((disk) => [
       String(disk.id),
       disk.online || disk.state === 'failed' ? disk.state : `${disk.state},offline`,
       disk.kind,
+      disk.geometry ? `${disk.geometry.logicalSectorBytes}/${disk.geometry.physicalSectorBytes}` : '-',
+      disk.geometry ? (disk.geometry.directIo ? 'direct' : 'sync') : '-',
       formatBytes(disk.capacityBytes),
       formatBytes(disk.freeBytes),
       formatBytes(disk.usedBytes),
       String(disk.fragmentCount),
-      disk.offlineReason && disk.state !== 'failed'
-        ? `${disk.path}  (${disk.offlineReason})`
-        : disk.online && !disk.acceptsFragments
-          ? `${disk.path}  (labelled and held; takes no fragments in this version)`
-          : disk.path,
+      disk.offlineReason && disk.state !== 'failed' ? `${disk.path}  (${disk.offlineReason})` : disk.path,
     ]),
   );
 }

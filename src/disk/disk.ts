@@ -10,6 +10,21 @@ export interface FragmentAddress {
   readonly fragmentIndex: number;
 }
 
+/** A fragment as the catalog knows it: where it is (block devices) and how long its record is. */
+export interface FragmentLocation extends FragmentAddress {
+  /** Byte offset of the fragment record on a block device; 0 (unused) on directory disks. */
+  readonly locationBytes: number;
+  /** Header plus data bytes. */
+  readonly storedBytes: number;
+}
+
+/** What a disk found on itself by scanning (recover, scrub): a fragment whose header verified. */
+export interface FoundFragment extends FragmentLocation {
+  readonly key: string;
+  readonly policy: FragmentHeader['policy'];
+  readonly extentLengthBytes: number;
+}
+
 /** What the pool hands a disk to store: the header fields the disk does not fill in itself, and the data. */
 export type FragmentToWrite = Omit<FragmentHeader, 'poolUuid' | 'diskUuid' | 'locationBytes' | 'dataChecksum'> & {
   readonly dataChecksum: Buffer;
@@ -21,19 +36,29 @@ export interface DiskSpace {
   readonly freeBytes: number;
 }
 
+/** How a block device is laid out and accessed (undefined for directory disks). */
+export interface DiskGeometry {
+  readonly logicalSectorBytes: number;
+  readonly physicalSectorBytes: number;
+  readonly allocationUnitBytes: number;
+  /** True with O_DIRECT; false when O_SYNC stands in for it. */
+  readonly directIo: boolean;
+}
+
 export interface Disk {
   readonly kind: DiskKind;
   readonly path: string;
   readonly poolUuid: string;
   readonly diskUuid: string;
-  /** False for disks that may be members but cannot take new fragments yet (block devices in this version). */
+  /** False when the disk cannot take new fragments now (a device opened read-only, or one that failed a flush). */
   readonly acceptsFragments: boolean;
+  readonly geometry: DiskGeometry | undefined;
 
   /**
    * Stores one fragment. When the promise resolves the fragment's bytes are on stable storage but may not yet be
    * reachable after a crash: only flush() makes every fragment written before it durable.
    */
-  writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<void>;
+  writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<{ readonly locationBytes: number }>;
 
   /** Makes every fragment written so far durable. Nothing may be acknowledged before this resolves. */
   flush(): Promise<void>;
@@ -43,16 +68,28 @@ export interface Disk {
    * and its data checksum. Throws FRAGMENT_MISSING, FRAGMENT_HEADER_INVALID, FRAGMENT_IDENTITY_MISMATCH,
    * FRAGMENT_CHECKSUM_MISMATCH or DISK_IO_FAILED.
    */
-  readFragment(address: FragmentAddress): Promise<{ header: FragmentHeader; data: Buffer }>;
+  readFragment(fragment: FragmentLocation): Promise<{ header: FragmentHeader; data: Buffer }>;
 
-  /** Deletes one fragment; deleting a fragment that is not there is not an error. */
-  deleteFragment(address: FragmentAddress): Promise<void>;
+  /**
+   * Deletes one fragment (a block device frees its units; the free is durable with the next flush). Deleting a
+   * fragment that is not there is not an error. Without a location, a device looks among its pending allocations.
+   */
+  deleteFragment(fragment: FragmentAddress & { readonly locationBytes?: number }): Promise<void>;
 
   /** Deletes every fragment of one object version (cleanup after a put that never committed). Returns the count. */
   deleteVersion(versionId: string): Promise<number>;
 
-  /** Every fragment address present on the disk (for scrub and recovery). */
-  listFragments(): AsyncIterable<FragmentAddress>;
+  /** Every fragment on the disk whose header verifies, found by scanning the disk itself (for recover and scrub). */
+  scanFragments(): AsyncIterable<FoundFragment>;
+
+  /**
+   * Allocations the catalog has not yet been seen to reference (block devices; always empty for directories).
+   * After a crash they are reconciled against the catalog on the next write-open.
+   */
+  pendingAllocations(): FragmentLocation[];
+
+  /** The catalog now references these fragments: their allocations are permanent. */
+  settle(fragments: ReadonlyArray<FragmentAddress>): void;
 
   space(): Promise<DiskSpace>;
 

@@ -16,12 +16,23 @@
 //       40    8 createdAtMs
 //       48   16 poolUuid
 //       64   16 deviceUuid
-//       80 3968 reserved, zero
+//       80    4 allocationUnitBytes
+//       84    1 activeCheckpointSlot (0 or 1; 255 = none yet: every unit free, nothing pending)
+//       85    3 reserved, zero
+//       88    8 journalOffsetBytes
+//       96    8 journalLengthBytes
+//      104    8 checkpointSlot0OffsetBytes
+//      112    8 checkpointSlot1OffsetBytes
+//      120    8 checkpointSlotLengthBytes
+//      128    8 dataOffsetBytes
+//      136    8 dataUnits
+//      144    8 journalSequence (the sequence the first journal record after the active checkpoint carries)
+//      152 3896 reserved, zero
 //     4048   16 checksum: xxh3-128 of bytes 0..4047
 //     4064    8 locationBytes: this copy's own offset (outside the checksum: it is the one field copies differ in)
 //     4072   24 reserved, zero
 import { assert } from '../assert.js';
-import { CHECKSUM_BYTES, FORMAT_VERSION } from '../constants.js';
+import { CHECKSUM_BYTES, DEVICE_FORMAT_VERSION } from '../constants.js';
 import { checksum128, checksumEquals } from '../redundancy/checksum.js';
 import { uuidFromBytes, uuidToBytes } from './uuid.js';
 
@@ -42,7 +53,18 @@ const OFFSET = {
   createdAtMs: 40,
   poolUuid: 48,
   deviceUuid: 64,
-  reservedMiddle: 80,
+  allocationUnit: 80,
+  activeCheckpointSlot: 84,
+  reserved85: 85,
+  journalOffset: 88,
+  journalLength: 96,
+  checkpointSlot0: 104,
+  checkpointSlot1: 112,
+  checkpointSlotLength: 120,
+  dataOffset: 128,
+  dataUnits: 136,
+  journalSequence: 144,
+  reservedMiddle: 152,
   checksum: 4048,
   location: 4064,
   reservedTail: 4072,
@@ -50,6 +72,19 @@ const OFFSET = {
 
 assert(OFFSET.checksum + CHECKSUM_BYTES === OFFSET.location, 'the location follows the checksum');
 assert(OFFSET.reservedTail + 24 === DEVICE_LABEL_BYTES, 'a label copy is one 4 KiB block');
+
+/** Where the regions of a device are; fixed when the device is formatted. */
+export interface DeviceRegions {
+  readonly allocationUnitBytes: number;
+  readonly journalOffsetBytes: number;
+  readonly journalLengthBytes: number;
+  readonly checkpointSlotOffsetsBytes: readonly [number, number];
+  readonly checkpointSlotLengthBytes: number;
+  readonly dataOffsetBytes: number;
+  readonly dataUnits: number;
+}
+
+export const NO_CHECKPOINT_SLOT = 255;
 
 export interface DeviceLabel {
   readonly formatVersion: number;
@@ -60,6 +95,10 @@ export interface DeviceLabel {
   readonly createdAtMs: number;
   readonly poolUuid: string;
   readonly deviceUuid: string;
+  readonly regions: DeviceRegions;
+  /** 0 or 1, or NO_CHECKPOINT_SLOT before the first checkpoint. */
+  readonly activeCheckpointSlot: number;
+  readonly journalSequence: number;
 }
 
 /** Where the copies live on a device of `deviceSizeBytes`: offsets 0, 4096 and the last whole 4 KiB block. */
@@ -81,6 +120,17 @@ export function encodeDeviceLabel(label: DeviceLabel, locationBytes: number): Bu
   bytes.writeBigUInt64LE(BigInt(label.createdAtMs), OFFSET.createdAtMs);
   uuidToBytes(label.poolUuid).copy(bytes, OFFSET.poolUuid);
   uuidToBytes(label.deviceUuid).copy(bytes, OFFSET.deviceUuid);
+  const { regions } = label;
+  bytes.writeUInt32LE(regions.allocationUnitBytes, OFFSET.allocationUnit);
+  bytes.writeUInt8(label.activeCheckpointSlot, OFFSET.activeCheckpointSlot);
+  bytes.writeBigUInt64LE(BigInt(regions.journalOffsetBytes), OFFSET.journalOffset);
+  bytes.writeBigUInt64LE(BigInt(regions.journalLengthBytes), OFFSET.journalLength);
+  bytes.writeBigUInt64LE(BigInt(regions.checkpointSlotOffsetsBytes[0]), OFFSET.checkpointSlot0);
+  bytes.writeBigUInt64LE(BigInt(regions.checkpointSlotOffsetsBytes[1]), OFFSET.checkpointSlot1);
+  bytes.writeBigUInt64LE(BigInt(regions.checkpointSlotLengthBytes), OFFSET.checkpointSlotLength);
+  bytes.writeBigUInt64LE(BigInt(regions.dataOffsetBytes), OFFSET.dataOffset);
+  bytes.writeBigUInt64LE(BigInt(regions.dataUnits), OFFSET.dataUnits);
+  bytes.writeBigUInt64LE(BigInt(label.journalSequence), OFFSET.journalSequence);
   checksum128(bytes.subarray(0, OFFSET.checksum)).copy(bytes, OFFSET.checksum);
   bytes.writeBigUInt64LE(BigInt(locationBytes), OFFSET.location);
   return bytes;
@@ -102,34 +152,68 @@ export function decodeDeviceLabelCopy(bytes: Buffer, locationBytes: number): Lab
     return invalid('checksum mismatch');
   }
   const formatVersion = bytes.readUInt16LE(OFFSET.formatVersion);
-  if (formatVersion === 0) return invalid('format version 0');
-  if (formatVersion > FORMAT_VERSION) return invalid(`format version ${formatVersion} is newer than this shardpool`, true);
+  if (formatVersion > DEVICE_FORMAT_VERSION) {
+    return invalid(`device format version ${formatVersion} is newer than this shardpool`, true);
+  }
+  if (formatVersion !== DEVICE_FORMAT_VERSION) {
+    return invalid(`device format version ${formatVersion} predates the on-device allocator: remove the disk and add it again`);
+  }
   if (bytes.readUInt16LE(OFFSET.flags) !== 0) return invalid('reserved flags set');
   if (bytes.readUInt32LE(OFFSET.labelLength) !== DEVICE_LABEL_BYTES) return invalid('wrong label length');
   if (bytes.readBigUInt64LE(OFFSET.location) !== BigInt(locationBytes)) {
     return invalid(`copy claims offset ${bytes.readBigUInt64LE(OFFSET.location)}, read from ${locationBytes}`);
   }
-  if (!isZero(bytes.subarray(OFFSET.reservedMiddle, OFFSET.checksum)) || !isZero(bytes.subarray(OFFSET.reservedTail))) {
+  if (
+    !isZero(bytes.subarray(OFFSET.reserved85, OFFSET.journalOffset)) ||
+    !isZero(bytes.subarray(OFFSET.reservedMiddle, OFFSET.checksum)) ||
+    !isZero(bytes.subarray(OFFSET.reservedTail))
+  ) {
     return invalid('reserved bytes are not zero');
   }
-  const sequence = bytes.readBigUInt64LE(OFFSET.sequence);
-  const deviceSize = bytes.readBigUInt64LE(OFFSET.deviceSize);
-  const createdAtMs = bytes.readBigUInt64LE(OFFSET.createdAtMs);
-  if ([sequence, deviceSize, createdAtMs].some((value) => value > BigInt(Number.MAX_SAFE_INTEGER))) {
-    return invalid('a field is out of range');
-  }
+  const wide = [
+    OFFSET.sequence,
+    OFFSET.deviceSize,
+    OFFSET.createdAtMs,
+    OFFSET.journalOffset,
+    OFFSET.journalLength,
+    OFFSET.checkpointSlot0,
+    OFFSET.checkpointSlot1,
+    OFFSET.checkpointSlotLength,
+    OFFSET.dataOffset,
+    OFFSET.dataUnits,
+    OFFSET.journalSequence,
+  ].map((offset) => bytes.readBigUInt64LE(offset));
+  if (wide.some((value) => value > BigInt(Number.MAX_SAFE_INTEGER))) return invalid('a field is out of range');
+  const number = (offset: number) => Number(bytes.readBigUInt64LE(offset));
+  const activeCheckpointSlot = bytes.readUInt8(OFFSET.activeCheckpointSlot);
+  if (activeCheckpointSlot > 1 && activeCheckpointSlot !== NO_CHECKPOINT_SLOT) return invalid('bad checkpoint slot');
+  const regions: DeviceRegions = {
+    allocationUnitBytes: bytes.readUInt32LE(OFFSET.allocationUnit),
+    journalOffsetBytes: number(OFFSET.journalOffset),
+    journalLengthBytes: number(OFFSET.journalLength),
+    checkpointSlotOffsetsBytes: [number(OFFSET.checkpointSlot0), number(OFFSET.checkpointSlot1)],
+    checkpointSlotLengthBytes: number(OFFSET.checkpointSlotLength),
+    dataOffsetBytes: number(OFFSET.dataOffset),
+    dataUnits: number(OFFSET.dataUnits),
+  };
+  const deviceSizeBytes = number(OFFSET.deviceSize);
+  const layoutProblem = checkRegions(regions, deviceSizeBytes);
+  if (layoutProblem) return invalid(layoutProblem);
   return {
     state: 'valid',
     locationBytes,
     label: {
       formatVersion,
-      sequence: Number(sequence),
-      deviceSizeBytes: Number(deviceSize),
+      sequence: number(OFFSET.sequence),
+      deviceSizeBytes,
       logicalSectorBytes: bytes.readUInt32LE(OFFSET.logicalSector),
       physicalSectorBytes: bytes.readUInt32LE(OFFSET.physicalSector),
-      createdAtMs: Number(createdAtMs),
+      createdAtMs: number(OFFSET.createdAtMs),
       poolUuid: uuidFromBytes(bytes.subarray(OFFSET.poolUuid)),
       deviceUuid: uuidFromBytes(bytes.subarray(OFFSET.deviceUuid)),
+      regions,
+      activeCheckpointSlot,
+      journalSequence: number(OFFSET.journalSequence),
     },
   };
 }
@@ -162,6 +246,27 @@ export function chooseDeviceLabel(copies: ReadonlyArray<LabelCopy>): LabelVerdic
     };
   }
   return { state: 'unlabelled' };
+}
+
+/** The regions must be 4 KiB-aligned, in order, non-overlapping and inside the device: else the label lies. */
+function checkRegions(regions: DeviceRegions, deviceSizeBytes: number): string | undefined {
+  const unit = regions.allocationUnitBytes;
+  if (unit < 4096 || unit > 64 * 1024 * 1024 || (unit & (unit - 1)) !== 0) return `bad allocation unit ${unit}`;
+  const spans: Array<[number, number]> = [
+    [regions.journalOffsetBytes, regions.journalLengthBytes],
+    [regions.checkpointSlotOffsetsBytes[0], regions.checkpointSlotLengthBytes],
+    [regions.checkpointSlotOffsetsBytes[1], regions.checkpointSlotLengthBytes],
+    [regions.dataOffsetBytes, regions.dataUnits * unit],
+  ];
+  let end = 2 * DEVICE_LABEL_BYTES;
+  for (const [offset, length] of spans) {
+    if (offset % 4096 !== 0 || length % 4096 !== 0 || length === 0) return 'a region is not 4 KiB-aligned';
+    if (offset < end) return 'regions overlap';
+    end = offset + length;
+  }
+  if (regions.dataOffsetBytes % unit !== 0) return 'the data region is not unit-aligned';
+  if (end > deviceSizeBytes - DEVICE_LABEL_BYTES) return 'regions run past the end of the device';
+  return undefined;
 }
 
 function isZero(bytes: Buffer): boolean {

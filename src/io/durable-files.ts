@@ -59,6 +59,19 @@ export async function readFileIfExists(filePath: string): Promise<Buffer | undef
   }
 }
 
+/** The first `maxBytes` of a file and its size (for reading a fragment header without the data). */
+export async function readFileHead(filePath: string, maxBytes: number): Promise<{ bytes: Buffer; sizeBytes: number }> {
+  const handle = await fs.open(filePath, 'r');
+  try {
+    const sizeBytes = (await handle.stat()).size;
+    const bytes = Buffer.alloc(Math.min(maxBytes, sizeBytes));
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
+    return { bytes: bytes.subarray(0, bytesRead), sizeBytes };
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Removes a file; a file that is already gone is not an error (deletes are idempotent). */
 export async function removeFileIfExists(filePath: string): Promise<boolean> {
   try {

@@ -154,8 +154,8 @@ async function moveFragment(pool: Pool, move: FragmentToMove): Promise<'copied' 
   const target = pool.member(targetId).disk;
   assert(target !== undefined, 'targets are writable members');
   const address = { versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
-  pool.catalog.beginMove(address, fragment.diskId, targetId);
-  await target.writeFragment(
+  pool.catalog.beginMove(fragment, targetId);
+  const { locationBytes } = await target.writeFragment(
     {
       versionId: object.versionId,
       key: object.key,
@@ -171,10 +171,11 @@ async function moveFragment(pool: Pool, move: FragmentToMove): Promise<'copied' 
   );
   await target.flush();
   killPoint('drain.fragment-copied');
-  const repointed = pool.catalog.moveFragment(fragment, fragment.diskId, targetId, storedBytes);
+  const repointed = pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes });
   assert(repointed, 'nothing else changes the pool while we hold its lock');
+  target.settle([address]);
   killPoint('drain.fragment-moved');
-  await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId });
+  await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId, sourceLocationBytes: fragment.locationBytes });
   return how;
 }
 

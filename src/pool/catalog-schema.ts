@@ -87,4 +87,9 @@ export const CATALOG_MIGRATIONS: ReadonlyArray<string> = [
     value INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 1 → 2: block devices store fragments at an offset, which the catalog must remember to read them back.
+  `
+  ALTER TABLE fragments ADD COLUMN location_bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE moves ADD COLUMN source_location_bytes INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -37,6 +37,8 @@ export interface ObjectRow {
 export interface FragmentRow extends FragmentAddress {
   readonly diskId: number;
   readonly storedBytes: number;
+  /** Where the fragment record starts on a block device; 0 on directory disks. */
+  readonly locationBytes: number;
 }
 
 export interface ExtentRow {
@@ -166,7 +168,8 @@ export class Catalog {
         `INSERT INTO extents (version_id, extent_index, length_bytes, checksum) VALUES (?, ?, ?, ?)`,
       );
       const insertFragment = this.db.prepare(
-        `INSERT INTO fragments (version_id, extent_index, fragment_index, disk_id, stored_bytes) VALUES (?, ?, ?, ?, ?)`,
+        `INSERT INTO fragments (version_id, extent_index, fragment_index, disk_id, stored_bytes, location_bytes)
+         VALUES (?, ?, ?, ?, ?, ?)`,
       );
       for (const extent of extents) {
         assert(extent.fragments.length === object.fragmentCount, 'every fragment of an extent is committed');
@@ -178,6 +181,7 @@ export class Catalog {
             fragment.fragmentIndex,
             fragment.diskId,
             fragment.storedBytes,
+            fragment.locationBytes,
           );
         }
       }
@@ -312,32 +316,45 @@ export class Catalog {
   }
 
   /** Re-points one fragment from one disk to another; false when it no longer lives where expected. */
-  /** Registers a fragment about to be copied from `sourceDiskId` to `targetDiskId` (see the moves table). */
-  beginMove(address: FragmentAddress, sourceDiskId: number, targetDiskId: number): void {
+  /** Registers a fragment about to be copied from its source disk to `targetDiskId` (see the moves table). */
+  beginMove(fragment: FragmentRow, targetDiskId: number): void {
     this.db
       .prepare(
         `INSERT OR REPLACE INTO moves
-           (version_id, extent_index, fragment_index, source_disk_id, target_disk_id, started_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?)`,
+           (version_id, extent_index, fragment_index, source_disk_id, target_disk_id, started_at_ms, source_location_bytes)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(address.versionId, address.extentIndex, address.fragmentIndex, sourceDiskId, targetDiskId, Date.now());
+      .run(fragment.versionId, fragment.extentIndex, fragment.fragmentIndex, fragment.diskId, targetDiskId, Date.now(), fragment.locationBytes);
   }
 
-  listMoves(): Array<FragmentAddress & { sourceDiskId: number; targetDiskId: number }> {
+  listMoves(): Array<FragmentAddress & { sourceDiskId: number; targetDiskId: number; sourceLocationBytes: number }> {
     return this.db
       .prepare(
         `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
-                source_disk_id AS sourceDiskId, target_disk_id AS targetDiskId FROM moves`,
+                source_disk_id AS sourceDiskId, target_disk_id AS targetDiskId,
+                source_location_bytes AS sourceLocationBytes FROM moves`,
       )
-      .all() as Array<FragmentAddress & { sourceDiskId: number; targetDiskId: number }>;
+      .all() as Array<FragmentAddress & { sourceDiskId: number; targetDiskId: number; sourceLocationBytes: number }>;
   }
 
   /** The disk the catalog places a fragment on, or undefined when the fragment is no longer referenced. */
   diskOfFragment(address: FragmentAddress): number | undefined {
-    const row = this.db
-      .prepare(`SELECT disk_id AS diskId FROM fragments WHERE version_id = ? AND extent_index = ? AND fragment_index = ?`)
-      .get(address.versionId, address.extentIndex, address.fragmentIndex) as { diskId: number } | undefined;
-    return row?.diskId;
+    return this.fragmentRow(address)?.diskId;
+  }
+
+  fragmentRow(address: FragmentAddress): FragmentRow | undefined {
+    return this.db
+      .prepare(`${FRAGMENT_SELECT} WHERE version_id = ? AND extent_index = ? AND fragment_index = ?`)
+      .get(address.versionId, address.extentIndex, address.fragmentIndex) as FragmentRow | undefined;
+  }
+
+  /** Every fragment row naming this disk (current and garbage versions), for recover. */
+  fragmentsOnDisk(diskId: number): FragmentRow[] {
+    return this.db.prepare(`${FRAGMENT_SELECT} WHERE disk_id = ?`).all(diskId) as FragmentRow[];
+  }
+
+  hasIntent(versionId: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM intents WHERE version_id = ?`).get(versionId) !== undefined;
   }
 
   dropMove(address: FragmentAddress): void {
@@ -347,13 +364,17 @@ export class Catalog {
   }
 
   /** Re-points a fragment at the disk its copy was written to. The move row stays until the source copy is gone. */
-  moveFragment(address: FragmentAddress, fromDiskId: number, toDiskId: number, storedBytes: number): boolean {
+  moveFragment(
+    address: FragmentAddress,
+    from: { diskId: number },
+    to: { diskId: number; storedBytes: number; locationBytes: number },
+  ): boolean {
     const result = this.db
       .prepare(
-        `UPDATE fragments SET disk_id = ?, stored_bytes = ?
+        `UPDATE fragments SET disk_id = ?, stored_bytes = ?, location_bytes = ?
          WHERE version_id = ? AND extent_index = ? AND fragment_index = ? AND disk_id = ?`,
       )
-      .run(toDiskId, storedBytes, address.versionId, address.extentIndex, address.fragmentIndex, fromDiskId);
+      .run(to.diskId, to.storedBytes, to.locationBytes, address.versionId, address.extentIndex, address.fragmentIndex, from.diskId);
     return result.changes === 1;
   }
 
@@ -466,4 +487,4 @@ const OBJECT_SELECT = `SELECT key, version_id AS versionId, size_bytes AS sizeBy
   extent_count AS extentCount, created_at_ms AS createdAtMs FROM objects`;
 
 const FRAGMENT_SELECT = `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
-  disk_id AS diskId, stored_bytes AS storedBytes FROM fragments`;
+  disk_id AS diskId, stored_bytes AS storedBytes, location_bytes AS locationBytes FROM fragments`;

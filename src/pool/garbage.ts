@@ -55,14 +55,17 @@ export async function cleanUpInterruptedMoves(pool: Pool): Promise<void> {
 /** Deletes the copy of a moved fragment that the catalog does not reference, then drops the move record. */
 export async function finishMove(
   pool: Pool,
-  move: FragmentAddress & { sourceDiskId: number; targetDiskId: number },
+  move: FragmentAddress & { sourceDiskId: number; targetDiskId: number; sourceLocationBytes?: number },
 ): Promise<void> {
   const home = pool.catalog.diskOfFragment(move);
   const unreferencedDiskId = home === move.targetDiskId ? move.sourceDiskId : move.targetDiskId;
   const holder = pool.listMembers().find((member) => member.row.id === unreferencedDiskId);
   if (holder?.disk) {
     try {
-      await holder.disk.deleteFragment(move);
+      // The source copy's location is known (it was the catalog's); a target copy that was never re-pointed is
+      // still a pending allocation on its device, found by its address.
+      const locationBytes = unreferencedDiskId === move.sourceDiskId ? move.sourceLocationBytes : undefined;
+      await holder.disk.deleteFragment(locationBytes === undefined ? move : { ...move, locationBytes });
       await holder.disk.flush();
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
@@ -72,6 +75,34 @@ export async function finishMove(
     return; // unreachable for now: keep the record so the copy is deleted once the disk is back
   }
   pool.catalog.dropMove(move);
+}
+
+/**
+ * After a crash, a block device may hold allocations the catalog never came to reference: a put whose intent was
+ * already cleaned, a drain copy, a commit that did not happen. Each pending allocation is settled when the catalog
+ * references exactly it, left to the intent and move cleanups when those own it, and freed otherwise.
+ */
+export async function reconcilePendingAllocations(pool: Pool): Promise<void> {
+  const movingTargets = new Set(pool.catalog.listMoves().map((move) => `${move.targetDiskId}:${move.versionId}.${move.extentIndex}.${move.fragmentIndex}`));
+  for (const member of pool.listMembers()) {
+    const disk = member.disk;
+    if (!disk || member.row.state === 'failed') continue;
+    let freed = 0;
+    for (const allocation of disk.pendingAllocations()) {
+      const row = pool.catalog.fragmentRow(allocation);
+      if (row && row.diskId === member.row.id && row.locationBytes === allocation.locationBytes) {
+        disk.settle([allocation]);
+      } else if (pool.catalog.hasIntent(allocation.versionId)) {
+        continue; // its put's cleanup deletes it
+      } else if (movingTargets.has(`${member.row.id}:${allocation.versionId}.${allocation.extentIndex}.${allocation.fragmentIndex}`)) {
+        continue; // its drain's cleanup decides
+      } else {
+        await disk.deleteFragment({ versionId: allocation.versionId, extentIndex: allocation.extentIndex, fragmentIndex: allocation.fragmentIndex });
+        freed += 1;
+      }
+    }
+    if (freed > 0) await disk.flush();
+  }
 }
 
 /** Deletes the fragments of puts that recorded an intent but never committed. */

@@ -14,6 +14,12 @@ export const KILL_POINTS = [
   'gc.version-finished',
   'drain.fragment-copied',
   'drain.fragment-moved',
+  // block devices: the group commit and the checkpoint
+  'device.data-flushed',
+  'device.journal-written',
+  'device.journal-flushed',
+  'device.checkpoint-written',
+  'device.label-written',
 ] as const;
 export type KillPoint = (typeof KILL_POINTS)[number];
 

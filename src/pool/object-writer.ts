@@ -64,6 +64,7 @@ export async function writeObject(
       createdAtMs: Date.now(),
     };
     replacedVersionId = pool.catalog.commitObject({ object, extents });
+    settleFragments(pool, extents.flatMap((extent) => extent.fragments));
   } catch (error) {
     await abandonVersion(pool, writer.versionId);
     throw error;
@@ -73,10 +74,13 @@ export async function writeObject(
   return { object, replacedVersionId };
 }
 
-function notYetWritableNote(pool: Pool): string {
-  const devices = pool.notYetWritableMembers().length;
-  return devices === 0 ? '' : ` that take fragments (${devices} block devices are members but not writable in this version)`;
+/** Tells each disk that the catalog now references these fragments (block devices stop tracking them as pending). */
+export function settleFragments(pool: Pool, fragments: ReadonlyArray<FragmentRow>): void {
+  const byDisk = new Map<number, FragmentRow[]>();
+  for (const fragment of fragments) byDisk.set(fragment.diskId, [...(byDisk.get(fragment.diskId) ?? []), fragment]);
+  for (const [diskId, rows] of byDisk) pool.member(diskId).disk?.settle(rows);
 }
+
 
 /** Writes the extents of one new object version and remembers where every fragment went. */
 class ExtentWriter {
@@ -99,7 +103,7 @@ class ExtentWriter {
       throw new ShardpoolError(
         'POLICY_NEEDS_MORE_DISKS',
         `policy ${formatPolicy(codec.policy)} needs ${codec.fragmentCount} healthy disks, the pool has ` +
-          `${writable.length}${notYetWritableNote(pool)} (add disks with add-disk, or choose a smaller policy)`,
+          `${writable.length} (add disks with add-disk, or choose a smaller policy)`,
         { policy: formatPolicy(codec.policy), needed: codec.fragmentCount, available: writable.length },
       );
     }
@@ -196,7 +200,7 @@ class ExtentWriter {
     let diskId = fragment.diskId;
     for (;;) {
       try {
-        await this.diskFor(diskId).writeFragment(
+        const { locationBytes } = await this.diskFor(diskId).writeFragment(
           {
             versionId: this.versionId,
             key: this.key,
@@ -218,6 +222,7 @@ class ExtentWriter {
           fragmentIndex: fragment.fragmentIndex,
           diskId,
           storedBytes: fragment.storedBytes,
+          locationBytes,
         };
       } catch (error) {
         if (!isShardpoolError(error, 'DISK_IO_FAILED') && !isShardpoolError(error, 'DISK_FULL')) throw error;

@@ -27,7 +27,7 @@ import {
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
 import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectRow } from './catalog.js';
-import { cleanUpInterruptedMoves, cleanUpInterruptedPuts, collectGarbage } from './garbage.js';
+import { cleanUpInterruptedMoves, cleanUpInterruptedPuts, collectGarbage, reconcilePendingAllocations } from './garbage.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { openObjectReader, type ObjectReader } from './object-reader.js';
 import { writeObject, type ObjectSource, type PutResult } from './object-writer.js';
@@ -119,6 +119,7 @@ export class Pool {
       if (options.access === 'write') {
         await cleanUpInterruptedPuts(pool);
         await cleanUpInterruptedMoves(pool);
+        await reconcilePendingAllocations(pool);
         await collectGarbage(pool);
       }
       pool.lifecycle = 'open';
@@ -166,13 +167,6 @@ export class Pool {
   writableMembers(): Member[] {
     return this.listMembers().filter(
       (member) => member.row.state === 'healthy' && member.disk !== undefined && member.disk.acceptsFragments,
-    );
-  }
-
-  /** Healthy, reachable members that cannot take fragments yet (block devices in this version). */
-  notYetWritableMembers(): Member[] {
-    return this.listMembers().filter(
-      (member) => member.row.state === 'healthy' && member.disk !== undefined && !member.disk.acceptsFragments,
     );
   }
 

@@ -1,5 +1,6 @@
 // Read-only reports: the pool's status (disks, capacity, redundancy) and one object's layout and health.
 // Health is judged from the catalog and disk states without reading fragments (scrub reads them).
+import type { DiskGeometry } from '../disk/disk.js';
 import { formatPolicy } from '../redundancy/policy.js';
 import type { ObjectRow } from './catalog.js';
 import type { Pool } from './pool.js';
@@ -13,8 +14,9 @@ export interface DiskDescription {
   readonly path: string;
   readonly state: string;
   readonly online: boolean;
-  /** False for members that cannot take fragments yet (block devices in this version). */
   readonly acceptsFragments: boolean;
+  /** Block devices: sector sizes, allocation unit and whether O_DIRECT is in use. */
+  readonly geometry: DiskGeometry | undefined;
   readonly offlineReason: string | undefined;
   readonly capacityBytes: number | undefined;
   readonly freeBytes: number | undefined;
@@ -86,6 +88,7 @@ export async function describePool(pool: Pool): Promise<PoolDescription> {
       state: member.row.state,
       online: member.disk !== undefined,
       acceptsFragments: member.disk?.acceptsFragments ?? false,
+      geometry: member.disk?.geometry,
       offlineReason: member.offlineReason,
       capacityBytes: space?.capacityBytes,
       freeBytes: space?.freeBytes,

@@ -6,12 +6,14 @@ import {
   decodeDeviceLabelCopy,
   deviceLabelOffsets,
   encodeDeviceLabel,
+  NO_CHECKPOINT_SLOT,
   type DeviceLabel,
 } from '../../src/format/device-label.js';
+import { planDeviceRegions } from '../../src/format/device-layout.js';
 import { seededRandom, testSeed } from '../support/seeded-random.js';
 
 const LABEL: DeviceLabel = {
-  formatVersion: 1,
+  formatVersion: 2,
   sequence: 7,
   deviceSizeBytes: 1024 * 1024 * 1024,
   logicalSectorBytes: 4096,
@@ -19,7 +21,23 @@ const LABEL: DeviceLabel = {
   createdAtMs: 1_790_000_000_000,
   poolUuid: '11111111-2222-4333-8444-555555555555',
   deviceUuid: '66666666-7777-4888-9999-aaaaaaaaaaaa',
+  regions: planDeviceRegions(1024 * 1024 * 1024),
+  activeCheckpointSlot: NO_CHECKPOINT_SLOT,
+  journalSequence: 1,
 };
+
+test('regions are laid out in order inside the device, and a label with overlapping regions is refused', () => {
+  for (const size of [64 * 1024 * 1024, 1024 * 1024 * 1024, 4 * 1024 ** 4]) {
+    const regions = planDeviceRegions(size);
+    assert.ok(regions.journalOffsetBytes >= 8192);
+    assert.ok(regions.checkpointSlotOffsetsBytes[0] >= regions.journalOffsetBytes + regions.journalLengthBytes);
+    assert.ok(regions.dataOffsetBytes >= regions.checkpointSlotOffsetsBytes[1] + regions.checkpointSlotLengthBytes);
+    assert.ok(regions.dataOffsetBytes + regions.dataUnits * regions.allocationUnitBytes <= size - 4096);
+    assert.equal(regions.dataOffsetBytes % regions.allocationUnitBytes, 0);
+  }
+  const overlapping = { ...LABEL, regions: { ...LABEL.regions, dataOffsetBytes: LABEL.regions.journalOffsetBytes } };
+  assert.equal(decodeDeviceLabelCopy(encodeDeviceLabel(overlapping, 0), 0).state, 'invalid');
+});
 
 test('label copies sit at 0, 4096 and the last whole 4 KiB block', () => {
   assert.deepEqual(deviceLabelOffsets(1024 * 1024), [0, 4096, 1024 * 1024 - 4096]);
@@ -48,10 +66,12 @@ test('the open rule: highest valid sequence wins; damaged copies are outvoted; a
   assert.ok(tornOne.state === 'labelled' && tornOne.damagedCopies === 1 && tornOne.label.sequence === 7);
   assert.equal(chooseDeviceLabel([torn(0), torn(4096), torn(8192)]).state, 'unreadable');
   assert.equal(chooseDeviceLabel([{ state: 'absent' }, { state: 'absent' }, { state: 'absent' }]).state, 'unlabelled');
-  const newerFormat = encodeDeviceLabel(LABEL, 0);
-  newerFormat.writeUInt16LE(99, 8);
+  const newerFormat = encodeDeviceLabel({ ...LABEL, formatVersion: 3 }, 0);
   const verdict = chooseDeviceLabel([decodeDeviceLabelCopy(newerFormat, 0)]);
-  assert.ok(verdict.state === 'unreadable', 'checksum covers the version, so an edited version is damage');
+  assert.ok(verdict.state === 'unreadable' && verdict.newerVersion, 'a newer device format is recognised as such');
+  const olderFormat = encodeDeviceLabel({ ...LABEL, formatVersion: 1 }, 0);
+  const older = chooseDeviceLabel([decodeDeviceLabelCopy(olderFormat, 0)]);
+  assert.ok(older.state === 'unreadable' && /predates/.test(older.why), 'a pre-allocator label asks to re-add the device');
 });
 
 test('fuzzed label copies decode to a verdict value, never an exception or a wrong label', () => {

@@ -39,7 +39,7 @@ export async function auditPool(poolDirectory: string, options: AuditOptions): P
     if (options.noOrphans) {
       for (const member of pool.listMembers()) {
         if (!member.disk) continue;
-        for await (const address of member.disk.listFragments()) {
+        for await (const address of member.disk.scanFragments()) {
           const name = `${member.row.id}:${address.versionId}.${address.extentIndex}.${address.fragmentIndex}`;
           assert.ok(referenced.has(name), `${options.context}: orphan fragment ${name} was left behind`);
         }

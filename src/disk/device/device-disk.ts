@@ -1,22 +1,46 @@
-// A raw block device (or a device image file) as a member disk. In this version a device can be admitted, labelled,
-// held exclusively while the pool is open, failed, and removed (its label erased) — but it takes no fragments yet:
-// the on-device allocator and commit protocol come with the next milestone. Writes are refused loudly, never
-// accepted silently, and placement skips the device (acceptsFragments is false).
-import { ShardpoolError } from '../../errors.js';
+// A raw block device (or a device image file) as a member disk: fragment records stored by offset, no filesystem.
+//
+// Write path, per fragment: allocate whole units → write header + data (O_DIRECT, aligned, padded to 4 KiB) →
+// queue an "allocate" journal entry. flush() is a group commit: one fdatasync makes every data write so far
+// durable, one journal record carries every queued allocation and free, one more fdatasync makes it durable.
+// Concurrent flushes join the batch in progress, so N fragments written together cost about two flushes, not 2N.
+// Only after flush() returned does the pool commit its catalog transaction that references the fragments.
+import { assert } from '../../assert.js';
+import { FRAGMENT_HEADER_FIXED_BYTES, KEY_LENGTH_MAX_BYTES } from '../../constants.js';
+import { ShardpoolError, isShardpoolError } from '../../errors.js';
+import type { PendingAllocation } from '../../format/allocator-checkpoint.js';
+import {
+  decodeFragmentHeader,
+  encodeFragmentHeader,
+  fragmentHeaderLengthBytes,
+  verifyFragmentData,
+  verifyFragmentIdentity,
+  type FragmentHeader,
+} from '../../format/fragment-header.js';
+import { roundUp } from '../../format/device-layout.js';
+import type { JournalEntry } from '../../format/journal-record.js';
+import { allocateAlignedBuffer } from '../../io/aligned-buffer.js';
 import { BlockFile, type DirectIoMode } from '../../io/block-io.js';
 import { lockFile } from '../../io/file-lock.js';
-import { FORMAT_VERSION } from '../../constants.js';
-import type { FragmentHeader } from '../../format/fragment-header.js';
-import type { Disk, DiskSpace, FragmentAddress } from '../disk.js';
-import { eraseDeviceLabel, readDeviceLabel, writeDeviceLabel } from './device-label-store.js';
+import { killPoint } from '../../pool/kill-points.js';
+import type { Disk, DiskGeometry, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite } from '../disk.js';
+import type { BlockStorage } from './block-storage.js';
+import { eraseDeviceLabel, readDeviceLabel } from './device-label-store.js';
+import { DeviceMetadata, pendingKey } from './device-metadata.js';
+import type { UnitAllocator } from './unit-allocator.js';
+
+/** Fragment records are padded to this, so every record starts and ends on a 4 KiB boundary. */
+const RECORD_ALIGNMENT_BYTES = 4096;
+/** A fragment header (with the longest key) fits in this many bytes: what a scan reads to identify a record. */
+const HEADER_PROBE_BYTES = roundUp(FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_BYTES, RECORD_ALIGNMENT_BYTES);
 
 export interface DeviceOpenOptions {
   readonly directIo: DirectIoMode;
-  /** Writers hold the device with O_EXCL and an exclusive flock; readers open it shared and read-only. */
+  /** Writers hold the device with O_EXCL and an exclusive flock and load the allocator; readers only read. */
   readonly access: 'read' | 'write';
 }
 
-/** Writes a fresh label (all three copies) on a device that admission has cleared and the operator confirmed. */
+/** Lays out a device that admission has cleared and the operator confirmed. */
 export async function formatDeviceDisk(
   devicePath: string,
   identity: { poolUuid: string; diskUuid: string },
@@ -25,21 +49,17 @@ export async function formatDeviceDisk(
   const file = await BlockFile.open(devicePath, { directIo, exclusive: true, readOnly: false });
   try {
     await holdLock(file);
-    const previous = await readDeviceLabel(file);
-    await writeDeviceLabel(file, {
-      formatVersion: FORMAT_VERSION,
-      // Continue the old sequence (a re-used device): a stale surviving copy can never outrank the new label.
-      sequence: previous.state === 'labelled' ? previous.label.sequence + 1 : 1,
-      deviceSizeBytes: file.info.sizeBytes,
-      logicalSectorBytes: file.info.logicalSectorBytes,
-      physicalSectorBytes: file.info.physicalSectorBytes,
-      createdAtMs: Date.now(),
-      poolUuid: identity.poolUuid,
-      deviceUuid: identity.diskUuid,
-    });
+    await formatDeviceStorage(file, identity);
   } finally {
     await file.close();
   }
+}
+
+export async function formatDeviceStorage(storage: BlockStorage, identity: { poolUuid: string; diskUuid: string }): Promise<void> {
+  const previous = await readDeviceLabel(storage);
+  // Continue the old sequence (a re-used device): a stale surviving copy can never outrank the new label.
+  const previousSequence = previous.state === 'labelled' ? previous.label.sequence : 0;
+  await DeviceMetadata.format(storage, { poolUuid: identity.poolUuid, deviceUuid: identity.diskUuid, previousSequence });
 }
 
 export async function openDeviceDisk(
@@ -54,31 +74,31 @@ export async function openDeviceDisk(
   });
   try {
     if (options.access === 'write') await holdLock(file);
-    const verdict = await readDeviceLabel(file);
-    if (verdict.state === 'unreadable') {
-      throw new ShardpoolError('DEVICE_LABEL_INVALID', `every label copy on ${devicePath} is damaged (${verdict.why})`, {
-        path: devicePath,
-      });
-    }
-    if (verdict.state === 'unlabelled') {
-      throw new ShardpoolError('DISK_OFFLINE', `${devicePath} carries no shardpool label (another device at this path?)`, {
-        path: devicePath,
-      });
-    }
-    const { label } = verdict;
-    if (label.poolUuid !== expected.poolUuid || label.deviceUuid !== expected.diskUuid) {
-      throw new ShardpoolError(
-        'DISK_OFFLINE',
-        `${devicePath} is labelled as device ${label.deviceUuid} of pool ${label.poolUuid}, not the expected device ` +
-          `${expected.diskUuid}: a different device is at this path`,
-        { path: devicePath },
-      );
-    }
-    return new DeviceDisk(devicePath, file, label.poolUuid, label.deviceUuid);
+    return await openDeviceStorage(file, expected, options.access);
   } catch (error) {
     await file.close();
     throw error;
   }
+}
+
+/** Opens a device disk on any storage (tests pass a simulated one). */
+export async function openDeviceStorage(
+  storage: BlockStorage,
+  expected: { poolUuid: string; diskUuid: string },
+  access: 'read' | 'write',
+): Promise<DeviceDisk> {
+  const metadata = await DeviceMetadata.openLabel(storage);
+  const label = metadata.deviceLabel;
+  if (label.poolUuid !== expected.poolUuid || label.deviceUuid !== expected.diskUuid) {
+    throw new ShardpoolError(
+      'DISK_OFFLINE',
+      `${storage.path} is labelled as device ${label.deviceUuid} of pool ${label.poolUuid}, not the expected device ` +
+        `${expected.diskUuid}: a different device is at this path`,
+      { path: storage.path },
+    );
+  }
+  const state = access === 'write' ? await metadata.load() : undefined;
+  return new DeviceDisk(storage, metadata, state?.allocator, state?.pending ?? new Map());
 }
 
 /** Both a shardpool process holding the pool and a probing one see the same flock, device or image file alike. */
@@ -88,62 +108,337 @@ async function holdLock(file: BlockFile): Promise<void> {
   }
 }
 
+export interface GroupCommitStats {
+  /** fdatasync calls issued by flush(). */
+  flushes: number;
+  /** Group commits (each: data flush, journal record, journal flush). */
+  batches: number;
+  journalRecords: number;
+  checkpoints: number;
+}
+
 export class DeviceDisk implements Disk {
   readonly kind = 'block-device' as const;
-  readonly acceptsFragments = false;
+  readonly poolUuid: string;
+  readonly diskUuid: string;
+  readonly stats: GroupCommitStats = { flushes: 0, batches: 0, journalRecords: 0, checkpoints: 0 };
+  private queued: JournalEntry[] = [];
+  /** Generations: every write or free bumps `changed`; a finished group commit raises `durable` to what it covered. */
+  private changed = 0;
+  private durable = 0;
+  private batch: Promise<void> | undefined;
+  /** A failed write or flush latches the device failed: a flush is never retried and trusted. */
+  private failure: ShardpoolError | undefined;
 
   constructor(
-    readonly path: string,
-    private readonly file: BlockFile,
-    readonly poolUuid: string,
-    readonly diskUuid: string,
-  ) {}
-
-  get sizeBytes(): number {
-    return this.file.info.sizeBytes;
+    private readonly storage: BlockStorage,
+    private readonly metadata: DeviceMetadata,
+    /** Undefined when opened for reading only. */
+    private readonly allocator: UnitAllocator | undefined,
+    private readonly pending: Map<string, PendingAllocation>,
+  ) {
+    this.poolUuid = metadata.deviceLabel.poolUuid;
+    this.diskUuid = metadata.deviceLabel.deviceUuid;
   }
 
-  async writeFragment(): Promise<void> {
-    throw new ShardpoolError(
-      'DEVICE_NOT_WRITABLE_YET',
-      `${this.path} is a block device, which this version of shardpool can label and hold but not yet write ` +
-        'fragments to (the on-device allocator arrives in a later version)',
-      { path: this.path },
-    );
+  get path(): string {
+    return this.storage.path;
+  }
+
+  get acceptsFragments(): boolean {
+    return this.allocator !== undefined && this.failure === undefined;
+  }
+
+  /** Sector sizes, allocation unit and whether O_DIRECT is in use, for list-disks. */
+  get geometry(): DiskGeometry {
+    return {
+      logicalSectorBytes: this.storage.info.logicalSectorBytes,
+      physicalSectorBytes: this.storage.info.physicalSectorBytes,
+      allocationUnitBytes: this.metadata.regions.allocationUnitBytes,
+      directIo: this.storage.direct,
+    };
+  }
+
+  async writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<{ locationBytes: number }> {
+    const allocator = this.writable();
+    const headerBytes = fragmentHeaderLengthBytes(fragment.key);
+    const recordBytes = roundUp(headerBytes + data.length, RECORD_ALIGNMENT_BYTES);
+    const unitBytes = this.metadata.regions.allocationUnitBytes;
+    const unitCount = Math.ceil(recordBytes / unitBytes);
+    const startUnit = allocator.allocate(unitCount);
+    if (startUnit === undefined) {
+      throw new ShardpoolError('DISK_FULL', `${this.path} has no run of ${unitCount} free units for a fragment`, { path: this.path });
+    }
+    const locationBytes = this.metadata.regions.dataOffsetBytes + startUnit * unitBytes;
+    const allocation: PendingAllocation = { type: 'allocate', startUnit, unitCount, versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
+    try {
+      const buffer = allocateAlignedBuffer(recordBytes);
+      encodeFragmentHeader({ ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid, locationBytes }).copy(buffer);
+      data.copy(buffer, headerBytes);
+      assert(locationBytes + recordBytes <= this.metadata.regions.dataOffsetBytes + allocator.unitCount * unitBytes, 'records stay inside the data region');
+      await this.storage.write(buffer, 0, recordBytes, locationBytes);
+    } catch (error) {
+      // Give the units back through the journal like any free: a checkpoint may already have recorded them.
+      allocator.free(startUnit, unitCount);
+      this.queued.push(allocation, { type: 'free', startUnit, unitCount });
+      this.changed += 1;
+      throw this.latch('write', error);
+    }
+    this.pending.set(pendingKey(fragment), allocation);
+    this.queued.push(allocation);
+    this.changed += 1;
+    return { locationBytes };
   }
 
   async flush(): Promise<void> {
-    await this.file.flush();
+    const target = this.changed;
+    while (this.durable < target) {
+      if (this.failure) throw this.failure;
+      if (this.batch) {
+        await this.batch.catch(() => undefined);
+        continue;
+      }
+      this.batch = this.commitBatch().finally(() => {
+        this.batch = undefined;
+      });
+      await this.batch;
+    }
+    if (this.failure) throw this.failure;
   }
 
-  async readFragment(address: FragmentAddress): Promise<{ header: FragmentHeader; data: Buffer }> {
-    throw new ShardpoolError('FRAGMENT_MISSING', `${this.path} holds no fragments (block devices are not written yet)`, {
-      path: this.path,
-      versionId: address.versionId,
-    });
+  async readFragment(fragment: FragmentLocation): Promise<{ header: FragmentHeader; data: Buffer }> {
+    const { regions } = this.metadata;
+    const source = `${this.path} at ${fragment.locationBytes}`;
+    const recordBytes = roundUp(fragment.storedBytes, RECORD_ALIGNMENT_BYTES);
+    const end = regions.dataOffsetBytes + regions.dataUnits * regions.allocationUnitBytes;
+    if (fragment.locationBytes < regions.dataOffsetBytes || fragment.locationBytes + recordBytes > end || fragment.locationBytes % RECORD_ALIGNMENT_BYTES !== 0) {
+      throw new ShardpoolError('FRAGMENT_MISSING', `${source}: the catalog's location is outside the data region`, { path: this.path });
+    }
+    const buffer = allocateAlignedBuffer(recordBytes);
+    try {
+      await this.storage.read(buffer, 0, recordBytes, fragment.locationBytes);
+    } catch (error) {
+      throw isShardpoolError(error) ? error : new ShardpoolError('DISK_IO_FAILED', `read failed on ${source}: ${(error as Error).message}`, { path: this.path });
+    }
+    const header = decodeFragmentHeader(buffer, source);
+    if (header.locationBytes !== fragment.locationBytes) {
+      throw new ShardpoolError('FRAGMENT_IDENTITY_MISMATCH', `${source} holds a record written for offset ${header.locationBytes}`, { path: this.path });
+    }
+    verifyFragmentIdentity(header, { ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid }, source);
+    const headerBytes = fragmentHeaderLengthBytes(header.key);
+    const data = Buffer.from(buffer.subarray(headerBytes, headerBytes + header.dataLengthBytes));
+    verifyFragmentData(header, data, source);
+    return { header, data };
   }
 
-  async deleteFragment(): Promise<void> {
-    // Nothing was ever written here.
+  async deleteFragment(fragment: FragmentAddress & { readonly locationBytes?: number }): Promise<void> {
+    const allocator = this.writable();
+    const key = pendingKey(fragment);
+    const pending = this.pending.get(key);
+    let run: { startUnit: number; unitCount: number } | undefined;
+    if (fragment.locationBytes !== undefined && fragment.locationBytes > 0) {
+      run = await this.runOfRecordAt(fragment.locationBytes, fragment);
+    } else if (pending) {
+      run = pending;
+    }
+    if (!run) return; // nothing of it on this device
+    this.pending.delete(key);
+    allocator.free(run.startUnit, run.unitCount);
+    this.queued.push({ type: 'free', startUnit: run.startUnit, unitCount: run.unitCount });
+    this.changed += 1;
   }
 
-  async deleteVersion(): Promise<number> {
-    return 0;
+  async deleteVersion(versionId: string): Promise<number> {
+    const victims = [...this.pending.values()].filter((allocation) => allocation.versionId === versionId);
+    for (const allocation of victims) await this.deleteFragment(allocation);
+    return victims.length;
   }
 
-  async *listFragments(): AsyncIterable<FragmentAddress> {
-    // No fragments on devices in this version.
+  async *scanFragments(): AsyncIterable<FoundFragment> {
+    const { regions } = this.metadata;
+    const unitBytes = regions.allocationUnitBytes;
+    const runs = this.allocator ? [...this.allocator.allocatedRuns()] : [{ start: 0, unitCount: regions.dataUnits }];
+    const probe = allocateAlignedBuffer(Math.min(HEADER_PROBE_BYTES, unitBytes * 1));
+    for (const run of runs) {
+      let unit = run.start;
+      while (unit < run.start + run.unitCount) {
+        const locationBytes = regions.dataOffsetBytes + unit * unitBytes;
+        const found = await this.probeRecord(probe, locationBytes);
+        if (found) {
+          yield found;
+          unit += Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / unitBytes);
+        } else {
+          unit += 1;
+        }
+      }
+    }
+  }
+
+  /** Units allocated but holding no verified record's start or body (found by recover). */
+  async *unaccountedRuns(): AsyncIterable<{ startUnit: number; unitCount: number }> {
+    const allocator = this.writable();
+    const { regions } = this.metadata;
+    const unitBytes = regions.allocationUnitBytes;
+    const covered = new Uint8Array(regions.dataUnits);
+    for await (const found of this.scanFragments()) {
+      const start = (found.locationBytes - regions.dataOffsetBytes) / unitBytes;
+      const count = Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / unitBytes);
+      covered.fill(1, start, start + count);
+    }
+    for (const run of allocator.allocatedRuns()) {
+      let start = -1;
+      for (let unit = run.start; unit <= run.start + run.unitCount; unit += 1) {
+        const loose = unit < run.start + run.unitCount && covered[unit] === 0;
+        if (loose && start < 0) start = unit;
+        if (!loose && start >= 0) {
+          yield { startUnit: start, unitCount: unit - start };
+          start = -1;
+        }
+      }
+    }
+  }
+
+  /** Frees units that hold nothing (recover --cleanup); durable with the next flush. */
+  freeUnits(startUnit: number, unitCount: number): void {
+    this.writable().free(startUnit, unitCount);
+    this.queued.push({ type: 'free', startUnit, unitCount });
+    this.changed += 1;
+  }
+
+  pendingAllocations(): FragmentLocation[] {
+    const { regions } = this.metadata;
+    return [...this.pending.values()].map((allocation) => ({
+      versionId: allocation.versionId,
+      extentIndex: allocation.extentIndex,
+      fragmentIndex: allocation.fragmentIndex,
+      locationBytes: regions.dataOffsetBytes + allocation.startUnit * regions.allocationUnitBytes,
+      storedBytes: allocation.unitCount * regions.allocationUnitBytes,
+    }));
+  }
+
+  settle(fragments: ReadonlyArray<FragmentAddress>): void {
+    for (const fragment of fragments) this.pending.delete(pendingKey(fragment));
   }
 
   async space(): Promise<DiskSpace> {
-    return { capacityBytes: this.file.info.sizeBytes, freeBytes: 0 };
+    const { regions } = this.metadata;
+    const capacityBytes = regions.dataUnits * regions.allocationUnitBytes;
+    // A reader has no allocator of its own; it reads the persisted state (never writing) when asked for space.
+    this.readOnlyView ??= this.allocator ? undefined : (await this.metadata.load()).allocator;
+    const allocator = this.allocator ?? this.readOnlyView;
+    return { capacityBytes, freeBytes: (allocator?.freeUnits ?? 0) * regions.allocationUnitBytes };
   }
+
+  private readOnlyView: UnitAllocator | undefined;
 
   async release(): Promise<void> {
-    await eraseDeviceLabel(this.file);
+    await eraseDeviceLabel(this.storage);
   }
 
+  /** A writer leaves a checkpoint behind, so the next open replays nothing. */
   async close(): Promise<void> {
-    await this.file.close();
+    try {
+      if (this.allocator && !this.failure) {
+        await this.flush();
+        if (!this.metadata.journalIsEmpty || this.stats.checkpoints === 0) await this.checkpoint();
+      }
+    } finally {
+      await this.storage.close();
+    }
+  }
+
+  private async commitBatch(): Promise<void> {
+    const coveredGeneration = this.changed;
+    try {
+      await this.storage.flush();
+      this.stats.flushes += 1;
+      killPoint('device.data-flushed');
+      if (this.queued.length > 0 && this.metadata.fits(this.queued.length)) {
+        const entries = this.queued;
+        this.queued = [];
+        await this.metadata.append(entries);
+        this.stats.journalRecords += 1;
+        killPoint('device.journal-written');
+        await this.storage.flush();
+        this.stats.flushes += 1;
+        killPoint('device.journal-flushed');
+      } else if (this.queued.length > 0) {
+        // The journal is full: a checkpoint records the allocator as it is, queued changes included.
+        await this.checkpoint();
+      }
+      this.stats.batches += 1;
+      this.durable = coveredGeneration;
+    } catch (error) {
+      throw this.latch('flush', error);
+    }
+  }
+
+  /**
+   * Every in-memory change is also a queued entry, so the allocator equals the journaled state plus the queue. The
+   * checkpoint snapshots the allocator before its first await; the entries queued up to that instant are reflected
+   * in it and dropped, later ones stay queued for the next record.
+   */
+  private async checkpoint(): Promise<void> {
+    const allocator = this.writable();
+    const reflected = this.queued.length;
+    await this.metadata.checkpoint(allocator, [...this.pending.values()]);
+    this.queued.splice(0, reflected);
+    this.stats.checkpoints += 1;
+  }
+
+  /** Reads the header at a location to learn how many units the record there spans; undefined if none is there. */
+  private async runOfRecordAt(locationBytes: number, expected: FragmentAddress): Promise<{ startUnit: number; unitCount: number } | undefined> {
+    const probe = allocateAlignedBuffer(HEADER_PROBE_BYTES);
+    const found = await this.probeRecord(probe, locationBytes);
+    if (!found || pendingKey(found) !== pendingKey(expected)) return undefined;
+    const { regions } = this.metadata;
+    const startUnit = (locationBytes - regions.dataOffsetBytes) / regions.allocationUnitBytes;
+    const unitCount = Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / regions.allocationUnitBytes);
+    for (let unit = startUnit; unit < startUnit + unitCount; unit += 1) {
+      if (!this.allocator?.isAllocated(unit)) return undefined; // already freed
+    }
+    return { startUnit, unitCount };
+  }
+
+  private async probeRecord(probe: Buffer, locationBytes: number): Promise<FoundFragment | undefined> {
+    const { regions } = this.metadata;
+    const end = regions.dataOffsetBytes + regions.dataUnits * regions.allocationUnitBytes;
+    const length = Math.min(probe.length, end - locationBytes);
+    if (length < RECORD_ALIGNMENT_BYTES) return undefined;
+    await this.storage.read(probe, 0, length, locationBytes);
+    try {
+      const header = decodeFragmentHeader(probe.subarray(0, length), `${this.path} at ${locationBytes}`);
+      if (header.locationBytes !== locationBytes || header.poolUuid !== this.poolUuid || header.diskUuid !== this.diskUuid) return undefined;
+      return {
+        versionId: header.versionId,
+        extentIndex: header.extentIndex,
+        fragmentIndex: header.fragmentIndex,
+        locationBytes,
+        storedBytes: fragmentHeaderLengthBytes(header.key) + header.dataLengthBytes,
+        key: header.key,
+        policy: header.policy,
+        extentLengthBytes: header.extentLengthBytes,
+      };
+    } catch (error) {
+      if (isShardpoolError(error)) return undefined;
+      throw error;
+    }
+  }
+
+  private writable(): UnitAllocator {
+    if (this.failure) throw this.failure;
+    assert(this.allocator !== undefined, 'only a device opened for writing changes its allocation');
+    return this.allocator;
+  }
+
+  private latch(what: string, error: unknown): ShardpoolError {
+    const failure =
+      isShardpoolError(error) && error.code !== 'DISK_IO_FAILED'
+        ? error
+        : new ShardpoolError('DISK_IO_FAILED', `${what} failed on ${this.path}: ${(error as Error).message}; the device is treated as failed until reopened`, {
+            path: this.path,
+          });
+    if (what === 'flush') this.failure = failure;
+    return failure;
   }
 }

@@ -5,8 +5,8 @@
 // where <vv> is the first two hex digits of the version UUID, to keep directories small.
 import * as path from 'node:path';
 import { assert } from '../../assert.js';
-import { FORMAT_VERSION } from '../../constants.js';
-import { ShardpoolError, systemErrorCode } from '../../errors.js';
+import { FORMAT_VERSION, FRAGMENT_HEADER_FIXED_BYTES, KEY_LENGTH_MAX_BYTES } from '../../constants.js';
+import { ShardpoolError, isShardpoolError, systemErrorCode } from '../../errors.js';
 import { DISK_LABEL_FILE_NAME, decodeDiskLabel, encodeDiskLabel, type DiskLabel } from '../../format/disk-label.js';
 import {
   decodeFragmentHeader,
@@ -24,12 +24,13 @@ import {
   fsyncDirectory,
   listDirectory,
   pathKind,
+  readFileHead,
   readFileIfExists,
   removeFileIfExists,
   writeFileDurable,
   writeFileSynced,
 } from '../../io/durable-files.js';
-import type { Disk, DiskSpace, FragmentAddress, FragmentToWrite } from '../disk.js';
+import type { Disk, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite } from '../disk.js';
 
 const FRAGMENTS_DIRECTORY = 'fragments';
 const FRAGMENT_SUFFIX = '.frag';
@@ -96,6 +97,7 @@ export async function openDirectoryDisk(
 export class DirectoryDisk implements Disk {
   readonly kind = 'directory' as const;
   readonly acceptsFragments = true;
+  readonly geometry = undefined;
   readonly poolUuid: string;
   readonly diskUuid: string;
   /** Directories that gained a fragment since the last flush; each needs one fsync to make its renames durable. */
@@ -109,7 +111,7 @@ export class DirectoryDisk implements Disk {
     this.diskUuid = label.diskUuid;
   }
 
-  async writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<void> {
+  async writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<{ locationBytes: number }> {
     assert(data.length === fragment.dataLengthBytes, 'fragment data length matches its header');
     const header = encodeFragmentHeader({
       ...fragment,
@@ -126,6 +128,7 @@ export class DirectoryDisk implements Disk {
       await writeFileSynced(filePath, [header, data]);
     });
     this.directoriesToSync.add(directory);
+    return { locationBytes: 0 };
   }
 
   async flush(): Promise<void> {
@@ -140,7 +143,7 @@ export class DirectoryDisk implements Disk {
     }
   }
 
-  async readFragment(address: FragmentAddress): Promise<{ header: FragmentHeader; data: Buffer }> {
+  async readFragment(address: FragmentLocation): Promise<{ header: FragmentHeader; data: Buffer }> {
     const filePath = this.fragmentPath(address);
     const bytes = await this.io('read', filePath, () => readFileIfExists(filePath));
     if (!bytes) {
@@ -178,14 +181,40 @@ export class DirectoryDisk implements Disk {
     return deleted;
   }
 
-  async *listFragments(): AsyncIterable<FragmentAddress> {
+  async *scanFragments(): AsyncIterable<FoundFragment> {
     const root = path.join(this.path, FRAGMENTS_DIRECTORY);
     for (const bucket of (await listDirectory(root)).sort()) {
       for (const name of (await listDirectory(path.join(root, bucket))).sort()) {
-        const address = parseFragmentFileName(name);
-        if (address) yield address;
+        if (!parseFragmentFileName(name)) continue;
+        const filePath = path.join(root, bucket, name);
+        const head = await readFileHead(filePath, FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_BYTES).catch(() => undefined);
+        if (!head) continue;
+        try {
+          const header = decodeFragmentHeader(head.bytes, filePath);
+          yield {
+            versionId: header.versionId,
+            extentIndex: header.extentIndex,
+            fragmentIndex: header.fragmentIndex,
+            locationBytes: 0,
+            storedBytes: head.sizeBytes,
+            key: header.key,
+            policy: header.policy,
+            extentLengthBytes: header.extentLengthBytes,
+          };
+        } catch (error) {
+          if (!isShardpoolError(error)) throw error;
+          // A file whose header does not verify is not a fragment anyone can use; recover reports the name.
+        }
       }
     }
+  }
+
+  pendingAllocations(): FragmentLocation[] {
+    return []; // a fragment file exists or not; nothing to reconcile
+  }
+
+  settle(): void {
+    // Nothing to do: a renamed, synced file is permanent.
   }
 
   async space(): Promise<DiskSpace> {

@@ -1,0 +1,252 @@
+// The persistent allocation state of a block device: label → checkpoint → journal.
+//
+// The allocator's truth on the device is the active checkpoint (a bitmap plus the pending allocations) followed by
+// the journal records written since it. Every group commit appends one record (cost O(changes)); when the journal
+// is full, or a writer closes the device, a checkpoint is written to the inactive slot, flushed, and made active by
+// rewriting the label copies one by one, each flushed. The journal then restarts at its first block with the
+// sequence the label names, so a record left over from before can never be mistaken for a new one.
+import { assert } from '../../assert.js';
+import { DEVICE_FORMAT_VERSION } from '../../constants.js';
+import { ShardpoolError, isShardpoolError } from '../../errors.js';
+import {
+  checkpointLengthBytes,
+  decodeAllocatorCheckpoint,
+  encodeAllocatorCheckpoint,
+  peekCheckpointPendingCount,
+  type PendingAllocation,
+} from '../../format/allocator-checkpoint.js';
+import { NO_CHECKPOINT_SLOT, type DeviceLabel, type DeviceRegions } from '../../format/device-label.js';
+import { checkpointBitmapBytes, checkpointHeaderBytes, planDeviceRegions } from '../../format/device-layout.js';
+import {
+  decodeJournalRecord,
+  encodeJournalRecord,
+  journalRecordLengthBytes,
+  peekJournalRecordLength,
+  type JournalEntry,
+} from '../../format/journal-record.js';
+import { allocateAlignedBuffer } from '../../io/aligned-buffer.js';
+import { killPoint } from '../../pool/kill-points.js';
+import type { BlockStorage } from './block-storage.js';
+import { readDeviceLabel, writeDeviceLabel } from './device-label-store.js';
+import { UnitAllocator } from './unit-allocator.js';
+
+/** The allocator state a device opens with, rebuilt from its checkpoint and journal. */
+export interface LoadedState {
+  readonly allocator: UnitAllocator;
+  /** Allocations not yet settled, keyed by fragment address (versionId.extent.fragment). */
+  readonly pending: Map<string, PendingAllocation>;
+  readonly replayedRecords: number;
+}
+
+export function pendingKey(address: { versionId: string; extentIndex: number; fragmentIndex: number }): string {
+  return `${address.versionId}.${address.extentIndex}.${address.fragmentIndex}`;
+}
+
+export class DeviceMetadata {
+  private journalTailBytes = 0;
+  private nextSequence: number;
+  /** Journal writes are padded to this: the physical sector, at least 4 KiB, so no two records share a sector. */
+  readonly journalBlockBytes: number;
+
+  private constructor(
+    private readonly storage: BlockStorage,
+    private label: DeviceLabel,
+  ) {
+    this.nextSequence = label.journalSequence;
+    this.journalBlockBytes = Math.max(4096, label.physicalSectorBytes);
+  }
+
+  get regions(): DeviceRegions {
+    return this.label.regions;
+  }
+
+  get deviceLabel(): DeviceLabel {
+    return this.label;
+  }
+
+  /** Lays out a fresh device: every unit free, no checkpoint yet, the journal starting at sequence 1. */
+  static async format(storage: BlockStorage, identity: { poolUuid: string; deviceUuid: string; previousSequence: number }): Promise<void> {
+    const regions = planDeviceRegions(storage.info.sizeBytes);
+    if (regions.dataUnits < 16) {
+      throw new ShardpoolError('DEVICE_TOO_SMALL', `${storage.path} leaves only ${regions.dataUnits} data units after its metadata`, {
+        path: storage.path,
+      });
+    }
+    // Zero the journal's first block so nothing left there is ever replayed (it would fail its checksum anyway).
+    const zeros = allocateAlignedBuffer(Math.max(4096, storage.info.physicalSectorBytes));
+    await storage.write(zeros, 0, zeros.length, regions.journalOffsetBytes);
+    // TRIM the data region: a fresh device holds nothing worth keeping, and thin or flash storage gets the space back.
+    await storage.discard(regions.dataOffsetBytes, regions.dataUnits * regions.allocationUnitBytes).catch(() => undefined);
+    await storage.flush();
+    await writeDeviceLabel(storage, {
+      formatVersion: DEVICE_FORMAT_VERSION,
+      sequence: identity.previousSequence + 1,
+      deviceSizeBytes: storage.info.sizeBytes,
+      logicalSectorBytes: storage.info.logicalSectorBytes,
+      physicalSectorBytes: storage.info.physicalSectorBytes,
+      createdAtMs: Date.now(),
+      poolUuid: identity.poolUuid,
+      deviceUuid: identity.deviceUuid,
+      regions,
+      activeCheckpointSlot: NO_CHECKPOINT_SLOT,
+      journalSequence: 1,
+    });
+  }
+
+  /** Reads the label only (readers need no allocator). */
+  static async openLabel(storage: BlockStorage): Promise<DeviceMetadata> {
+    const verdict = await readDeviceLabel(storage);
+    if (verdict.state === 'unreadable') {
+      throw new ShardpoolError('DEVICE_LABEL_INVALID', `every label copy on ${storage.path} is damaged (${verdict.why})`, {
+        path: storage.path,
+      });
+    }
+    if (verdict.state === 'unlabelled') {
+      throw new ShardpoolError('DISK_OFFLINE', `${storage.path} carries no shardpool label (another device at this path?)`, {
+        path: storage.path,
+      });
+    }
+    return new DeviceMetadata(storage, verdict.label);
+  }
+
+  /** Rebuilds the allocator: the active checkpoint, then every journal record after it, in sequence order. */
+  async load(): Promise<LoadedState> {
+    const { regions } = this.label;
+    let allocator = new UnitAllocator(regions.dataUnits);
+    const pending = new Map<string, PendingAllocation>();
+    if (this.label.activeCheckpointSlot !== NO_CHECKPOINT_SLOT) {
+      const checkpoint = await this.readCheckpoint(this.label.activeCheckpointSlot);
+      if (checkpoint.journalSequence !== this.label.journalSequence) {
+        throw this.metadataError(`checkpoint covers the journal up to ${checkpoint.journalSequence}, the label says ${this.label.journalSequence}`);
+      }
+      allocator = new UnitAllocator(regions.dataUnits, checkpoint.bitmap);
+      for (const entry of checkpoint.pending) pending.set(pendingKey(entry), entry);
+    }
+    let replayedRecords = 0;
+    for (;;) {
+      const record = await this.readRecordAt(this.journalTailBytes);
+      if (!record || record.sequence !== this.nextSequence || record.deviceUuid !== this.label.deviceUuid) break;
+      for (const entry of record.entries) this.apply(allocator, pending, entry);
+      this.journalTailBytes += record.lengthBytes;
+      this.nextSequence += 1;
+      replayedRecords += 1;
+    }
+    return { allocator, pending, replayedRecords };
+  }
+
+  /** True when a record of `entryCount` entries still fits after the tail. */
+  fits(entryCount: number): boolean {
+    return this.journalTailBytes + journalRecordLengthBytes(entryCount, this.journalBlockBytes) <= this.label.regions.journalLengthBytes;
+  }
+
+  get journalIsEmpty(): boolean {
+    return this.journalTailBytes === 0;
+  }
+
+  /** Appends one record at the tail. The caller flushes; the record counts only once that flush returned. */
+  async append(entries: ReadonlyArray<JournalEntry>): Promise<void> {
+    assert(this.fits(entries.length), 'the caller checkpoints before the journal overflows');
+    const record = encodeJournalRecord({ sequence: this.nextSequence, deviceUuid: this.label.deviceUuid, entries: [...entries] }, this.journalBlockBytes);
+    const buffer = allocateAlignedBuffer(record.length);
+    record.copy(buffer);
+    await this.storage.write(buffer, 0, record.length, this.label.regions.journalOffsetBytes + this.journalTailBytes);
+    this.journalTailBytes += record.length;
+    this.nextSequence += 1;
+  }
+
+  /**
+   * Writes the allocator state to the inactive slot, flushes, then makes it active through the label. Every record
+   * so far is reflected in it, so the journal starts over.
+   */
+  async checkpoint(allocator: UnitAllocator, pending: ReadonlyArray<PendingAllocation>): Promise<void> {
+    const { regions } = this.label;
+    const slot = this.label.activeCheckpointSlot === 0 ? 1 : 0;
+    const bytes = encodeAllocatorCheckpoint({
+      journalSequence: this.nextSequence,
+      dataUnits: regions.dataUnits,
+      deviceUuid: this.label.deviceUuid,
+      bitmap: allocator.snapshot(),
+      pending: [...pending],
+    });
+    if (bytes.length > regions.checkpointSlotLengthBytes) {
+      throw new ShardpoolError('DISK_FULL', `${this.storage.path}: ${pending.length} allocations in flight exceed what a checkpoint holds`, {
+        path: this.storage.path,
+      });
+    }
+    const buffer = allocateAlignedBuffer(bytes.length);
+    bytes.copy(buffer);
+    await this.storage.write(buffer, 0, bytes.length, regions.checkpointSlotOffsetsBytes[slot]);
+    await this.storage.flush();
+    killPoint('device.checkpoint-written');
+    const next: DeviceLabel = {
+      ...this.label,
+      sequence: this.label.sequence + 1,
+      activeCheckpointSlot: slot,
+      journalSequence: this.nextSequence,
+    };
+    await writeDeviceLabel(this.storage, next, () => killPoint('device.label-written'));
+    this.label = next;
+    this.journalTailBytes = 0;
+  }
+
+  private apply(allocator: UnitAllocator, pending: Map<string, PendingAllocation>, entry: JournalEntry): void {
+    const inRange = entry.startUnit + entry.unitCount <= allocator.unitCount;
+    if (!inRange) throw this.metadataError(`journal entry for units ${entry.startUnit}+${entry.unitCount} is outside the device`);
+    if (entry.type === 'allocate') {
+      for (let unit = entry.startUnit; unit < entry.startUnit + entry.unitCount; unit += 1) {
+        if (allocator.isAllocated(unit)) throw this.metadataError(`journal allocates unit ${unit} twice`);
+      }
+      allocator.markAllocated(entry.startUnit, entry.unitCount);
+      pending.set(pendingKey(entry), entry);
+      return;
+    }
+    for (let unit = entry.startUnit; unit < entry.startUnit + entry.unitCount; unit += 1) {
+      if (!allocator.isAllocated(unit)) throw this.metadataError(`journal frees unit ${unit}, which is free`);
+    }
+    allocator.free(entry.startUnit, entry.unitCount);
+    for (const [key, allocation] of pending) {
+      if (allocation.startUnit === entry.startUnit) pending.delete(key);
+    }
+  }
+
+  private async readCheckpoint(slot: number): Promise<ReturnType<typeof decodeAllocatorCheckpoint>> {
+    const { regions } = this.label;
+    const offset = regions.checkpointSlotOffsetsBytes[slot === 0 ? 0 : 1];
+    const headerBytes = checkpointHeaderBytes();
+    const header = allocateAlignedBuffer(headerBytes);
+    await this.storage.read(header, 0, headerBytes, offset);
+    const pendingCount = peekCheckpointPendingCount(header);
+    const length = checkpointLengthBytes(regions.dataUnits, pendingCount ?? 0);
+    if (pendingCount === undefined || length > regions.checkpointSlotLengthBytes) {
+      throw this.metadataError(`checkpoint slot ${slot} does not hold a checkpoint`);
+    }
+    const bytes = allocateAlignedBuffer(length);
+    await this.storage.read(bytes, 0, length, offset);
+    assert(checkpointBitmapBytes(regions.dataUnits) <= length, 'the bitmap fits the checkpoint');
+    return decodeAllocatorCheckpoint(bytes, { dataUnits: regions.dataUnits, deviceUuid: this.label.deviceUuid }, `${this.storage.path} slot ${slot}`);
+  }
+
+  /** The record at `offsetBytes` into the journal, or undefined at the end (nothing, torn, or corrupt). */
+  private async readRecordAt(offsetBytes: number): Promise<{ sequence: number; deviceUuid: string; entries: JournalEntry[]; lengthBytes: number } | undefined> {
+    const { regions } = this.label;
+    const room = regions.journalLengthBytes - offsetBytes;
+    if (room < this.journalBlockBytes) return undefined;
+    const block = allocateAlignedBuffer(this.journalBlockBytes);
+    await this.storage.read(block, 0, block.length, regions.journalOffsetBytes + offsetBytes);
+    const length = peekJournalRecordLength(block, this.journalBlockBytes, room);
+    if (length === undefined) return undefined;
+    const bytes = allocateAlignedBuffer(length);
+    await this.storage.read(bytes, 0, length, regions.journalOffsetBytes + offsetBytes);
+    try {
+      const record = decodeJournalRecord(bytes, `${this.storage.path} journal +${offsetBytes}`);
+      return { ...record, lengthBytes: length };
+    } catch (error) {
+      if (isShardpoolError(error, 'JOURNAL_RECORD_INVALID')) return undefined; // a torn tail: replay ends here
+      throw error;
+    }
+  }
+
+  private metadataError(why: string): ShardpoolError {
+    return new ShardpoolError('DEVICE_METADATA_INVALID', `${this.storage.path}: ${why}`, { path: this.storage.path });
+  }
+}
