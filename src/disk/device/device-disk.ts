@@ -435,9 +435,12 @@ export class DeviceDisk implements Disk {
     const failure =
       isShardpoolError(error) && error.code !== 'DISK_IO_FAILED'
         ? error
-        : new ShardpoolError('DISK_IO_FAILED', `${what} failed on ${this.path}: ${(error as Error).message}; the device is treated as failed until reopened`, {
-            path: this.path,
-          });
+        : new ShardpoolError(
+            'DISK_IO_FAILED',
+            `${what} failed on ${this.path}: ${(error as Error).message}; the device is treated as failed until reopened`,
+            { path: this.path },
+            { cause: error },
+          );
     if (what === 'flush') this.failure = failure;
     return failure;
   }
