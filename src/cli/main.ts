@@ -5,14 +5,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
 import { registerDiskCommands } from './disk-commands.js';
+import { registerMaintainCommands } from './maintain-commands.js';
 import { registerObjectCommands } from './object-commands.js';
 import { registerPoolCommands } from './pool-commands.js';
 
-/** Exit codes scripts can rely on (docs/errors.md § Exit codes). */
-export const EXIT_OK = 0;
-export const EXIT_PROBLEMS_FOUND = 1;
-export const EXIT_ERROR = 2;
-export const EXIT_INTERNAL_ERROR = 3;
+import { EXIT_ERROR, EXIT_INTERNAL_ERROR, EXIT_OK } from './exit-codes.js';
 
 export function buildProgram(): Command {
   const program = new Command('shardpool')
@@ -41,11 +38,12 @@ Example, a pool on six directories:
   $ shardpool put photos/cat.jpg ./cat.jpg
   $ shardpool get photos/cat.jpg > cat-copy.jpg
 
-Exit codes: 0 success, 2 error (usage or operation), 3 internal error (a bug: please report it).`,
+Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation), 3 internal error (a bug: please report it).`,
   );
   registerPoolCommands(program);
   registerDiskCommands(program);
   registerObjectCommands(program);
+  registerMaintainCommands(program);
   for (const command of program.commands) command.exitOverride().configureOutput({ outputError: () => undefined });
   return program;
 }

@@ -36,6 +36,13 @@ export interface DiskSpace {
   readonly freeBytes: number;
 }
 
+export interface Stray {
+  readonly what: string;
+  readonly bytes: number;
+  /** Gives the space back (durable with the next flush). */
+  release(): Promise<void>;
+}
+
 /** How a block device is laid out and accessed (undefined for directory disks). */
 export interface DiskGeometry {
   readonly logicalSectorBytes: number;
@@ -87,6 +94,12 @@ export interface Disk {
    * After a crash they are reconciled against the catalog on the next write-open.
    */
   pendingAllocations(): FragmentLocation[];
+
+  /**
+   * Space the disk holds that belongs to no verified fragment: allocated device units without a record, temp files
+   * of interrupted writes, unreadable fragment files. For recover, which reports them and can release them.
+   */
+  strays(): AsyncIterable<Stray>;
 
   /** The catalog now references these fragments: their allocations are permanent. */
   settle(fragments: ReadonlyArray<FragmentAddress>): void;

@@ -23,7 +23,7 @@ import { allocateAlignedBuffer } from '../../io/aligned-buffer.js';
 import { BlockFile, type DirectIoMode } from '../../io/block-io.js';
 import { lockFile } from '../../io/file-lock.js';
 import { killPoint } from '../../pool/kill-points.js';
-import type { Disk, DiskGeometry, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite } from '../disk.js';
+import type { Disk, DiskGeometry, DiskSpace, FoundFragment, Stray, FragmentAddress, FragmentLocation, FragmentToWrite } from '../disk.js';
 import type { BlockStorage } from './block-storage.js';
 import { eraseDeviceLabel, readDeviceLabel } from './device-label-store.js';
 import { DeviceMetadata, pendingKey } from './device-metadata.js';
@@ -257,7 +257,10 @@ export class DeviceDisk implements Disk {
   async *scanFragments(): AsyncIterable<FoundFragment> {
     const { regions } = this.metadata;
     const unitBytes = regions.allocationUnitBytes;
-    const runs = this.allocator ? [...this.allocator.allocatedRuns()] : [{ start: 0, unitCount: regions.dataUnits }];
+    // Only allocated units can hold live records (freed ones keep stale bytes). Without a trustworthy allocator
+    // (damaged metadata) every unit is probed, and stale records may be listed too.
+    const allocator = this.allocator ?? (await this.readOnlyAllocator());
+    const runs = allocator ? [...allocator.allocatedRuns()] : [{ start: 0, unitCount: regions.dataUnits }];
     const probe = allocateAlignedBuffer(Math.min(HEADER_PROBE_BYTES, unitBytes * 1));
     for (const run of runs) {
       let unit = run.start;
@@ -274,8 +277,19 @@ export class DeviceDisk implements Disk {
     }
   }
 
+  async *strays(): AsyncIterable<Stray> {
+    const unitBytes = this.metadata.regions.allocationUnitBytes;
+    for await (const run of this.unaccountedRuns()) {
+      yield {
+        what: `units ${run.startUnit}–${run.startUnit + run.unitCount - 1} allocated but holding no fragment record`,
+        bytes: run.unitCount * unitBytes,
+        release: async () => this.freeUnits(run.startUnit, run.unitCount),
+      };
+    }
+  }
+
   /** Units allocated but holding no verified record's start or body (found by recover). */
-  async *unaccountedRuns(): AsyncIterable<{ startUnit: number; unitCount: number }> {
+  private async *unaccountedRuns(): AsyncIterable<{ startUnit: number; unitCount: number }> {
     const allocator = this.writable();
     const { regions } = this.metadata;
     const unitBytes = regions.allocationUnitBytes;
@@ -299,7 +313,7 @@ export class DeviceDisk implements Disk {
   }
 
   /** Frees units that hold nothing (recover --cleanup); durable with the next flush. */
-  freeUnits(startUnit: number, unitCount: number): void {
+  private freeUnits(startUnit: number, unitCount: number): void {
     this.writable().free(startUnit, unitCount);
     this.queued.push({ type: 'free', startUnit, unitCount });
     this.changed += 1;
@@ -323,13 +337,23 @@ export class DeviceDisk implements Disk {
   async space(): Promise<DiskSpace> {
     const { regions } = this.metadata;
     const capacityBytes = regions.dataUnits * regions.allocationUnitBytes;
-    // A reader has no allocator of its own; it reads the persisted state (never writing) when asked for space.
-    this.readOnlyView ??= this.allocator ? undefined : (await this.metadata.load()).allocator;
-    const allocator = this.allocator ?? this.readOnlyView;
+    const allocator = this.allocator ?? (await this.readOnlyAllocator());
     return { capacityBytes, freeBytes: (allocator?.freeUnits ?? 0) * regions.allocationUnitBytes };
   }
 
   private readOnlyView: UnitAllocator | undefined;
+
+  /** A reader has no allocator of its own; it reads the persisted state (never writing) when one is needed. */
+  private async readOnlyAllocator(): Promise<UnitAllocator | undefined> {
+    if (!this.readOnlyView) {
+      try {
+        this.readOnlyView = (await this.metadata.load()).allocator;
+      } catch (error) {
+        if (!isShardpoolError(error, 'DEVICE_METADATA_INVALID')) throw error;
+      }
+    }
+    return this.readOnlyView;
+  }
 
   async release(): Promise<void> {
     await eraseDeviceLabel(this.storage);

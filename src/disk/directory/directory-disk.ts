@@ -20,6 +20,7 @@ import { isUuid } from '../../format/uuid.js';
 import {
   TEMP_FILE_MARKER,
   ensureDirectory,
+  fileSizeBytes,
   filesystemSpace,
   fsyncDirectory,
   listDirectory,
@@ -30,7 +31,7 @@ import {
   writeFileDurable,
   writeFileSynced,
 } from '../../io/durable-files.js';
-import type { Disk, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite } from '../disk.js';
+import type { Disk, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite, Stray } from '../disk.js';
 
 const FRAGMENTS_DIRECTORY = 'fragments';
 const FRAGMENT_SUFFIX = '.frag';
@@ -209,6 +210,35 @@ export class DirectoryDisk implements Disk {
     }
   }
 
+  async *strays(): AsyncIterable<Stray> {
+    const root = path.join(this.path, FRAGMENTS_DIRECTORY);
+    for (const bucket of (await listDirectory(root)).sort()) {
+      for (const name of (await listDirectory(path.join(root, bucket))).sort()) {
+        const filePath = path.join(root, bucket, name);
+        const isTemp = name.includes(TEMP_FILE_MARKER);
+        let unreadable = false;
+        if (!isTemp) {
+          const head = await readFileHead(filePath, FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_BYTES).catch(() => undefined);
+          try {
+            if (!head || !parseFragmentFileName(name)) unreadable = true;
+            else decodeFragmentHeader(head.bytes, filePath);
+          } catch (error) {
+            if (!isShardpoolError(error)) throw error;
+            unreadable = true;
+          }
+        }
+        if (!isTemp && !unreadable) continue;
+        yield {
+          what: isTemp ? `temp file of an interrupted write ${filePath}` : `unreadable fragment file ${filePath}`,
+          bytes: await fileSizeBytes(filePath).catch(() => 0),
+          release: async () => {
+            if (await removeFileIfExists(filePath)) this.directoriesToSync.add(path.dirname(filePath));
+          },
+        };
+      }
+    }
+  }
+
   pendingAllocations(): FragmentLocation[] {
     return []; // a fragment file exists or not; nothing to reconcile
   }
@@ -277,7 +307,7 @@ export function parseFragmentFileName(name: string): FragmentAddress | undefined
   return { versionId, extentIndex: Number(extentText), fragmentIndex: Number(fragmentText) };
 }
 
-async function readDirectoryLabel(diskPath: string): Promise<DiskLabel | undefined> {
+export async function readDirectoryLabel(diskPath: string): Promise<DiskLabel | undefined> {
   const labelPath = path.join(diskPath, DISK_LABEL_FILE_NAME);
   const bytes = await readFileIfExists(labelPath);
   return bytes ? decodeDiskLabel(bytes, labelPath) : undefined;
