@@ -355,14 +355,19 @@ export class DeviceDisk implements Disk {
     return this.readOnlyView;
   }
 
+  /** Erases the labels; the device belongs to no pool afterwards, so nothing more is written to it, not even at close. */
   async release(): Promise<void> {
+    await this.flush();
+    this.released = true;
     await eraseDeviceLabel(this.storage);
   }
+
+  private released = false;
 
   /** A writer leaves a checkpoint behind, so the next open replays nothing. */
   async close(): Promise<void> {
     try {
-      if (this.allocator && !this.failure) {
+      if (this.allocator && !this.failure && !this.released) {
         await this.flush();
         if (!this.metadata.journalIsEmpty || this.stats.checkpoints === 0) await this.checkpoint();
       }
