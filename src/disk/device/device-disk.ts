@@ -29,6 +29,8 @@ import { eraseDeviceLabel, readDeviceLabel } from './device-label-store.js';
 import { DeviceMetadata, pendingKey } from './device-metadata.js';
 import type { UnitAllocator } from './unit-allocator.js';
 
+/** A closing writer checkpoints once the journal is this full. */
+const CHECKPOINT_AT_CLOSE_JOURNAL_FILL = 0.25;
 /** Fragment records are padded to this, so every record starts and ends on a 4 KiB boundary. */
 const RECORD_ALIGNMENT_BYTES = 4096;
 /** A fragment header (with the longest key) fits in this many bytes: what a scan reads to identify a record. */
@@ -364,12 +366,15 @@ export class DeviceDisk implements Disk {
 
   private released = false;
 
-  /** A writer leaves a checkpoint behind, so the next open replays nothing. */
+  /**
+   * A writer flushes; past a quarter-full journal it also checkpoints, so an open never replays much. (Not at every
+   * close: a checkpoint rewrites the whole bitmap, 8 MiB per TiB, too much to pay for every small command.)
+   */
   async close(): Promise<void> {
     try {
       if (this.allocator && !this.failure && !this.released) {
         await this.flush();
-        if (!this.metadata.journalIsEmpty || this.stats.checkpoints === 0) await this.checkpoint();
+        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL) await this.checkpoint();
       }
     } finally {
       await this.storage.close();

@@ -143,6 +143,11 @@ export class DeviceMetadata {
     return this.journalTailBytes === 0;
   }
 
+  /** How much of the journal region is in use, 0 to 1. */
+  get journalFill(): number {
+    return this.journalTailBytes / this.label.regions.journalLengthBytes;
+  }
+
   /** Appends one record at the tail. The caller flushes; the record counts only once that flush returned. */
   async append(entries: ReadonlyArray<JournalEntry>): Promise<void> {
     assert(this.fits(entries.length), 'the caller checkpoints before the journal overflows');
