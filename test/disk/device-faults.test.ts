@@ -34,6 +34,7 @@ class Run {
   readonly acknowledged = new Map<string, Acknowledged>();
   crashes = 0;
   corruptionsDetected = 0;
+  checkpoints = 0;
 
   constructor(readonly seed: number) {
     this.random = seededRandom(seed);
@@ -57,6 +58,7 @@ class Run {
 
   /** Reopens after a crash and reconciles pending allocations against the acknowledged set, as the pool does. */
   async boot(): Promise<void> {
+    if (this.disk) this.checkpoints += this.disk.stats.checkpoints;
     this.storage = this.medium.boot(`sim-${this.seed}`);
     this.disk = await openDeviceStorage(this.storage, IDENTITY, 'write');
     for (const pending of this.disk.pendingAllocations()) {
@@ -174,6 +176,7 @@ test(`seeded power losses, torn writes and bit flips never lose an acknowledged 
   const first = testSeed();
   let crashes = 0;
   let corruptions = 0;
+  let checkpoints = 0;
   for (let iteration = 0; iteration < ITERATIONS; iteration += 1) {
     const run = new Run(first + iteration);
     await run.start();
@@ -182,7 +185,11 @@ test(`seeded power losses, torn writes and bit flips never lose an acknowledged 
     await run.verifyAll('at the end');
     crashes += run.crashes;
     corruptions += run.corruptionsDetected;
+    checkpoints += run.checkpoints + run.disk.stats.checkpoints;
   }
-  t.diagnostic(`seeds ${first}..${first + ITERATIONS - 1}: ${crashes} crashes survived, ${corruptions} corruptions detected`);
+  t.diagnostic(
+    `seeds ${first}..${first + ITERATIONS - 1}: ${crashes} crashes survived, ${checkpoints} checkpoints, ${corruptions} corruptions detected`,
+  );
   assert.ok(crashes > ITERATIONS, 'the runs really crashed');
+  assert.ok(checkpoints > 0, 'the runs reached checkpoints (journal full or a quarter full at close)');
 });
