@@ -97,6 +97,16 @@ test('six loop devices of mixed sector sizes hold ec:4+2 objects up to 256 MiB t
   for (const [key, data] of small) assert.ok((await runCliOk(['get', '--pool', pool, key])).stdout.equals(data), key);
   assert.equal(JSON.parse((await runCliOk(['status', '--pool', pool, '--json'])).stdout.toString()).health, 'healthy');
 
+  // Crashes on real devices: a put killed after its data flush and after its journal flush leaves the old object.
+  const before = (await runCliOk(['get', '--pool', pool, 'odd/7MiB'])).stdout;
+  for (const killAt of ['device.data-flushed', 'device.journal-flushed']) {
+    const killed = await runCli(['put', '--pool', pool, 'odd/7MiB', '-'], { env: { SHARDPOOL_KILL_AT: killAt }, input: seededBytes(3 * MiB, 9) });
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.ok((await runCliOk(['get', '--pool', pool, 'odd/7MiB'])).stdout.equals(before), `old object intact after ${killAt}`);
+    const check = await runCli(['recover', '--pool', pool]);
+    assert.equal(check.code, 0, `recover after ${killAt}: ${check.stdout.toString()}`);
+  }
+
   // rm frees device space; recover finds nothing wrong.
   await runCliOk(['rm', '--pool', pool, 'big/256MiB']);
   const freed = JSON.parse((await runCliOk(['list-disks', '--pool', pool, '--json'])).stdout.toString()) as DiskJson[];
