@@ -129,9 +129,11 @@ export function registerDiskCommands(program: Command): void {
       const result = await withPool(options, 'write', async (pool) => {
         let progress: ReturnType<typeof startCountProgress> | undefined;
         try {
-          return await drainDisk(pool, String(options.disk), (state) => {
-            progress ??= startCountProgress({ label: 'draining', total: state.total, enabled: progressEnabled(options) });
-            progress.update(state.moved + state.rebuilt);
+          return await drainDisk(pool, String(options.disk), {
+            onProgress: (state) => {
+              progress ??= startCountProgress({ label: 'draining', total: state.total, enabled: progressEnabled(options) });
+              progress.update(state.moved + state.rebuilt);
+            },
           });
         } finally {
           progress?.stop();

@@ -10,18 +10,11 @@
 // on the source. A rerun picks up what is left:
 // the disk stays in state 'draining' until no fragment row names it. The moves table records each move from before
 // the copy until the old copy is deleted, so the next write-open deletes whichever copy a crash left unreferenced.
-import { assert } from '../assert.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
-import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
-import { checksum128 } from '../redundancy/checksum.js';
-import { createCodec } from '../redundancy/create-codec.js';
-import { parsePolicy } from '../redundancy/policy.js';
 import type { DiskRow, FragmentToMove } from '../pool/catalog.js';
 import { forEachBounded } from '../pool/concurrency.js';
-import { collectGarbage, finishMove } from '../pool/garbage.js';
-import { killPoint } from '../pool/kill-points.js';
-import { gatherFragments, type ReadStats } from '../pool/object-reader.js';
-import { chooseDisks } from '../pool/placement.js';
+import { collectGarbage } from '../pool/garbage.js';
+import { relocateFragment } from './relocate.js';
 import type { Pool } from '../pool/pool.js';
 
 /** Fragments moved concurrently; enough to keep several disks busy, few enough to bound memory. */
@@ -42,12 +35,17 @@ export interface DrainResult {
   readonly rebuilt: number;
 }
 
-export async function drainDisk(
-  pool: Pool,
-  reference: string,
-  onProgress: (progress: DrainProgress) => void = () => undefined,
-): Promise<DrainResult> {
+export interface DrainOptions {
+  readonly onProgress?: (progress: DrainProgress) => void;
+  /** Forget the disk once it is empty (remove-disk, replace-disk); rebuild keeps a failed disk listed. */
+  readonly forget?: boolean;
+  /** Prefer this disk as the target of every move it can take (replace-disk's new disk). */
+  readonly preferTargetId?: number;
+}
+
+export async function drainDisk(pool: Pool, reference: string, options: DrainOptions = {}): Promise<DrainResult> {
   pool.assertWritable();
+  const onProgress = options.onProgress ?? (() => undefined);
   const member = await pool.findMember(reference);
   const diskId = member.row.id;
   assertEnoughTargets(pool, member.row);
@@ -68,7 +66,7 @@ export async function drainDisk(
     if (batch.length === 0) break;
     await forEachBounded(batch, DRAIN_MOVES_IN_FLIGHT_MAX, async (move) => {
       try {
-        const how = await moveFragment(pool, move);
+        const how = await relocateFragment(pool, move, { preferTargetId: options.preferTargetId });
         if (how === 'copied') moved += 1;
         else rebuilt += 1;
         onProgress({ moved, rebuilt, total });
@@ -88,11 +86,13 @@ export async function drainDisk(
       { diskId, remaining, failedFragments: failures.size },
     );
   }
-  const disk = pool.member(diskId).disk;
-  if (disk && member.row.state !== 'failed') await disk.release().catch(() => undefined);
-  await disk?.close();
-  pool.catalog.deleteDisk(diskId);
-  pool.refreshMember(diskId);
+  if (options.forget !== false) {
+    const disk = pool.member(diskId).disk;
+    if (disk && member.row.state !== 'failed') await disk.release().catch(() => undefined);
+    await disk?.close();
+    pool.catalog.deleteDisk(diskId);
+    pool.refreshMember(diskId);
+  }
   return { disk: member.row, moved, rebuilt };
 }
 
@@ -112,71 +112,6 @@ function assertEnoughTargets(pool: Pool, disk: DiskRow): void {
       { diskId: disk.id, needed: widest, available: others },
     );
   }
-}
-
-async function moveFragment(pool: Pool, move: FragmentToMove): Promise<'copied' | 'rebuilt'> {
-  const { object, extent, fragment } = move;
-  const codec = createCodec(parsePolicy(object.policy));
-  const source = pool.readableDisk(fragment.diskId);
-  let data: Buffer | undefined;
-  if (source) {
-    data = await source
-      .readFragment(fragment)
-      .then((read) => read.data)
-      .catch(() => undefined);
-  }
-  const how = data ? 'copied' : 'rebuilt';
-  if (!data) {
-    const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
-    const gathered = await gatherFragments(pool, object, extent, codec, stats, new Set([fragment.fragmentIndex]));
-    const rebuiltFragments = await codec.reconstruct(gathered.fragments, extent.lengthBytes, [fragment.fragmentIndex]);
-    data = rebuiltFragments.get(fragment.fragmentIndex);
-    assert(data !== undefined, 'reconstruct returns the fragment it was asked for');
-  }
-  const storedBytes = fragmentHeaderLengthBytes(object.key) + data.length;
-  const extentDisks = new Set(extent.fragments.map((other) => other.diskId));
-  const candidates = [];
-  for (const member of pool.writableMembers()) {
-    if (extentDisks.has(member.row.id)) continue;
-    const space = await member.disk!.space().catch(() => undefined);
-    if (space && space.freeBytes >= storedBytes) candidates.push({ diskId: member.row.id, freeBytes: space.freeBytes });
-  }
-  if (candidates.length === 0) {
-    throw new ShardpoolError(
-      'DISK_FULL',
-      `no healthy disk without a fragment of extent ${extent.extentIndex} of ${JSON.stringify(object.key)} has ` +
-        `${storedBytes} bytes free for it`,
-      { key: object.key, extentIndex: extent.extentIndex },
-    );
-  }
-  const [targetId] = chooseDisks(candidates, 1);
-  assert(targetId !== undefined, 'chooseDisks returns one disk or throws');
-  const target = pool.member(targetId).disk;
-  assert(target !== undefined, 'targets are writable members');
-  const address = { versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
-  pool.catalog.beginMove(fragment, targetId);
-  const { locationBytes } = await target.writeFragment(
-    {
-      versionId: object.versionId,
-      key: object.key,
-      policy: codec.policy,
-      extentIndex: extent.extentIndex,
-      extentLengthBytes: extent.lengthBytes,
-      extentChecksum: extent.checksum,
-      fragmentIndex: fragment.fragmentIndex,
-      dataLengthBytes: data.length,
-      dataChecksum: checksum128(data),
-    },
-    data,
-  );
-  await target.flush();
-  killPoint('drain.fragment-copied');
-  const repointed = pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes });
-  assert(repointed, 'nothing else changes the pool while we hold its lock');
-  target.settle([address]);
-  killPoint('drain.fragment-moved');
-  await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId, sourceLocationBytes: fragment.locationBytes });
-  return how;
 }
 
 function fragmentName(move: FragmentToMove): string {

@@ -52,20 +52,29 @@ export async function cleanUpInterruptedMoves(pool: Pool): Promise<void> {
   for (const move of pool.catalog.listMoves()) await finishMove(pool, move);
 }
 
-/** Deletes the copy of a moved fragment that the catalog does not reference, then drops the move record. */
+/**
+ * Deletes the copy of a moved fragment that the catalog does not reference, then drops the move record. The move
+ * committed when the catalog row names the target (and, for a move within one disk, no longer the old location).
+ * A move within a directory disk replaced the file itself: there is no second copy to delete.
+ */
 export async function finishMove(
   pool: Pool,
-  move: FragmentAddress & { sourceDiskId: number; targetDiskId: number; sourceLocationBytes?: number },
+  move: FragmentAddress & { sourceDiskId: number; targetDiskId: number; sourceLocationBytes: number },
 ): Promise<void> {
-  const home = pool.catalog.diskOfFragment(move);
-  const unreferencedDiskId = home === move.targetDiskId ? move.sourceDiskId : move.targetDiskId;
-  const holder = pool.listMembers().find((member) => member.row.id === unreferencedDiskId);
+  const row = pool.catalog.fragmentRow(move);
+  const sameDisk = move.sourceDiskId === move.targetDiskId;
+  const committed = row !== undefined && row.diskId === move.targetDiskId && (!sameDisk || row.locationBytes !== move.sourceLocationBytes);
+  const holderId = committed ? move.sourceDiskId : move.targetDiskId;
+  const holder = pool.listMembers().find((member) => member.row.id === holderId);
+  if (sameDisk && holder?.row.kind === 'directory') {
+    pool.catalog.dropMove(move);
+    return;
+  }
   if (holder?.disk) {
     try {
-      // The source copy's location is known (it was the catalog's); a target copy that was never re-pointed is
-      // still a pending allocation on its device, found by its address.
-      const locationBytes = unreferencedDiskId === move.sourceDiskId ? move.sourceLocationBytes : undefined;
-      await holder.disk.deleteFragment(locationBytes === undefined ? move : { ...move, locationBytes });
+      // The old copy's location is known; a new copy that was never committed is still a pending allocation on its
+      // device, found by its address.
+      await holder.disk.deleteFragment(committed ? { ...move, locationBytes: move.sourceLocationBytes } : move);
       await holder.disk.flush();
     } catch (error) {
       if (!isShardpoolError(error)) throw error;

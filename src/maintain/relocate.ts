@@ -1,0 +1,99 @@
+// Moving one fragment to a new home, the one protocol behind drain, rebuild, replace, repair and defrag:
+//   record the move → write the copy at the target and flush (kill point drain.fragment-copied) → re-point the
+//   catalog row (drain.fragment-moved) → delete the old copy and flush → drop the move record.
+// The data comes from the old copy when it still verifies, else it is rebuilt from the rest of the extent. The
+// target is a disk holding no other fragment of the extent, or, for an in-place rewrite (repair, defrag), the same
+// disk at a new location (devices) or the same file replaced atomically (directories).
+import { assert } from '../assert.js';
+import { ShardpoolError } from '../errors.js';
+import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
+import type { FragmentToMove } from '../pool/catalog.js';
+import { finishMove } from '../pool/garbage.js';
+import { killPoint } from '../pool/kill-points.js';
+import { gatherFragments, type ReadStats } from '../pool/object-reader.js';
+import { chooseDisks } from '../pool/placement.js';
+import type { Pool } from '../pool/pool.js';
+import { checksum128 } from '../redundancy/checksum.js';
+import { createCodec } from '../redundancy/create-codec.js';
+import { parsePolicy } from '../redundancy/policy.js';
+
+export interface RelocateOptions {
+  /** Write to this disk whenever it holds no other fragment of the extent and has room. */
+  readonly preferTargetId?: number | undefined;
+  /** Rewrite on the fragment's own disk (repair of a corrupt copy, defrag). */
+  readonly inPlace?: boolean;
+  /** Never read the old copy (it is known bad): rebuild from the others. */
+  readonly rebuild?: boolean;
+}
+
+export async function relocateFragment(pool: Pool, move: FragmentToMove, options: RelocateOptions = {}): Promise<'copied' | 'rebuilt'> {
+  const { object, extent, fragment } = move;
+  const codec = createCodec(parsePolicy(object.policy));
+  const source = pool.readableDisk(fragment.diskId);
+  let data: Buffer | undefined;
+  if (source && !options.rebuild) {
+    data = await source
+      .readFragment(fragment)
+      .then((read) => read.data)
+      .catch(() => undefined);
+  }
+  const how = data ? 'copied' : 'rebuilt';
+  if (!data) {
+    const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
+    const gathered = await gatherFragments(pool, object, extent, codec, stats, new Set([fragment.fragmentIndex]));
+    const rebuiltFragments = await codec.reconstruct(gathered.fragments, extent.lengthBytes, [fragment.fragmentIndex]);
+    data = rebuiltFragments.get(fragment.fragmentIndex);
+    assert(data !== undefined, 'reconstruct returns the fragment it was asked for');
+  }
+  const storedBytes = fragmentHeaderLengthBytes(object.key) + data.length;
+  const targetId = options.inPlace ? fragment.diskId : await chooseTarget(pool, move, storedBytes, options.preferTargetId);
+  const target = pool.member(targetId).disk;
+  assert(target !== undefined && target.acceptsFragments, 'targets are writable members');
+  const address = { versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
+  pool.catalog.beginMove(fragment, targetId);
+  const { locationBytes } = await target.writeFragment(
+    {
+      versionId: object.versionId,
+      key: object.key,
+      policy: codec.policy,
+      extentIndex: extent.extentIndex,
+      extentLengthBytes: extent.lengthBytes,
+      extentChecksum: extent.checksum,
+      fragmentIndex: fragment.fragmentIndex,
+      dataLengthBytes: data.length,
+      dataChecksum: checksum128(data),
+    },
+    data,
+  );
+  await target.flush();
+  killPoint('drain.fragment-copied');
+  const repointed = pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes });
+  assert(repointed, 'nothing else changes the pool while we hold its lock');
+  target.settle([address]);
+  killPoint('drain.fragment-moved');
+  await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId, sourceLocationBytes: fragment.locationBytes });
+  return how;
+}
+
+async function chooseTarget(pool: Pool, move: FragmentToMove, storedBytes: number, preferTargetId: number | undefined): Promise<number> {
+  const { object, extent } = move;
+  const extentDisks = new Set(extent.fragments.map((other) => other.diskId));
+  const candidates = [];
+  for (const member of pool.writableMembers()) {
+    if (extentDisks.has(member.row.id)) continue;
+    const space = await member.disk!.space().catch(() => undefined);
+    if (space && space.freeBytes >= storedBytes) candidates.push({ diskId: member.row.id, freeBytes: space.freeBytes });
+  }
+  if (candidates.length === 0) {
+    throw new ShardpoolError(
+      'DISK_FULL',
+      `no healthy disk without a fragment of extent ${extent.extentIndex} of ${JSON.stringify(object.key)} has ` +
+        `${storedBytes} bytes free for it`,
+      { key: object.key, extentIndex: extent.extentIndex },
+    );
+  }
+  if (preferTargetId !== undefined && candidates.some((candidate) => candidate.diskId === preferTargetId)) return preferTargetId;
+  const [targetId] = chooseDisks(candidates, 1);
+  assert(targetId !== undefined, 'chooseDisks returns one disk or throws');
+  return targetId;
+}
