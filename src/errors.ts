@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   DISK_IO_FAILED: 'a read, write or flush on the disk failed',
   DISK_FULL: 'the disk has no space left for a fragment',
   DRAIN_INCOMPLETE: 'remove-disk could not move every fragment off the disk',
+  DISK_NOT_FAILED: 'rebuild was asked for a disk that is not marked failed',
+  NOT_A_DEVICE: 'trim or defrag was asked for a disk that is not a block device',
   // block devices
   DEVICE_FLAG_REQUIRED: 'a block device or image file was given to add-disk without --device',
   DEVICE_FLAG_MISUSED: '--device was given for a directory',

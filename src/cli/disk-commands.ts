@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import { ShardpoolError } from '../errors.js';
 import type { DeviceSummary } from '../pool/add-device.js';
 import { drainDisk } from '../maintain/drain.js';
+import { replaceDisk } from '../maintain/rebuild.js';
 import { formatDiskTable } from './pool-commands.js';
 import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, warn, withPool } from './context.js';
 import { startCountProgress } from './progress.js';
@@ -144,6 +145,47 @@ export function registerDiskCommands(program: Command): void {
         printLine(
           `removed disk ${result.disk.id} (${result.disk.path}): ${result.moved} fragments moved, ` +
             `${result.rebuilt} rebuilt from redundancy`,
+        );
+      }
+    });
+
+  program
+    .command('replace-disk')
+    .description('add a new disk and move every fragment of an old one onto it, then forget the old one; resumable')
+    .addOption(poolOption())
+    .addOption(diskOption('the disk to replace, by path or id'))
+    .addOption(new Option('--with <path>', 'the new disk: an empty directory, or a device with --device').makeOptionMandatory())
+    .option('--device', 'the new disk is a block device or image file to format (see add-disk)')
+    .option('--force', 'format the new device even if it holds a signature (never if in use)')
+    .option('--yes', 'do not ask to type the device path back')
+    .option('--no-progress', 'do not draw a progress bar')
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ shardpool replace-disk --pool /srv/pool --disk 3 --with /mnt/disk7\n' +
+      '  $ sudo shardpool replace-disk --pool /srv/pool --disk /dev/sdb --with /dev/sdf --device')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const result = await withPool(options, 'write', async (pool) => {
+        let progress: ReturnType<typeof startCountProgress> | undefined;
+        try {
+          return await replaceDisk(
+            pool,
+            String(options.disk),
+            String(options.with),
+            { device: options.device === true, force: options.force === true, confirm: (summary) => confirmFormat(summary, options.yes === true) },
+            (state) => {
+              progress ??= startCountProgress({ label: 'replacing', total: state.total, enabled: progressEnabled(options) });
+              progress.update(state.moved + state.rebuilt);
+            },
+          );
+        } finally {
+          progress?.stop();
+        }
+      });
+      if (options.json) printJson(result);
+      else {
+        printLine(
+          `replaced disk ${result.drained.disk.id} (${result.drained.disk.path}) with disk ${result.added.id} (${result.added.path}): ` +
+            `${result.drained.moved} fragments moved, ${result.drained.rebuilt} rebuilt from redundancy`,
         );
       }
     });

@@ -2,14 +2,140 @@
 import { Option, type Command } from 'commander';
 import { openDiskForScan } from '../disk/open-for-scan.js';
 import type { Disk } from '../disk/disk.js';
+import { defragPool } from '../maintain/defrag.js';
+import { rebuildFailedDisks } from '../maintain/rebuild.js';
 import { recoverPool, scanDisks, type RecoverReport, type ScannedObject } from '../maintain/recover.js';
+import { FINDING_KINDS, scrubPool, type ScrubReport } from '../maintain/scrub.js';
+import { trimPool } from '../maintain/trim.js';
 import { ShardpoolError } from '../errors.js';
 import { Pool } from '../pool/pool.js';
-import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, withPool } from './context.js';
+import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, progressEnabled, withPool } from './context.js';
+import { startByteProgress, startCountProgress } from './progress.js';
 import { EXIT_PROBLEMS_FOUND } from './exit-codes.js';
-import { formatBytes } from './units.js';
+import { formatBytes, parseSize } from './units.js';
 
 export function registerMaintainCommands(program: Command): void {
+  program
+    .command('scrub')
+    .description(
+      'read and verify every fragment (devices: O_DIRECT), report missing, corrupt, misplaced, unavailable, orphan and\n' +
+        'stray ones per disk; with --repair rebuild each bad fragment from redundancy at a fresh location. Resumable',
+    )
+    .addOption(poolOption())
+    .option('--repair', 'rewrite bad fragments from redundancy, delete orphans, release strays')
+    .option('--disk <path|id>', 'only fragments on this disk')
+    .option('--rate <bytes/s>', 'read at most this fast, e.g. 200MiB/s')
+    .option('--restart', 'start from the beginning instead of continuing an interrupted scrub')
+    .option('--no-progress', 'do not draw a progress bar')
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ shardpool scrub --pool /srv/pool\n  $ shardpool scrub --pool /srv/pool --repair --rate 200MiB/s\n' +
+        '  $ shardpool scrub --pool /srv/pool --disk 3 --json\n' +
+        '\nExit codes: 0 the pool is clean when scrub ends (nothing found, or everything repaired); 1 problems remain\n' +
+        '(always when something was found without --repair, or scrub was interrupted: rerun to continue); 2 error.',
+    )
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const rateBytesPerSecond = options.rate === undefined ? undefined : parseRate(String(options.rate));
+      let stopRequested = false;
+      const onInterrupt = () => {
+        if (stopRequested) process.exit(130);
+        stopRequested = true;
+        process.stderr.write('\nshardpool: stopping scrub after the current object (press Ctrl-C again to quit at once)\n');
+      };
+      process.on('SIGINT', onInterrupt);
+      process.on('SIGTERM', onInterrupt);
+      let progress: ReturnType<typeof startByteProgress> | undefined;
+      try {
+        const report = await withPool(options, options.repair ? 'write' : 'read', async (pool) => {
+          const diskId = options.disk === undefined ? undefined : (await pool.findMember(String(options.disk))).row.id;
+          return scrubPool(pool, {
+            repair: options.repair === true,
+            diskId,
+            rateBytesPerSecond,
+            restart: options.restart === true,
+            shouldStop: () => stopRequested,
+            onProgress: (done, total) => {
+              progress ??= startByteProgress({ label: options.repair ? 'scrub+repair' : 'scrub', totalBytes: total, enabled: progressEnabled(options) });
+              progress.update(done);
+            },
+          });
+        });
+        progress?.stop();
+        if (options.json) printJson(report);
+        else printLine(formatScrub(report));
+        if (!report.clean) process.exitCode = EXIT_PROBLEMS_FOUND;
+      } finally {
+        progress?.stop();
+        process.off('SIGINT', onInterrupt);
+        process.off('SIGTERM', onInterrupt);
+      }
+    });
+
+  program
+    .command('rebuild')
+    .description('re-create every fragment of failed disks on healthy ones (reads only the K fragments each extent needs); resumable')
+    .addOption(poolOption())
+    .option('--disk <path|id>', 'only this failed disk')
+    .option('--no-progress', 'do not draw a progress bar')
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ shardpool fail-disk --pool /srv/pool --disk 3\n  $ shardpool rebuild --pool /srv/pool')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      let progress: ReturnType<typeof startCountProgress> | undefined;
+      const results = await withPool(options, 'write', async (pool) => {
+        try {
+          return await rebuildFailedDisks(pool, options.disk === undefined ? undefined : String(options.disk), (disk, state) => {
+            progress ??= startCountProgress({ label: `rebuilding disk ${disk.id}`, total: state.total, enabled: progressEnabled(options) });
+            progress.update(state.moved + state.rebuilt);
+          });
+        } finally {
+          progress?.stop();
+        }
+      });
+      if (options.json) printJson(results);
+      else if (results.length === 0) printLine('no failed disks to rebuild');
+      else for (const result of results) printLine(`rebuilt ${result.rebuilt + result.moved} fragments of failed disk ${result.disk.id} (${result.disk.path}) on healthy disks`);
+    });
+
+  program
+    .command('trim')
+    .description('discard (TRIM) every free unit of the block devices; allocated units are never touched')
+    .addOption(poolOption())
+    .option('--disk <path|id>', 'only this device')
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ shardpool trim --pool /srv/pool\n\nSee also: shardpool config --discard online|batch|off')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const results = await withPool(options, 'write', (pool) => trimPool(pool, options.disk === undefined ? undefined : String(options.disk)));
+      if (options.json) printJson(results);
+      else if (results.length === 0) printLine('no block devices to trim');
+      else for (const result of results) printLine(`disk ${result.diskId} ${result.path}: discarded ${formatBytes(result.discardedBytes)} of free space`);
+    });
+
+  program
+    .command('defrag')
+    .description('move fragments of block devices into the lowest free runs, so free space coalesces (crash-safe)')
+    .addOption(poolOption())
+    .option('--disk <path|id>', 'only this device')
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ shardpool defrag --pool /srv/pool --disk /dev/sdb')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const results = await withPool(options, 'write', (pool) => defragPool(pool, options.disk === undefined ? undefined : String(options.disk)));
+      if (options.json) printJson(results);
+      else if (results.length === 0) printLine('no block devices to defragment');
+      else {
+        for (const result of results) {
+          printLine(
+            `disk ${result.diskId} ${result.path}: moved ${result.moved} fragments; largest free run ` +
+              `${formatBytes(result.largestFreeRunBeforeBytes)} → ${formatBytes(result.largestFreeRunAfterBytes)}`,
+          );
+        }
+      }
+    });
+
   program
     .command('recover')
     .description(
@@ -99,6 +225,41 @@ function formatReport(report: RecoverReport): string {
     report.problems === 0
       ? 'no problems found'
       : `${report.problems} problems found${report.cleaned ? '; orphans and strays cleaned' : ' (rerun with --cleanup to delete orphans and release strays)'}`,
+  );
+  return lines.join('\n');
+}
+
+function parseRate(text: string): number {
+  const bytes = parseSize(text.replace(/\/s$/i, ''), '--rate');
+  if (bytes <= 0) throw new ShardpoolError('USAGE_INVALID', '--rate must be positive, e.g. 200MiB/s');
+  return bytes;
+}
+
+function formatScrub(report: ScrubReport): string {
+  const found = FINDING_KINDS.filter((kind) => report.counts[kind] > 0).map((kind) => `${report.counts[kind]} ${kind}`);
+  const lines = [
+    `scrubbed ${report.objectsScrubbed} objects, ${report.extentsScrubbed} extents, ${report.fragmentsRead} fragments verified ` +
+      `(${formatBytes(report.bytesRead)})${report.resumedAfterKey !== undefined ? `, continuing after ${JSON.stringify(report.resumedAfterKey)}` : ''}`,
+    `found    ${found.length === 0 ? 'nothing wrong' : found.join(', ')}`,
+  ];
+  for (const [diskId, counts] of Object.entries(report.perDisk)) {
+    const parts = FINDING_KINDS.filter((kind) => counts[kind] > 0).map((kind) => `${counts[kind]} ${kind}`);
+    lines.push(`  disk ${diskId}: ${parts.join(', ')}`);
+  }
+  for (const finding of report.findings.slice(0, 20)) {
+    const where = finding.key === undefined ? '' : `${JSON.stringify(finding.key)} extent ${finding.extentIndex} fragment ${finding.fragmentIndex}: `;
+    lines.push(`  ${finding.kind.padEnd(11)} disk ${finding.diskId}: ${where}${finding.detail}${finding.repaired ? ' (repaired)' : ''}`);
+  }
+  if (report.repaired > 0) lines.push(`repaired ${report.repaired}`);
+  for (const failure of report.unrepairable.slice(0, 20)) {
+    lines.push(`cannot repair ${JSON.stringify(failure.key)} extent ${failure.extentIndex}: ${failure.reason}`);
+  }
+  lines.push(
+    report.interrupted
+      ? 'interrupted: rerun the same command to continue where it stopped'
+      : report.clean
+        ? 'the pool is clean'
+        : 'problems remain' + (report.repaired === 0 && report.unrepairable.length === 0 ? ' (rerun with --repair)' : ''),
   );
   return lines.join('\n');
 }

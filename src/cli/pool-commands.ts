@@ -4,7 +4,9 @@ import { EXTENT_SIZE_DEFAULT_BYTES } from '../constants.js';
 import { validateExtentSize } from '../format/pool-config.js';
 import { Pool } from '../pool/pool.js';
 import type { PoolDescription } from '../pool/status.js';
-import { DEFAULT_POLICY_TEXT, parsePolicy } from '../redundancy/policy.js';
+import { DISCARD_MODES, type DiscardMode } from '../disk/device/device-disk.js';
+import { ShardpoolError } from '../errors.js';
+import { DEFAULT_POLICY_TEXT, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, withPool } from './context.js';
 import { formatBytes, formatTable, parseSize } from './units.js';
 
@@ -15,6 +17,7 @@ export function registerPoolCommands(program: Command): void {
     .addOption(poolOption())
     .option('--policy <policy>', 'default redundancy policy: replica:N or ec:K+M', DEFAULT_POLICY_TEXT)
     .option('--extent-size <size>', 'size objects are cut into before encoding (4KiB to 64MiB)', '1MiB')
+    .option('--discard <mode>', 'when freed block-device units are discarded: online, batch (by shardpool trim) or off', 'batch')
     .addOption(jsonOption())
     .addHelpText('after', '\nExample:\n  $ shardpool init --pool /srv/pool --policy ec:4+2 --extent-size 1MiB')
     .action(async (_options: unknown, command: Command) => {
@@ -23,8 +26,10 @@ export function registerPoolCommands(program: Command): void {
       const extentSizeBytes =
         options.extentSize === undefined ? EXTENT_SIZE_DEFAULT_BYTES : parseSize(String(options.extentSize), '--extent-size');
       validateExtentSize(extentSizeBytes);
+      const discard = parseDiscardMode(String(options.discard ?? 'batch'));
       const directory = poolDirectory(options);
       const config = await Pool.create(directory, { policy, extentSizeBytes });
+      await withPool(options, 'write', async (pool) => pool.setDiscardMode(discard));
       if (options.json) {
         printJson({ pool: directory, poolUuid: config.poolUuid, defaultPolicy: String(options.policy), extentSizeBytes });
         return;
@@ -32,6 +37,28 @@ export function registerPoolCommands(program: Command): void {
       printLine(`created pool ${config.poolUuid} in ${directory}`);
       printLine(`default policy ${String(options.policy)}, extent size ${formatBytes(extentSizeBytes)}`);
       printLine(`next: add disks with  shardpool add-disk --pool ${directory} --disk DIR`);
+    });
+
+  program
+    .command('config')
+    .description('show or change pool settings: --discard online|batch|off (when freed device units are TRIMmed)')
+    .addOption(poolOption())
+    .option('--discard <mode>', 'online: at once after each free is durable; batch: by shardpool trim; off: never')
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExamples:\n  $ shardpool config --pool /srv/pool\n  $ shardpool config --pool /srv/pool --discard online')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const change = options.discard === undefined ? undefined : parseDiscardMode(String(options.discard));
+      const settings = await withPool(options, change === undefined ? 'read' : 'write', async (pool) => {
+        if (change !== undefined) pool.setDiscardMode(change);
+        return { discard: pool.discardMode, defaultPolicy: formatPolicy(pool.config.defaultPolicy), extentSizeBytes: pool.config.extentSizeBytes };
+      });
+      if (options.json) printJson(settings);
+      else {
+        printLine(`discard        ${settings.discard}`);
+        printLine(`default policy ${settings.defaultPolicy}`);
+        printLine(`extent size    ${formatBytes(settings.extentSizeBytes)}`);
+      }
     });
 
   program
@@ -64,6 +91,13 @@ function formatStatus(status: PoolDescription): string {
     lines.push('', formatDiskTable(status.disks));
   }
   return lines.join('\n');
+}
+
+function parseDiscardMode(text: string): DiscardMode {
+  if (!(DISCARD_MODES as ReadonlyArray<string>).includes(text)) {
+    throw new ShardpoolError('USAGE_INVALID', `--discard takes online, batch or off, not "${text}"`);
+  }
+  return text as DiscardMode;
 }
 
 export function formatDiskTable(disks: PoolDescription['disks']): string {

@@ -28,8 +28,9 @@ export interface RecoverReport {
   readonly cleaned: boolean;
 }
 
+/** With cleanup the pool must be open for writing; a report alone works on a pool opened for reading. */
 export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Promise<RecoverReport> {
-  pool.assertWritable();
+  if (options.cleanup) pool.assertWritable();
   const disks: DiskRecoverReport[] = [];
   for (const member of pool.listMembers()) {
     const report: DiskRecoverReport = {
@@ -60,7 +61,10 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
   for await (const fragment of disk.scanFragments()) found.set(nameOf(fragment), fragment);
   (report as { scannedFragments: number }).scannedFragments = found.size;
   const orphans: FoundFragment[] = [];
+  const moving = new Set(pool.catalog.listMoves().map((move) => nameOf(move)));
   for (const [name, fragment] of found) {
+    // A put or a move in flight (another process, when this pool is open for reading) is not an orphan yet.
+    if (pool.catalog.hasIntent(fragment.versionId) || moving.has(name)) continue;
     const row = referenced.get(name);
     // On a device the location must match too: a stale copy elsewhere is an orphan even if the address is known.
     if (!row || (disk.kind === 'block-device' && row.locationBytes !== fragment.locationBytes)) orphans.push(fragment);

@@ -227,6 +227,27 @@ export class Catalog {
     }
   }
 
+  /** Up to `limit` objects with keys after `afterKey` (all when undefined), in key order: for resumable walks. */
+  objectsAfter(afterKey: string | undefined, limit: number): ObjectRow[] {
+    return afterKey === undefined
+      ? (this.db.prepare(`${OBJECT_SELECT} ORDER BY key LIMIT ?`).all(limit) as ObjectRow[])
+      : (this.db.prepare(`${OBJECT_SELECT} WHERE key > ? ORDER BY key LIMIT ?`).all(afterKey, limit) as ObjectRow[]);
+  }
+
+  /** The current object whose version this is, or undefined for a replaced or removed version. */
+  objectOfVersion(versionId: string): ObjectRow | undefined {
+    return this.db.prepare(`${OBJECT_SELECT} WHERE version_id = ?`).get(versionId) as ObjectRow | undefined;
+  }
+
+  getSetting(name: string): string | undefined {
+    const row = this.db.prepare(`SELECT value FROM meta WHERE name = ?`).get(name) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  setSetting(name: string, value: string): void {
+    this.db.prepare(`INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`).run(name, value);
+  }
+
   objectTotals(): { objectCount: number; logicalBytes: number } {
     return this.db
       .prepare(`SELECT count(*) AS objectCount, coalesce(sum(size_bytes), 0) AS logicalBytes FROM objects`)
@@ -432,7 +453,7 @@ export class Catalog {
 
   // ── internals ─────────────────────────────────────────────────────────────────────────────────────────────────
 
-  private extentOf(versionId: string, extentIndex: number): ExtentRow | undefined {
+  extentOf(versionId: string, extentIndex: number): ExtentRow | undefined {
     const extent = this.db
       .prepare(
         `SELECT version_id AS versionId, extent_index AS extentIndex, length_bytes AS lengthBytes, checksum

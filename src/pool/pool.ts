@@ -9,7 +9,7 @@ import { assert } from '../assert.js';
 import { FORMAT_VERSION } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
-import { openDeviceDisk } from '../disk/device/device-disk.js';
+import { DISCARD_MODES, DeviceDisk, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
 import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
 import type { DirectIoMode } from '../io/block-io.js';
 import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
@@ -35,6 +35,8 @@ import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
 import { describeObject, describePool, type ObjectDescription, type PoolDescription } from './status.js';
 
 export type PoolAccess = 'read' | 'write';
+
+const DISCARD_SETTING = 'discard';
 export type PoolState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
 
 /** A disk of the pool as the catalog knows it, with its open handle when it could be reached. */
@@ -293,6 +295,20 @@ export class Pool {
     return this.refreshMember(member.row.id);
   }
 
+  /** When freed device units are discarded: 'online', 'batch' (by `shardpool trim`, the default) or 'off'. */
+  get discardMode(): DiscardMode {
+    const mode = this.catalog.getSetting(DISCARD_SETTING);
+    return (DISCARD_MODES as ReadonlyArray<string>).includes(mode ?? '') ? (mode as DiscardMode) : 'batch';
+  }
+
+  setDiscardMode(mode: DiscardMode): void {
+    this.assertWritable();
+    this.catalog.setSetting(DISCARD_SETTING, mode);
+    for (const member of this.members.values()) {
+      if (member.disk instanceof DeviceDisk) member.disk.discardMode = mode;
+    }
+  }
+
   /** Re-reads one disk's catalog row after a state change. */
   refreshMember(diskId: number): DiskRow {
     const row = this.catalog.listDisks().find((candidate) => candidate.id === diskId);
@@ -376,7 +392,7 @@ export class Pool {
       const disk =
         row.kind === 'directory'
           ? await openDirectoryDisk(row.path, identity)
-          : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access });
+          : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
       this.members.set(row.id, { row, disk, offlineReason: undefined });
     } catch (error) {
       if (!isShardpoolError(error)) throw error;

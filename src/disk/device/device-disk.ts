@@ -36,8 +36,13 @@ const RECORD_ALIGNMENT_BYTES = 4096;
 /** A fragment header (with the longest key) fits in this many bytes: what a scan reads to identify a record. */
 const HEADER_PROBE_BYTES = roundUp(FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_BYTES, RECORD_ALIGNMENT_BYTES);
 
+/** When freed units are discarded (TRIM): at once after their free is durable, by `shardpool trim`, or never. */
+export type DiscardMode = 'online' | 'batch' | 'off';
+export const DISCARD_MODES: ReadonlyArray<DiscardMode> = ['online', 'batch', 'off'];
+
 export interface DeviceOpenOptions {
   readonly directIo: DirectIoMode;
+  readonly discard?: DiscardMode;
   /** Writers hold the device with O_EXCL and an exclusive flock and load the allocator; readers only read. */
   readonly access: 'read' | 'write';
 }
@@ -76,7 +81,9 @@ export async function openDeviceDisk(
   });
   try {
     if (options.access === 'write') await holdLock(file);
-    return await openDeviceStorage(file, expected, options.access);
+    const disk = await openDeviceStorage(file, expected, options.access);
+    disk.discardMode = options.discard ?? 'batch';
+    return disk;
   } catch (error) {
     await file.close();
     throw error;
@@ -99,6 +106,14 @@ export async function openDeviceStorage(
       { path: storage.path },
     );
   }
+  if (storage.info.sizeBytes < label.deviceSizeBytes) {
+    throw new ShardpoolError(
+      'DISK_OFFLINE',
+      `${storage.path} has ${storage.info.sizeBytes} bytes but was labelled with ${label.deviceSizeBytes}: it was truncated or ` +
+        'replaced by a smaller device; its fragments are read from redundancy until it is removed',
+      { path: storage.path },
+    );
+  }
   const state = access === 'write' ? await metadata.load() : undefined;
   return new DeviceDisk(storage, metadata, state?.allocator, state?.pending ?? new Map());
 }
@@ -113,6 +128,7 @@ async function holdLock(file: BlockFile): Promise<void> {
 export interface GroupCommitStats {
   /** fdatasync calls issued by flush(). */
   flushes: number;
+  discardedBytes: number;
   /** Group commits (each: data flush, journal record, journal flush). */
   batches: number;
   journalRecords: number;
@@ -123,7 +139,8 @@ export class DeviceDisk implements Disk {
   readonly kind = 'block-device' as const;
   readonly poolUuid: string;
   readonly diskUuid: string;
-  readonly stats: GroupCommitStats = { flushes: 0, batches: 0, journalRecords: 0, checkpoints: 0 };
+  readonly stats: GroupCommitStats = { flushes: 0, discardedBytes: 0, batches: 0, journalRecords: 0, checkpoints: 0 };
+  discardMode: DiscardMode = 'batch';
   private queued: JournalEntry[] = [];
   /** Generations: every write or free bumps `changed`; a finished group commit raises `durable` to what it covered. */
   private changed = 0;
@@ -292,7 +309,8 @@ export class DeviceDisk implements Disk {
 
   /** Units allocated but holding no verified record's start or body (found by recover). */
   private async *unaccountedRuns(): AsyncIterable<{ startUnit: number; unitCount: number }> {
-    const allocator = this.writable();
+    const allocator = this.allocator ?? (await this.readOnlyAllocator());
+    if (!allocator) return; // damaged metadata: nothing trustworthy to compare against
     const { regions } = this.metadata;
     const unitBytes = regions.allocationUnitBytes;
     const covered = new Uint8Array(regions.dataUnits);
@@ -319,6 +337,59 @@ export class DeviceDisk implements Disk {
     this.writable().free(startUnit, unitCount);
     this.queued.push({ type: 'free', startUnit, unitCount });
     this.changed += 1;
+  }
+
+  /** How many of the three label copies fail their checks (scrub reports them, repair rewrites them). */
+  async damagedLabelCopies(): Promise<number> {
+    const verdict = await readDeviceLabel(this.storage);
+    return verdict.state === 'labelled' ? verdict.damagedCopies : 3;
+  }
+
+  /** Rewrites every label copy from the current label (with the next sequence number). */
+  async rewriteLabels(): Promise<void> {
+    this.writable();
+    await this.metadata.rewriteLabel();
+  }
+
+  /** Discards every free unit (batch TRIM). Allocated units are never touched. Returns the bytes discarded. */
+  async trimFreeSpace(): Promise<number> {
+    const allocator = this.writable();
+    await this.flush();
+    const before = this.stats.discardedBytes;
+    for (const run of [...allocator.freeRuns()]) await this.discardIfFree(run.start, run.unitCount);
+    return this.stats.discardedBytes - before;
+  }
+
+  get largestFreeRunBytes(): number {
+    return (this.allocator?.largestFreeRun ?? 0) * this.metadata.regions.allocationUnitBytes;
+  }
+
+  /** True when first fit would place a record of `storedBytes` below `locationBytes` (defrag's test). */
+  wouldPlaceBelow(locationBytes: number, storedBytes: number): boolean {
+    const allocator = this.writable();
+    const { regions } = this.metadata;
+    const units = Math.ceil(roundUp(storedBytes, RECORD_ALIGNMENT_BYTES) / regions.allocationUnitBytes);
+    const start = allocator.firstFit(units);
+    return start !== undefined && regions.dataOffsetBytes + start * regions.allocationUnitBytes < locationBytes;
+  }
+
+  /**
+   * Discards a run that is free, holding it allocated in memory meanwhile so no concurrent write can land in it
+   * between the check and the discard (the discard runs on another thread and could overtake the write).
+   */
+  private async discardIfFree(startUnit: number, unitCount: number): Promise<void> {
+    const allocator = this.writable();
+    if (!allocator.isRangeFree(startUnit, unitCount)) return;
+    const { regions } = this.metadata;
+    allocator.markAllocated(startUnit, unitCount);
+    try {
+      await this.storage.discard(regions.dataOffsetBytes + startUnit * regions.allocationUnitBytes, unitCount * regions.allocationUnitBytes);
+      this.stats.discardedBytes += unitCount * regions.allocationUnitBytes;
+    } catch {
+      // A device without discard support simply keeps the bytes; nothing depends on it.
+    } finally {
+      allocator.free(startUnit, unitCount);
+    }
   }
 
   pendingAllocations(): FragmentLocation[] {
@@ -396,6 +467,9 @@ export class DeviceDisk implements Disk {
         await this.storage.flush();
         this.stats.flushes += 1;
         killPoint('device.journal-flushed');
+        if (this.discardMode === 'online') {
+          for (const entry of entries) if (entry.type === 'free') await this.discardIfFree(entry.startUnit, entry.unitCount);
+        }
       } else if (this.queued.length > 0) {
         // The journal is full: a checkpoint records the allocator as it is, queued changes included.
         await this.checkpoint();

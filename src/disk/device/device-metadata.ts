@@ -194,6 +194,13 @@ export class DeviceMetadata {
     this.journalTailBytes = 0;
   }
 
+  /** Rewrites all label copies, unchanged but for the next sequence number (repairs a damaged copy). */
+  async rewriteLabel(): Promise<void> {
+    const next: DeviceLabel = { ...this.label, sequence: this.label.sequence + 1 };
+    await writeDeviceLabel(this.storage, next);
+    this.label = next;
+  }
+
   private apply(allocator: UnitAllocator, pending: Map<string, PendingAllocation>, entry: JournalEntry): void {
     const inRange = entry.startUnit + entry.unitCount <= allocator.unitCount;
     if (!inRange) throw this.metadataError(`journal entry for units ${entry.startUnit}+${entry.unitCount} is outside the device`);

@@ -83,6 +83,28 @@ export class UnitAllocator {
     }
   }
 
+  /** Free runs in order, as [start, unitCount]. */
+  *freeRuns(): Generator<{ start: number; unitCount: number }> {
+    for (let index = 0; index < this.runStarts.length; index += 1) {
+      yield { start: this.runStarts[index] as number, unitCount: this.runLengths[index] as number };
+    }
+  }
+
+  get largestFreeRun(): number {
+    return this.runLengths.reduce((largest, length) => Math.max(largest, length), 0);
+  }
+
+  /** Where first fit would place `unitCount` units, without allocating. */
+  firstFit(unitCount: number): number | undefined {
+    const index = this.runLengths.findIndex((length) => length >= unitCount);
+    return index < 0 ? undefined : this.runStarts[index];
+  }
+
+  isRangeFree(start: number, unitCount: number): boolean {
+    for (let unit = start; unit < start + unitCount; unit += 1) if (this.isAllocated(unit)) return false;
+    return true;
+  }
+
   get freeRunCount(): number {
     return this.runStarts.length;
   }
