@@ -99,7 +99,7 @@ export interface Disk {
    * Space the disk holds that belongs to no verified fragment: allocated device units without a record, temp files
    * of interrupted writes, unreadable fragment files. For recover, which reports them and can release them.
    */
-  strays(): AsyncIterable<Stray>;
+  strays(scanned?: ReadonlyArray<FoundFragment>): AsyncIterable<Stray>;
 
   /** The catalog now references these fragments: their allocations are permanent. */
   settle(fragments: ReadonlyArray<FragmentAddress>): void;

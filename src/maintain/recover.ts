@@ -80,7 +80,7 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
     ...orphans.map((fragment) => ({ key: fragment.key, ...addressOf(fragment), locationBytes: fragment.locationBytes })),
   );
   const strays = [];
-  for await (const stray of disk.strays()) strays.push(stray);
+  for await (const stray of disk.strays([...found.values()])) strays.push(stray);
   report.strays.push(...strays.map((stray) => ({ what: stray.what, bytes: stray.bytes })));
   if (!cleanup || (orphans.length === 0 && strays.length === 0)) return;
   const cleaned = { orphansDeleted: 0, straysReleased: 0, bytesReleased: 0 };

@@ -9,6 +9,7 @@ import { DeviceDisk } from '../disk/device/device-disk.js';
 import { isShardpoolError } from '../errors.js';
 import { readFileIfExists, removeFileIfExists, writeFileDurable } from '../io/durable-files.js';
 import type { ExtentRow, FragmentRow, ObjectRow } from '../pool/catalog.js';
+import { forEachBounded } from '../pool/concurrency.js';
 import type { Pool } from '../pool/pool.js';
 import { faultTolerance, parsePolicy } from '../redundancy/policy.js';
 import { recoverPool, type RecoverReport } from './recover.js';
@@ -108,17 +109,28 @@ export async function scrubPool(pool: Pool, options: ScrubOptions): Promise<Scru
   return finish(report);
 }
 
+/** Extents whose fragments are read at once: enough to keep every disk busy, few enough to bound memory. */
+const EXTENTS_CHECKED_IN_PARALLEL = 4;
+
 async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, options: ScrubOptions): Promise<void> {
   const policy = parsePolicy(object.policy);
   const tolerance = faultTolerance(policy);
-  for (const extent of pool.catalog.extentsOf(object.versionId)) {
-    if (options.diskId !== undefined && !extent.fragments.some((fragment) => fragment.diskId === options.diskId)) continue;
+  const extents = pool.catalog
+    .extentsOf(object.versionId)
+    .filter((extent) => options.diskId === undefined || extent.fragments.some((fragment) => fragment.diskId === options.diskId));
+  // Read and verify all fragments of several extents concurrently; repairs (which change the catalog) run after.
+  const checked: Array<{ extent: ExtentRow; bad: Array<{ fragment: FragmentRow; finding: Finding }> }> = [];
+  await forEachBounded(extents, EXTENTS_CHECKED_IN_PARALLEL, async (extent) => {
+    const findings = await Promise.all(extent.fragments.map((fragment) => checkFragment(pool, object, extent, fragment, report)));
+    const bad = extent.fragments
+      .map((fragment, index) => ({ fragment, finding: findings[index] }))
+      .filter((entry): entry is { fragment: FragmentRow; finding: Finding } => entry.finding !== undefined);
+    checked.push({ extent, bad });
+  });
+  checked.sort((a, b) => a.extent.extentIndex - b.extent.extentIndex);
+  for (const { extent, bad } of checked) {
     report.extentsScrubbed += 1;
-    const bad: Array<{ fragment: FragmentRow; finding: Finding }> = [];
-    for (const fragment of extent.fragments) {
-      const finding = await checkFragment(pool, object, extent, fragment, report);
-      if (!finding) continue;
-      bad.push({ fragment, finding });
+    for (const { fragment, finding } of bad) {
       if (options.diskId === undefined || fragment.diskId === options.diskId) record(report, finding);
     }
     if (bad.length === 0 || !options.repair) continue;

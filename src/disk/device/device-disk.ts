@@ -296,9 +296,10 @@ export class DeviceDisk implements Disk {
     }
   }
 
-  async *strays(): AsyncIterable<Stray> {
+  /** `scanned`: what scanFragments just found, when the caller has it (saves a second scan). */
+  async *strays(scanned?: ReadonlyArray<FoundFragment>): AsyncIterable<Stray> {
     const unitBytes = this.metadata.regions.allocationUnitBytes;
-    for await (const run of this.unaccountedRuns()) {
+    for await (const run of this.unaccountedRuns(scanned)) {
       yield {
         what: `units ${run.startUnit}–${run.startUnit + run.unitCount - 1} allocated but holding no fragment record`,
         bytes: run.unitCount * unitBytes,
@@ -308,13 +309,13 @@ export class DeviceDisk implements Disk {
   }
 
   /** Units allocated but holding no verified record's start or body (found by recover). */
-  private async *unaccountedRuns(): AsyncIterable<{ startUnit: number; unitCount: number }> {
+  private async *unaccountedRuns(scanned?: ReadonlyArray<FoundFragment>): AsyncIterable<{ startUnit: number; unitCount: number }> {
     const allocator = this.allocator ?? (await this.readOnlyAllocator());
     if (!allocator) return; // damaged metadata: nothing trustworthy to compare against
     const { regions } = this.metadata;
     const unitBytes = regions.allocationUnitBytes;
     const covered = new Uint8Array(regions.dataUnits);
-    for await (const found of this.scanFragments()) {
+    for await (const found of scanned ?? this.scanFragments()) {
       const start = (found.locationBytes - regions.dataOffsetBytes) / unitBytes;
       const count = Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / unitBytes);
       covered.fill(1, start, start + count);
