@@ -389,10 +389,17 @@ static void free_aligned(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-// allocateAligned(length, alignment) → Buffer whose memory starts at a multiple of alignment (zero-filled).
+// allocateAligned(length, alignment, zeroed = true) → Buffer whose memory starts at a multiple of alignment.
+// Buffers about to be filled entirely (a read, a record being assembled) skip the zero fill.
 static napi_value js_allocate_aligned(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_value argv[3];
+  size_t argc = 3;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, "USAGE_INVALID", "missing arguments to a native I/O call");
+    return NULL;
+  }
+  bool zeroed = true;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &zeroed);
   int64_t length = 0, alignment = 0;
   if (!get_int64(env, argv[0], &length) || !get_int64(env, argv[1], &alignment)) return NULL;
   if (alignment < (int64_t)sizeof(void *) || (alignment & (alignment - 1)) != 0 || length == 0) {
@@ -405,7 +412,7 @@ static napi_value js_allocate_aligned(napi_env env, napi_callback_info info) {
     napi_throw(env, make_errno_error(env, error, "posix_memalign"));
     return NULL;
   }
-  memset(memory, 0, (size_t)length);
+  if (zeroed) memset(memory, 0, (size_t)length);
   napi_value buffer;
   if (napi_create_external_buffer(env, (size_t)length, memory, free_aligned, NULL, &buffer) != napi_ok) {
     free(memory);

@@ -34,7 +34,7 @@ export interface NativeIo {
   pwrite(fd: number, buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<number>;
   discard(fd: number, positionBytes: number, lengthBytes: number): Promise<void>;
   zeroOut(fd: number, positionBytes: number, lengthBytes: number): Promise<void>;
-  allocateAligned(lengthBytes: number, alignmentBytes: number): Buffer;
+  allocateAligned(lengthBytes: number, alignmentBytes: number, zeroed?: boolean): Buffer;
   bufferAddress(buffer: Buffer): bigint;
   readonly flags: { O_RDONLY: number; O_RDWR: number; O_DIRECT: number; O_EXCL: number; O_SYNC: number; O_DSYNC: number };
 }

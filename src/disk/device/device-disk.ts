@@ -191,9 +191,10 @@ export class DeviceDisk implements Disk {
     const locationBytes = this.metadata.regions.dataOffsetBytes + startUnit * unitBytes;
     const allocation: PendingAllocation = { type: 'allocate', startUnit, unitCount, versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
     try {
-      const buffer = allocateAlignedBuffer(recordBytes);
+      const buffer = allocateAlignedBuffer(recordBytes, RECORD_ALIGNMENT_BYTES, false);
       encodeFragmentHeader({ ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid, locationBytes }).copy(buffer);
       data.copy(buffer, headerBytes);
+      buffer.fill(0, headerBytes + data.length); // the padding: never leak old memory to the device
       assert(locationBytes + recordBytes <= this.metadata.regions.dataOffsetBytes + allocator.unitCount * unitBytes, 'records stay inside the data region');
       await this.storage.write(buffer, 0, recordBytes, locationBytes);
     } catch (error) {
@@ -233,7 +234,7 @@ export class DeviceDisk implements Disk {
     if (fragment.locationBytes < regions.dataOffsetBytes || fragment.locationBytes + recordBytes > end || fragment.locationBytes % RECORD_ALIGNMENT_BYTES !== 0) {
       throw new ShardpoolError('FRAGMENT_MISSING', `${source}: the catalog's location is outside the data region`, { path: this.path });
     }
-    const buffer = allocateAlignedBuffer(recordBytes);
+    const buffer = allocateAlignedBuffer(recordBytes, RECORD_ALIGNMENT_BYTES, false);
     try {
       await this.storage.read(buffer, 0, recordBytes, fragment.locationBytes);
     } catch (error) {
@@ -245,7 +246,8 @@ export class DeviceDisk implements Disk {
     }
     verifyFragmentIdentity(header, { ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid }, source);
     const headerBytes = fragmentHeaderLengthBytes(header.key);
-    const data = Buffer.from(buffer.subarray(headerBytes, headerBytes + header.dataLengthBytes));
+    // A view of the aligned read buffer, not a copy: the buffer belongs to this read alone.
+    const data = buffer.subarray(headerBytes, headerBytes + header.dataLengthBytes);
     verifyFragmentData(header, data, source);
     return { header, data };
   }
