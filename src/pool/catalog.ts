@@ -68,7 +68,45 @@ export interface FragmentToMove {
 }
 
 export class Catalog {
+  private batch: Array<{ work: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
+  private batchScheduled = false;
+
   private constructor(private readonly db: Database.Database) {}
+
+  /**
+   * Catalog group commit: runs `work` in one transaction with every other call made before the event loop turns,
+   * so concurrent puts share one fsync. Resolves after that transaction committed (durably: synchronous=FULL).
+   * If the shared transaction fails, each piece of work is retried alone so one bad put cannot fail the others.
+   */
+  inBatch<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.batch.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.batchScheduled) {
+        this.batchScheduled = true;
+        setImmediate(() => this.runBatch());
+      }
+    });
+  }
+
+  private runBatch(): void {
+    this.batchScheduled = false;
+    const items = this.batch.splice(0);
+    if (items.length === 0) return;
+    let results: unknown[];
+    try {
+      results = this.db.transaction(() => items.map((item) => item.work())).immediate();
+    } catch {
+      for (const item of items) {
+        try {
+          item.resolve(this.db.transaction(() => item.work()).immediate());
+        } catch (error) {
+          item.reject(error);
+        }
+      }
+      return;
+    }
+    items.forEach((item, index) => item.resolve(results[index]));
+  }
 
   static open(filePath: string, options: { create: boolean }): Catalog {
     let db: Database.Database;

@@ -44,7 +44,7 @@ export async function writeObject(
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);
   const writer = await ExtentWriter.start(pool, codec, key);
-  pool.catalog.beginIntent(writer.versionId, key);
+  await pool.catalog.inBatch(() => pool.catalog.beginIntent(writer.versionId, key));
   killPoint('put.intent-recorded');
   let object: ObjectRow;
   let replacedVersionId: string | undefined;
@@ -63,7 +63,8 @@ export async function writeObject(
       extentCount: extents.length,
       createdAtMs: Date.now(),
     };
-    replacedVersionId = pool.catalog.commitObject({ object, extents });
+    const committed = { object, extents };
+    replacedVersionId = await pool.catalog.inBatch(() => pool.catalog.commitObject(committed));
     settleFragments(pool, extents.flatMap((extent) => extent.fragments));
   } catch (error) {
     await abandonVersion(pool, writer.versionId);

@@ -1,9 +1,10 @@
 // A raw block device (or a device image file) as a member disk: fragment records stored by offset, no filesystem.
 //
 // Write path, per fragment: allocate whole units → write header + data (O_DIRECT, aligned, padded to 4 KiB) →
-// queue an "allocate" journal entry. flush() is a group commit: one fdatasync makes every data write so far
-// durable, one journal record carries every queued allocation and free, one more fdatasync makes it durable.
-// Concurrent flushes join the batch in progress, so N fragments written together cost about two flushes, not 2N.
+// queue an "allocate" journal entry. flush() is a group commit in rounds: each round is one fdatasync (making the
+// data written so far durable, and the journal record of the previous round) followed by one journal record with
+// every allocation and free queued since. Concurrent flushes join the round in progress, so N fragments written
+// together cost one or two flushes, not 2N; a lone writer pays two.
 // Only after flush() returned does the pool commit its catalog transaction that references the fragments.
 import { assert } from '../../assert.js';
 import { FRAGMENT_HEADER_FIXED_BYTES, KEY_LENGTH_MAX_BYTES } from '../../constants.js';
@@ -455,34 +456,46 @@ export class DeviceDisk implements Disk {
     }
   }
 
+  /**
+   * One group commit round: fdatasync, then append one journal record with every change queued so far. The record
+   * becomes durable with the next round's fdatasync, which also makes that round's data durable: under load each
+   * round costs one flush, and a lone writer's flush() simply runs two rounds. Changes count as durable only when
+   * the record that carries them was flushed, and a record is written only after the data it allocates was.
+   */
   private async commitBatch(): Promise<void> {
     const coveredGeneration = this.changed;
     try {
       await this.storage.flush();
       this.stats.flushes += 1;
       killPoint('device.data-flushed');
-      if (this.queued.length > 0 && this.metadata.fits(this.queued.length)) {
+      if (this.unsyncedJournalGeneration !== undefined) {
+        this.durable = Math.max(this.durable, this.unsyncedJournalGeneration);
+        this.unsyncedJournalGeneration = undefined;
+        killPoint('device.journal-flushed');
+      }
+      if (this.queued.length === 0) {
+        // Every change up to here is in a record that is now durable.
+        this.durable = Math.max(this.durable, coveredGeneration);
+      } else if (this.metadata.fits(this.queued.length)) {
         const entries = this.queued;
         this.queued = [];
         await this.metadata.append(entries);
         this.stats.journalRecords += 1;
         killPoint('device.journal-written');
-        await this.storage.flush();
-        this.stats.flushes += 1;
-        killPoint('device.journal-flushed');
-        if (this.discardMode === 'online') {
-          for (const entry of entries) if (entry.type === 'free') await this.discardIfFree(entry.startUnit, entry.unitCount);
-        }
-      } else if (this.queued.length > 0) {
+        this.unsyncedJournalGeneration = coveredGeneration;
+      } else {
         // The journal is full: a checkpoint records the allocator as it is, queued changes included.
         await this.checkpoint();
+        this.durable = Math.max(this.durable, coveredGeneration);
       }
       this.stats.batches += 1;
-      this.durable = coveredGeneration;
     } catch (error) {
       throw this.latch('flush', error);
     }
   }
+
+  /** The generation covered by the last journal record written but not yet flushed. */
+  private unsyncedJournalGeneration: number | undefined;
 
   /**
    * Every in-memory change is also a queued entry, so the allocator equals the journaled state plus the queue. The
