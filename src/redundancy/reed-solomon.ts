@@ -49,8 +49,10 @@ export class ReedSolomonCodec implements Codec {
   async encode(extent: Buffer): Promise<Buffer[]> {
     const { dataFragments: k, parityFragments: m } = this.policy;
     const shardBytes = this.fragmentLengthBytes(extent.length);
-    const data = Buffer.alloc(shardBytes * k);
-    extent.copy(data);
+    // When the extent divides into K whole shards (every full extent of a power-of-two size does), the shards are
+    // views of it: the coder only reads the sources, so no copy is needed. A short last extent is copied and padded.
+    const data = extent.length === shardBytes * k ? extent : Buffer.alloc(shardBytes * k);
+    if (data !== extent) extent.copy(data);
     const parity = Buffer.alloc(shardBytes * m);
     if (shardBytes > 0) await this.run(data, parity, maskOf(range(0, k)), maskOf(range(k, k + m)));
     return [...shardsOf(data, k, shardBytes), ...shardsOf(parity, m, shardBytes)];
