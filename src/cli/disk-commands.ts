@@ -7,7 +7,7 @@ import { drainDisk } from '../maintain/drain.js';
 import { replaceDisk } from '../maintain/rebuild.js';
 import { formatDiskTable } from './pool-commands.js';
 import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, warn, withPool } from './context.js';
-import { startCountProgress } from './progress.js';
+import { moveProgress } from './progress.js';
 
 /**
  * The operator confirms a destructive format by typing the device path back on a terminal; --yes confirms for
@@ -127,19 +127,10 @@ export function registerDiskCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool remove-disk --pool /srv/pool --disk /mnt/disk3')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const result = await withPool(options, 'write', async (pool) => {
-        let progress: ReturnType<typeof startCountProgress> | undefined;
-        try {
-          return await drainDisk(pool, String(options.disk), {
-            onProgress: (state) => {
-              progress ??= startCountProgress({ label: 'draining', total: state.total, enabled: progressEnabled(options) });
-              progress.update(state.moved + state.rebuilt);
-            },
-          });
-        } finally {
-          progress?.stop();
-        }
-      });
+      const progress = moveProgress('draining', progressEnabled(options));
+      const result = await withPool(options, 'write', (pool) =>
+        drainDisk(pool, String(options.disk), { onProgress: progress.onProgress }).finally(() => progress.stop()),
+      );
       if (options.json) printJson(result);
       else {
         printLine(
@@ -164,23 +155,11 @@ export function registerDiskCommands(program: Command): void {
       '  $ sudo shardpool replace-disk --pool /srv/pool --disk /dev/sdb --with /dev/sdf --device')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const result = await withPool(options, 'write', async (pool) => {
-        let progress: ReturnType<typeof startCountProgress> | undefined;
-        try {
-          return await replaceDisk(
-            pool,
-            String(options.disk),
-            String(options.with),
-            { device: options.device === true, force: options.force === true, confirm: (summary) => confirmFormat(summary, options.yes === true) },
-            (state) => {
-              progress ??= startCountProgress({ label: 'replacing', total: state.total, enabled: progressEnabled(options) });
-              progress.update(state.moved + state.rebuilt);
-            },
-          );
-        } finally {
-          progress?.stop();
-        }
-      });
+      const progress = moveProgress('replacing', progressEnabled(options));
+      const device = { device: options.device === true, force: options.force === true, confirm: (summary: DeviceSummary) => confirmFormat(summary, options.yes === true) };
+      const result = await withPool(options, 'write', (pool) =>
+        replaceDisk(pool, String(options.disk), String(options.with), device, progress.onProgress).finally(() => progress.stop()),
+      );
       if (options.json) printJson(result);
       else {
         printLine(

@@ -10,7 +10,7 @@ import { trimPool } from '../maintain/trim.js';
 import { ShardpoolError } from '../errors.js';
 import { Pool } from '../pool/pool.js';
 import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, progressEnabled, withPool } from './context.js';
-import { startByteProgress, startCountProgress } from './progress.js';
+import { moveProgress, startByteProgress } from './progress.js';
 import { EXIT_PROBLEMS_FOUND } from './exit-codes.js';
 import { formatBytes, parseSize } from './units.js';
 
@@ -83,17 +83,12 @@ export function registerMaintainCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  $ shardpool fail-disk --pool /srv/pool --disk 3\n  $ shardpool rebuild --pool /srv/pool')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      let progress: ReturnType<typeof startCountProgress> | undefined;
-      const results = await withPool(options, 'write', async (pool) => {
-        try {
-          return await rebuildFailedDisks(pool, options.disk === undefined ? undefined : String(options.disk), (disk, state) => {
-            progress ??= startCountProgress({ label: `rebuilding disk ${disk.id}`, total: state.total, enabled: progressEnabled(options) });
-            progress.update(state.moved + state.rebuilt);
-          });
-        } finally {
-          progress?.stop();
-        }
-      });
+      const progress = moveProgress('rebuilding', progressEnabled(options));
+      const results = await withPool(options, 'write', (pool) =>
+        rebuildFailedDisks(pool, options.disk === undefined ? undefined : String(options.disk), (_disk, state) => progress.onProgress(state)).finally(
+          () => progress.stop(),
+        ),
+      );
       if (options.json) printJson(results);
       else if (results.length === 0) printLine('no failed disks to rebuild');
       else for (const result of results) printLine(`rebuilt ${result.rebuilt + result.moved} fragments of failed disk ${result.disk.id} (${result.disk.path}) on healthy disks`);

@@ -52,3 +52,21 @@ export function startCountProgress(options: { label: string; total: number; enab
   bar.start(options.total, 0);
   return { update: (done) => bar.update(done), stop: () => bar.stop() };
 }
+
+/**
+ * A count bar for moves (drain, replace, rebuild) that learns its total from the first progress report, and is
+ * stopped by `stop()` whether or not a report ever came.
+ */
+export function moveProgress(label: string, enabled: boolean): {
+  onProgress(state: { moved: number; rebuilt: number; total: number }): void;
+  stop(): void;
+} {
+  let bar: ReturnType<typeof startCountProgress> | undefined;
+  return {
+    onProgress: (state) => {
+      bar ??= startCountProgress({ label, total: state.total, enabled });
+      bar.update(state.moved + state.rebuilt);
+    },
+    stop: () => bar?.stop(),
+  };
+}

@@ -472,6 +472,10 @@ export class DeviceDisk implements Disk {
         this.durable = Math.max(this.durable, this.unsyncedJournalGeneration);
         this.unsyncedJournalGeneration = undefined;
         killPoint('device.journal-flushed');
+        // Frees are durable now: with online discard, their units are TRIMmed (if nothing took them meanwhile).
+        const frees = this.unsyncedFrees;
+        this.unsyncedFrees = [];
+        if (this.discardMode === 'online') for (const free of frees) await this.discardIfFree(free.startUnit, free.unitCount);
       }
       if (this.queued.length === 0) {
         // Every change up to here is in a record that is now durable.
@@ -483,6 +487,7 @@ export class DeviceDisk implements Disk {
         this.stats.journalRecords += 1;
         killPoint('device.journal-written');
         this.unsyncedJournalGeneration = coveredGeneration;
+        this.unsyncedFrees = entries.filter((entry) => entry.type === 'free');
       } else {
         // The journal is full: a checkpoint records the allocator as it is, queued changes included.
         await this.checkpoint();
@@ -494,8 +499,9 @@ export class DeviceDisk implements Disk {
     }
   }
 
-  /** The generation covered by the last journal record written but not yet flushed. */
+  /** The generation covered by the last journal record written but not yet flushed, and the frees it carries. */
   private unsyncedJournalGeneration: number | undefined;
+  private unsyncedFrees: JournalEntry[] = [];
 
   /**
    * Every in-memory change is also a queued entry, so the allocator equals the journaled state plus the queue. The
