@@ -1,7 +1,7 @@
 // The read path. An object is streamed out extent by extent, with up to GET_EXTENTS_READ_AHEAD_MAX extents read
 // ahead. Each extent is rebuilt from the fewest fragments its policy needs (the data fragments first, so the common
 // case decodes nothing); every fragment is verified on read, and a missing, corrupt or unreachable fragment is
-// replaced by another one transparently (a degraded read, counted). The rebuilt extent is checked against the
+// replaced by another one transparently (a degraded read, counted). A rebuilt extent is checked against the
 // extent checksum recorded at put time before a byte of it is returned.
 import { assert } from '../assert.js';
 import { GET_EXTENTS_READ_AHEAD_MAX } from '../constants.js';
@@ -84,7 +84,10 @@ export async function readExtent(
 ): Promise<Buffer> {
   const gathered = await gatherFragments(pool, object, extent, codec, stats);
   const data = await codec.decode(gathered.fragments, extent.lengthBytes);
-  if (!checksumEquals(checksum128(data), extent.checksum)) {
+  // Without a failure, the extent is the verified data fragments laid end to end (ec) or one verified copy (replica):
+  // every byte already passed its fragment checksum. A rebuilt extent went through the coder and is checked whole
+  // against the checksum recorded at put time, so a coding error can never return wrong data.
+  if (gathered.degraded && !checksumEquals(checksum128(data), extent.checksum)) {
     throw new ShardpoolError(
       'EXTENT_CHECKSUM_MISMATCH',
       `extent ${extent.extentIndex} of ${JSON.stringify(object.key)} does not match its checksum after decoding`,
