@@ -18,7 +18,7 @@ import { relocateFragment } from './relocate.js';
 import type { Pool } from '../pool/pool.js';
 
 /** Fragments moved concurrently; enough to keep several disks busy, few enough to bound memory. */
-const DRAIN_MOVES_IN_FLIGHT_MAX = 4;
+const DRAIN_MOVES_IN_FLIGHT_MAX = 8;
 const DRAIN_BATCH_COUNT = 256;
 
 export interface DrainProgress {

@@ -50,7 +50,8 @@ export async function relocateFragment(pool: Pool, move: FragmentToMove, options
   const target = pool.member(targetId).disk;
   assert(target !== undefined && target.acceptsFragments, 'targets are writable members');
   const address = { versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
-  pool.catalog.beginMove(fragment, targetId);
+  // Catalog changes go through the group commit: concurrent moves share their transactions.
+  await pool.catalog.inBatch(() => pool.catalog.beginMove(fragment, targetId));
   const { locationBytes } = await target.writeFragment(
     {
       versionId: object.versionId,
@@ -67,7 +68,9 @@ export async function relocateFragment(pool: Pool, move: FragmentToMove, options
   );
   await target.flush();
   killPoint('drain.fragment-copied');
-  const repointed = pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes });
+  const repointed = await pool.catalog.inBatch(() =>
+    pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes }),
+  );
   assert(repointed, 'nothing else changes the pool while we hold its lock');
   target.settle([address]);
   killPoint('drain.fragment-moved');

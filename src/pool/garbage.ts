@@ -83,7 +83,7 @@ export async function finishMove(
   } else if (holder && holder.row.state !== 'failed') {
     return; // unreachable for now: keep the record so the copy is deleted once the disk is back
   }
-  pool.catalog.dropMove(move);
+  await pool.catalog.inBatch(() => pool.catalog.dropMove(move));
 }
 
 /**
