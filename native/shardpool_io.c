@@ -18,6 +18,9 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
+
+#define MAX_SAFE_INTEGER ((UINT64_C(1) << 53) - 1)
 
 #define CHECK(call)                                                                                                    \
   do {                                                                                                                 \
@@ -51,39 +54,19 @@ typedef struct {
   int block_size_bytes;
 } request_t;
 
-static const char *errno_name(int error) {
-  switch (error) {
-    case EACCES: return "EACCES";
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case EBUSY: return "EBUSY";
-    case EEXIST: return "EEXIST";
-    case EFBIG: return "EFBIG";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case EIO: return "EIO";
-    case EISDIR: return "EISDIR";
-    case ENODEV: return "ENODEV";
-    case ENOENT: return "ENOENT";
-    case ENOLCK: return "ENOLCK";
-    case ENOMEM: return "ENOMEM";
-    case ENOSPC: return "ENOSPC";
-    case ENOTBLK: return "ENOTBLK";
-    case ENOTTY: return "ENOTTY";
-    case ENXIO: return "ENXIO";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EPERM: return "EPERM";
-    case EROFS: return "EROFS";
-    case ETXTBSY: return "ETXTBSY";
-    default: return "EUNKNOWN";
-  }
+// The errno's name exactly as Node's own fs errors spell it ('EBUSY', 'EINVAL'): libuv, linked into node, knows every
+// one ("Unknown system error N" for the rest) and writes into our buffer without allocating.
+static const char *errno_name(int error, char *name, size_t name_bytes) {
+  return uv_err_name_r(-error, name, name_bytes);
 }
 
 static napi_value make_errno_error(napi_env env, int error, const char *syscall) {
+  char name[64];
   char message[256];
-  snprintf(message, sizeof message, "%s: %s (%s)", syscall, strerror(error), errno_name(error));
+  errno_name(error, name, sizeof name);
+  snprintf(message, sizeof message, "%s: %s (%s)", syscall, strerror(error), name);
   napi_value code, msg, err, errno_value, syscall_value;
-  napi_create_string_utf8(env, errno_name(error), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, code, msg, &err);
   napi_create_int32(env, error, &errno_value);
@@ -119,6 +102,11 @@ static void execute_info(request_t *request) {
   if (ioctl(request->fd, BLKSSZGET, &logical) != 0) return fail(request, "ioctl(BLKSSZGET)");
   if (ioctl(request->fd, BLKPBSZGET, &physical) != 0) return fail(request, "ioctl(BLKPBSZGET)");
   if (ioctl(request->fd, BLKBSZGET, &block) != 0) return fail(request, "ioctl(BLKBSZGET)");
+  // JavaScript numbers hold integers exactly up to 2^53 (8 PiB): refuse a size that would round.
+  if (size > MAX_SAFE_INTEGER) {
+    errno = EOVERFLOW;
+    return fail(request, "ioctl(BLKGETSIZE64)");
+  }
   request->size_bytes = size;
   request->logical_sector_bytes = logical;
   request->physical_sector_bytes = (int)physical;
@@ -138,9 +126,15 @@ static void execute_range(request_t *request, int zero) {
     }
     return;
   }
-  // A regular file (a device image): punching a hole both discards and reads back as zeros.
-  if (fallocate(request->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)request->position,
-                (off_t)request->length) != 0) {
+  // A regular file (a device image). Discard punches a hole, which frees the blocks and reads back as zeros.
+  // Zero-out prefers ZERO_RANGE, which keeps the blocks allocated so a later write cannot fail with ENOSPC; where
+  // the filesystem lacks it (tmpfs before 6.x, some FUSE) a punched hole reads back as zeros just the same.
+  off_t offset = (off_t)request->position, length = (off_t)request->length;
+  if (zero) {
+    if (fallocate(request->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length) == 0) return;
+    if (errno != EOPNOTSUPP) return fail(request, "fallocate(ZERO_RANGE)");
+  }
+  if (fallocate(request->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) != 0) {
     fail(request, "fallocate(PUNCH_HOLE)");
   }
 }
@@ -215,6 +209,12 @@ static napi_value info_object(napi_env env, request_t *request) {
   return object;
 }
 
+static void discard_request(napi_env env, request_t *request) {
+  if (request->buffer_ref != NULL) napi_delete_reference(env, request->buffer_ref);
+  free(request->path);
+  free(request);
+}
+
 static void complete(napi_env env, napi_status status, void *data) {
   request_t *request = data;
   napi_value value;
@@ -238,23 +238,27 @@ static void complete(napi_env env, napi_status status, void *data) {
     }
     napi_resolve_deferred(env, request->deferred, value);
   }
-  if (request->buffer_ref != NULL) napi_delete_reference(env, request->buffer_ref);
   napi_delete_async_work(env, request->work);
-  free(request->path);
-  free(request);
+  discard_request(env, request);
 }
 
 static napi_value queue(napi_env env, request_t *request) {
   napi_value promise, name;
   if (napi_create_promise(env, &request->deferred, &promise) != napi_ok) {
-    free(request->path);
-    free(request);
+    discard_request(env, request);
     napi_throw_error(env, "NATIVE_CALL_FAILED", "cannot create a promise");
     return NULL;
   }
   napi_create_string_utf8(env, "shardpool_io", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, request, &request->work);
-  napi_queue_async_work(env, request->work);
+  if (napi_create_async_work(env, NULL, name, execute, complete, request, &request->work) != napi_ok ||
+      napi_queue_async_work(env, request->work) != napi_ok) {
+    // The promise exists but will never settle from the threadpool: reject it here instead.
+    request->error = ENOMEM;
+    request->syscall = "napi_queue_async_work";
+    napi_reject_deferred(env, request->deferred, make_errno_error(env, request->error, request->syscall));
+    if (request->work != NULL) napi_delete_async_work(env, request->work);
+    discard_request(env, request);
+  }
   return promise;
 }
 
@@ -277,9 +281,13 @@ static int get_int64(napi_env env, napi_value value, int64_t *out) {
   return 1;
 }
 
-static request_t *new_request(op_t op) {
+static request_t *new_request(napi_env env, op_t op) {
   request_t *request = calloc(1, sizeof(request_t));
-  if (request != NULL) request->op = op;
+  if (request == NULL) {
+    napi_throw(env, make_errno_error(env, ENOMEM, "calloc"));
+    return NULL;
+  }
+  request->op = op;
   return request;
 }
 
@@ -293,11 +301,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &length));
   int64_t flags = 0;
   if (!get_int64(env, argv[1], &flags)) return NULL;
-  request_t *request = new_request(OP_OPEN);
+  request_t *request = new_request(env, OP_OPEN);
   if (request == NULL) return NULL;
   request->path = malloc(length + 1);
   if (request->path == NULL) {
     free(request);
+    napi_throw(env, make_errno_error(env, ENOMEM, "malloc"));
     return NULL;
   }
   napi_get_value_string_utf8(env, argv[0], request->path, length + 1, &length);
@@ -313,7 +322,11 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
   bool non_blocking = false;
   if (!get_int64(env, argv[0], &fd) || !get_int64(env, argv[1], &mode)) return NULL;
   CHECK(napi_get_value_bool(env, argv[2], &non_blocking));
-  request_t *request = new_request(OP_FLOCK);
+  if (mode > 2) {
+    napi_throw_range_error(env, "USAGE_INVALID", "flock mode is 0 (unlock), 1 (shared) or 2 (exclusive)");
+    return NULL;
+  }
+  request_t *request = new_request(env, OP_FLOCK);
   if (request == NULL) return NULL;
   request->fd = (int)fd;
   request->flags = (mode == 0 ? LOCK_UN : mode == 1 ? LOCK_SH : LOCK_EX) | (non_blocking ? LOCK_NB : 0);
@@ -325,7 +338,7 @@ static napi_value fd_only(napi_env env, napi_callback_info info, op_t op) {
   if (!get_args(env, info, 1, argv)) return NULL;
   int64_t fd = 0;
   if (!get_int64(env, argv[0], &fd)) return NULL;
-  request_t *request = new_request(op);
+  request_t *request = new_request(env, op);
   if (request == NULL) return NULL;
   request->fd = (int)fd;
   return queue(env, request);
@@ -348,11 +361,11 @@ static napi_value transfer(napi_env env, napi_callback_info info, op_t op) {
   if (!get_int64(env, argv[2], &offset) || !get_int64(env, argv[3], &length) || !get_int64(env, argv[4], &position)) {
     return NULL;
   }
-  if ((uint64_t)offset + (uint64_t)length > buffer_length) {
+  if ((uint64_t)offset + (uint64_t)length > buffer_length || (uint64_t)position + (uint64_t)length > MAX_SAFE_INTEGER) {
     napi_throw_range_error(env, "USAGE_INVALID", "buffer range out of bounds");
     return NULL;
   }
-  request_t *request = new_request(op);
+  request_t *request = new_request(env, op);
   if (request == NULL) return NULL;
   request->fd = (int)fd;
   request->data = (uint8_t *)data + offset;
@@ -372,7 +385,7 @@ static napi_value range(napi_env env, napi_callback_info info, op_t op) {
   if (!get_int64(env, argv[0], &fd) || !get_int64(env, argv[1], &position) || !get_int64(env, argv[2], &length)) {
     return NULL;
   }
-  request_t *request = new_request(op);
+  request_t *request = new_request(env, op);
   if (request == NULL) return NULL;
   request->fd = (int)fd;
   request->position = position;
@@ -413,10 +426,19 @@ static napi_value js_allocate_aligned(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (zeroed) memset(memory, 0, (size_t)length);
+  // Node 20 allows external buffers unless built with the V8 sandbox, which refuses them
+  // (napi_no_external_buffers_allowed); then an external ArrayBuffer viewed as a Uint8Array carries the same
+  // memory, and the JavaScript side turns the view into a Buffer without copying.
   napi_value buffer;
-  if (napi_create_external_buffer(env, (size_t)length, memory, free_aligned, NULL, &buffer) != napi_ok) {
+  napi_status status = napi_create_external_buffer(env, (size_t)length, memory, free_aligned, NULL, &buffer);
+  if (status == napi_no_external_buffers_allowed) {
+    napi_value array_buffer;
+    status = napi_create_external_arraybuffer(env, memory, (size_t)length, free_aligned, NULL, &array_buffer);
+    if (status == napi_ok) status = napi_create_typedarray(env, napi_uint8_array, (size_t)length, array_buffer, 0, &buffer);
+  }
+  if (status != napi_ok) {
     free(memory);
-    napi_throw_error(env, "NATIVE_CALL_FAILED", "cannot create an external buffer");
+    napi_throw_error(env, "NATIVE_CALL_FAILED", "cannot wrap aligned memory in a buffer");
     return NULL;
   }
   return buffer;

@@ -1,5 +1,6 @@
 // Buffers whose memory starts on a sector or page boundary, as O_DIRECT requires. Node's own Buffers are only
-// 16-byte aligned, so an O_DIRECT transfer from one fails at random (EINVAL); these come from posix_memalign.
+// 16-byte aligned, so an O_DIRECT transfer from one fails at random (EINVAL); these come from posix_memalign and are
+// freed by the addon's finalizer when the garbage collector drops the last reference.
 import { assert } from '../assert.js';
 import { nativeIo } from './native.js';
 
@@ -12,8 +13,11 @@ export const PAGE_BYTES = 4096;
 export function allocateAlignedBuffer(lengthBytes: number, alignmentBytes = PAGE_BYTES, zeroed = true): Buffer {
   assert(Number.isSafeInteger(lengthBytes) && lengthBytes > 0, 'an aligned buffer has a positive length');
   assert(alignmentBytes > 0 && (alignmentBytes & (alignmentBytes - 1)) === 0, 'alignment is a power of two');
-  const buffer = nativeIo().allocateAligned(lengthBytes, alignmentBytes, zeroed);
-  assert(isAligned(buffer, alignmentBytes), 'posix_memalign returned aligned memory');
+  const memory = nativeIo().allocateAligned(lengthBytes, alignmentBytes, zeroed);
+  // Where the runtime refuses external Buffers the addon returns a Uint8Array over the same memory: view it as a
+  // Buffer without copying (a copy would lose the alignment).
+  const buffer = Buffer.isBuffer(memory) ? memory : Buffer.from(memory.buffer, memory.byteOffset, memory.length);
+  assert(buffer.length === lengthBytes && isAligned(buffer, alignmentBytes), 'posix_memalign returned aligned memory');
   return buffer;
 }
 

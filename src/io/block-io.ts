@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { assert } from '../assert.js';
 import { ShardpoolError, systemErrorCode } from '../errors.js';
 import { isAligned } from './aligned-buffer.js';
-import { nativeIo, type DeviceInfo } from './native.js';
+import { nativeIo, openDevice, type DeviceInfo } from './native.js';
 
 export type DirectIoMode = 'auto' | 'always' | 'never';
 
@@ -41,21 +41,22 @@ export class BlockFile {
   ) {}
 
   static async open(filePath: string, options: OpenBlockOptions): Promise<BlockFile> {
-    const io = nativeIo();
-    const base = (options.readOnly ? io.flags.O_RDONLY : io.flags.O_RDWR) | (options.exclusive ? io.flags.O_EXCL : 0);
+    const base = { exclusive: options.exclusive, readOnly: options.readOnly };
     let fd: number | undefined;
     let direct = options.directIo !== 'never';
     if (direct) {
       try {
         if (process.env.SHARDPOOL_TEST_REFUSE_O_DIRECT === '1') throw Object.assign(new Error('O_DIRECT refused (test)'), { code: 'EINVAL' });
-        fd = await io.open(filePath, base | io.flags.O_DIRECT);
+        fd = await openDevice(filePath, { ...base, direct: true, sync: false });
       } catch (error) {
+        // EINVAL from open with O_DIRECT means the filesystem or driver cannot do direct I/O (procfs, some FUSE).
         if (systemErrorCode(error) !== 'EINVAL') throw openError(filePath, error);
         if (options.directIo === 'always') {
           throw new ShardpoolError(
             'DIRECT_IO_UNAVAILABLE',
             `${filePath} refuses O_DIRECT (its filesystem or driver does not support it) and --direct-io always was given`,
             { path: filePath },
+            { cause: error },
           );
         }
         ioCounters.directIoFallbacks += 1;
@@ -64,13 +65,13 @@ export class BlockFile {
     }
     if (fd === undefined) {
       try {
-        fd = await io.open(filePath, base | io.flags.O_SYNC);
+        fd = await openDevice(filePath, { ...base, direct: false, sync: true });
       } catch (error) {
         throw openError(filePath, error);
       }
     }
     try {
-      const info = await io.deviceInfo(fd);
+      const info = await nativeIo().deviceInfo(fd);
       assert(Number.isSafeInteger(info.sizeBytes), 'device sizes fit a safe integer');
       assert(info.logicalSectorBytes >= 512 && (info.logicalSectorBytes & (info.logicalSectorBytes - 1)) === 0,
         'the logical sector size is a power of two of at least 512');

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isShardpoolError } from '../../src/errors.js';
 import { allocateAlignedBuffer, isAligned } from '../../src/io/aligned-buffer.js';
-import { BlockFile, ioCounters } from '../../src/io/block-io.js';
 import { lockFile, unlockFile } from '../../src/io/file-lock.js';
-import { nativeIo } from '../../src/io/native.js';
-import { canUseLoopDevices, createLoopDevice } from '../support/loop-device.js';
+import { nativeIo, openDevice } from '../../src/io/native.js';
 import { makeTempDir } from '../support/temp-dir.js';
-import { seededBytes } from '../support/test-pool.js';
 
 const FILE_LOCK_MODULE = new URL('../../src/io/file-lock.js', import.meta.url).href;
 
@@ -41,10 +40,25 @@ test('an exclusive flock excludes other holders and is released when its holder 
     const exited = new Promise((resolve) => child.once('close', resolve));
     child.kill('SIGKILL');
     await exited;
-    assert.equal(await lockFile(handle.fd, 'exclusive'), true, 'the kernel released the killed holder\'s lock');
+    assert.equal(await lockFile(handle.fd, 'exclusive'), true, "the kernel released the killed holder's lock");
     await unlockFile(handle.fd);
   } finally {
     await handle.close();
+  }
+});
+
+test('flocks belong to the open file: a second fd in the same process is excluded until unlock', async (t) => {
+  const lockPath = path.join(await makeTempDir(t, 'flock-fds'), 'lock');
+  const first = await fs.open(lockPath, 'a');
+  const second = await fs.open(lockPath, 'a');
+  try {
+    assert.equal(await lockFile(first.fd, 'exclusive'), true);
+    assert.equal(await lockFile(second.fd, 'exclusive'), false, 'another open file of the same process is excluded');
+    await unlockFile(first.fd);
+    assert.equal(await lockFile(second.fd, 'exclusive'), true, 'unlock released it');
+  } finally {
+    await first.close();
+    await second.close();
   }
 });
 
@@ -62,10 +76,36 @@ test('shared flocks coexist', async (t) => {
   }
 });
 
+test('a failed system call rejects with the errno name, number and system call', async (t) => {
+  const missing = path.join(await makeTempDir(t, 'errno'), 'missing');
+  await assert.rejects(openDevice(missing, { direct: false, exclusive: false, readOnly: true, sync: false }), {
+    code: 'ENOENT',
+    errno: 2,
+    syscall: 'open',
+  });
+  const handle = await fs.open(path.join(path.dirname(missing), 'closed'), 'w');
+  const closedFd = handle.fd;
+  await handle.close();
+  await assert.rejects(nativeIo().flock(closedFd, 2, true), { code: 'EBADF', errno: 9, syscall: 'flock' });
+  await assert.rejects(nativeIo().fdatasync(closedFd), { code: 'EBADF', syscall: 'fdatasync' });
+});
+
+test('openDevice returns a plain fd that node:fs can use and close', async (t) => {
+  const filePath = path.join(await makeTempDir(t, 'open'), 'file');
+  await fs.writeFile(filePath, 'hello');
+  const fd = await openDevice(filePath, { direct: false, exclusive: false, readOnly: true, sync: false });
+  const bytes = Buffer.alloc(5);
+  assert.equal(readSync(fd, bytes, 0, 5, 0), 5);
+  assert.equal(bytes.toString(), 'hello');
+  closeSync(fd);
+  assert.throws(() => fstatSync(fd), { code: 'EBADF' }, 'node closed it');
+});
+
 test('aligned buffers start on the requested boundary, and Node buffers often do not', () => {
   for (const alignment of [512, 4096, 65536]) {
     for (let round = 0; round < 20; round += 1) {
       const buffer = allocateAlignedBuffer(alignment * (round + 1), alignment);
+      assert.ok(Buffer.isBuffer(buffer));
       assert.ok(isAligned(buffer, alignment));
       assert.equal(nativeIo().bufferAddress(buffer) % BigInt(alignment), 0n);
       assert.ok(buffer.every((byte) => byte === 0), 'zero-filled');
@@ -73,80 +113,26 @@ test('aligned buffers start on the requested boundary, and Node buffers often do
   }
   const plain = Array.from({ length: 64 }, () => Buffer.alloc(100).subarray(16));
   assert.ok(plain.some((buffer) => !isAligned(buffer, 512)), 'ordinary Buffers are not sector-aligned');
+  const aligned = allocateAlignedBuffer(8192);
+  assert.equal(nativeIo().bufferAddress(aligned.subarray(512)), nativeIo().bufferAddress(aligned) + 512n, 'views keep their offset');
 });
 
-test('an image file: round trip, misaligned requests refused before I/O, discard reads back zeros', async (t) => {
-  const imagePath = path.join(await makeTempDir(t, 'image'), 'image');
-  await fs.writeFile(imagePath, Buffer.alloc(1024 * 1024));
-  const file = await BlockFile.open(imagePath, { directIo: 'auto', exclusive: true, readOnly: false });
-  try {
-    assert.equal(file.info.isBlockDevice, false);
-    assert.equal(file.info.sizeBytes, 1024 * 1024);
-    const sector = file.sectorBytes;
-    const data = allocateAlignedBuffer(8 * sector, 4096);
-    seededBytes(8 * sector, 3).copy(data);
-    await file.write(data, 0, data.length, 16 * sector);
-    await file.flush();
-    const back = allocateAlignedBuffer(8 * sector, 4096);
-    await file.read(back, 0, back.length, 16 * sector);
-    assert.ok(back.equals(data));
-
-    const before = ioCounters.alignmentFailures;
-    const misaligned = [
-      () => file.write(data, 0, data.length, 100),
-      () => file.write(data, 0, sector - 1, 0),
-      () => file.write(data, 8, sector, 0),
-      () => file.write(Buffer.alloc(sector * 2).subarray(1, sector + 1), 0, sector, 0),
-      () => file.read(back, 0, sector, 7),
-    ];
-    for (const request of misaligned) {
-      await assert.rejects(request(), (error: unknown) => isShardpoolError(error, 'IO_MISALIGNED'));
-    }
-    assert.equal(ioCounters.alignmentFailures - before, misaligned.length, 'each refusal is counted');
-    await assert.rejects(file.read(back, 0, sector, 1024 * 1024), (error: unknown) => isShardpoolError(error, 'DISK_IO_FAILED'));
-
-    await file.discard(16 * sector, 4 * sector);
-    await file.read(back, 0, back.length, 16 * sector);
-    assert.ok(back.subarray(0, 4 * sector).every((byte) => byte === 0), 'discarded range reads back zeros');
-    assert.ok(back.subarray(4 * sector).equals(data.subarray(4 * sector)), 'the rest is untouched');
-  } finally {
-    await file.close();
-  }
+test('a missing addon is NATIVE_ADDON_MISSING telling the user to run npm ci', async (t) => {
+  // A copy of the compiled loader in a package with no build/ directory.
+  const root = await makeTempDir(t, 'no-addon');
+  const compiledSource = path.resolve(fileURLToPath(import.meta.url), '../../../src');
+  await fs.mkdir(path.join(root, 'dist', 'src', 'io'), { recursive: true });
+  await fs.writeFile(path.join(root, 'package.json'), '{"type":"module"}');
+  await fs.copyFile(path.join(compiledSource, 'errors.js'), path.join(root, 'dist', 'src', 'errors.js'));
+  await fs.copyFile(path.join(compiledSource, 'io', 'native.js'), path.join(root, 'dist', 'src', 'io', 'native.js'));
+  const copy = (await import(pathToFileURL(path.join(root, 'dist', 'src', 'io', 'native.js')).href)) as {
+    nativeIo: () => unknown;
+  };
+  assert.throws(
+    () => copy.nativeIo(),
+    (error: Error & { code?: string }) =>
+      error.name === 'ShardpoolError' && error.code === 'NATIVE_ADDON_MISSING' && error.message.includes('run npm ci'),
+  );
+  // The real one is untouched and loads.
+  assert.ok(!isShardpoolError(nativeIo()));
 });
-
-for (const sectorBytes of [512, 4096] as const) {
-  test(`a ${sectorBytes}-byte-sector loop device: sizes from ioctls, O_DIRECT round trip, O_EXCL, discard`, async (t) => {
-    if (!canUseLoopDevices(t)) return;
-    const loop = await createLoopDevice(t, { sizeBytes: 16 * 1024 * 1024, sectorBytes });
-    const file = await BlockFile.open(loop.path, { directIo: 'always', exclusive: true, readOnly: false });
-    try {
-      assert.equal(file.info.isBlockDevice, true);
-      assert.equal(file.info.sizeBytes, 16 * 1024 * 1024);
-      assert.equal(file.info.logicalSectorBytes, sectorBytes);
-      assert.ok(file.direct, 'opened with O_DIRECT');
-      const data = allocateAlignedBuffer(64 * 1024, 4096);
-      seededBytes(data.length, sectorBytes).copy(data);
-      await file.write(data, 0, data.length, 1024 * 1024);
-      await file.flush();
-      const back = allocateAlignedBuffer(64 * 1024, 4096);
-      await file.read(back, 0, back.length, 1024 * 1024);
-      assert.ok(back.equals(data));
-      // An unaligned Node buffer is refused before it can reach the device.
-      await assert.rejects(file.write(Buffer.alloc(sectorBytes + 1).subarray(1), 0, sectorBytes, 0), (error: unknown) =>
-        isShardpoolError(error, 'IO_MISALIGNED'),
-      );
-      // A second exclusive open of a block device is refused by the kernel.
-      await assert.rejects(
-        BlockFile.open(loop.path, { directIo: 'auto', exclusive: true, readOnly: false }),
-        (error: unknown) => isShardpoolError(error, 'DEVICE_BUSY') && error.message.includes(loop.path),
-      );
-      await file.discard(1024 * 1024, 64 * 1024);
-      await file.zeroOut(0, 4096);
-    } finally {
-      await file.close();
-    }
-    // Written through O_DIRECT, so the image file holds the bytes.
-    const image = await fs.readFile(loop.imagePath);
-    assert.ok(image.subarray(0, 4096).every((byte) => byte === 0));
-  });
-}

@@ -1,5 +1,6 @@
 // Loop devices for tests: real block devices backed by a sparse image file. Each is detached by its exact name
-// when the test ends, pass or fail. Outside CI, tests that need root skip with a reason; under CI=true they fail,
+// and its image deleted by detach(), which a test calls in `finally` after closing its handles; when the test ends,
+// pass or fail, detach() runs again as a safety net (it is idempotent). Outside CI, tests that need root skip with a reason; under CI=true they fail,
 // because CI runs as root and a skipped device test there would hide a missing capability.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -26,12 +27,14 @@ export interface LoopDevice {
   readonly imagePath: string;
   readonly sizeBytes: number;
   readonly sectorBytes: number;
+  /** Detaches exactly this device and deletes its image; close every handle on it first. Idempotent. */
+  detach(): Promise<void>;
 }
 
 /** True when loop-device tests can run here; otherwise skips (or, under CI=true, fails) the test. */
 export function canUseLoopDevices(t: TestContext): boolean {
   if (process.getuid?.() === 0) return true;
-  const reason = 'needs root to create loop devices';
+  const reason = 'needs root for loop devices';
   if (process.env.CI === 'true') throw new Error(`block-device tests must run under CI=true, but: ${reason}`);
   t.skip(reason);
   return false;
@@ -60,11 +63,17 @@ export async function createLoopDevice(
     await fs.rm(directory, { recursive: true, force: true });
     throw error;
   }
-  t.after(async () => {
-    await detachLoopDevice(devicePath, imagePath);
-    await fs.rm(directory, { recursive: true, force: true });
-  });
-  return { path: devicePath, imagePath, sizeBytes: options.sizeBytes, sectorBytes: options.sectorBytes };
+  let detached: Promise<void> | undefined;
+  const detach = (): Promise<void> =>
+    (detached ??= (async () => {
+      try {
+        await detachLoopDevice(devicePath, imagePath);
+      } finally {
+        await fs.rm(directory, { recursive: true, force: true });
+      }
+    })());
+  t.after(detach);
+  return { path: devicePath, imagePath, sizeBytes: options.sizeBytes, sectorBytes: options.sectorBytes, detach };
 }
 
 /**
