@@ -11,7 +11,7 @@ export const FORMAT_VERSION = 1;
 /** On-device format of block devices (label, journal, checkpoints, fragment records). 2: the on-device allocator. */
 export const DEVICE_FORMAT_VERSION = 2;
 /** Catalog schema version; migrations in pool/catalog-schema.ts bring older catalogs up to it. */
-export const CATALOG_SCHEMA_VERSION = 2;
+export const CATALOG_SCHEMA_VERSION = 3;
 
 /** Extent: the unit an object is cut into before encoding. */
 export const EXTENT_SIZE_DEFAULT_BYTES = 1 * MiB;

@@ -16,6 +16,11 @@ export const ERROR_CODES = {
   POOL_FORMAT_UNSUPPORTED: 'pool.json or the catalog was written by a newer shardpool',
   POOL_BUSY: 'another process holds the pool lock and did not release it in time',
   CATALOG_FAILED: 'the catalog database could not be opened or written',
+  // daemon
+  SERVE_FAILED: 'shardpool serve could not start: an address in use, a bad --listen value, a socket path too long',
+  DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",
+  USER_ALREADY_EXISTS: 'user add was given a name that already has an access key',
+  USER_NOT_FOUND: 'user rm was given a name with no access key',
   // disks
   DISK_NOT_FOUND: 'the named disk is not part of the pool, or its path does not exist',
   DISK_NOT_A_DIRECTORY: 'a disk path that should be a directory is something else',

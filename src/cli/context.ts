@@ -1,10 +1,10 @@
 // What every command shares: finding the pool, opening it with the right access, and printing results.
-import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
 import { DIRECT_IO_MODES, type DirectIoMode } from '../io/block-io.js';
 import { Pool, type PoolAccess } from '../pool/pool.js';
+import { resolveUserPath, terminal } from './terminal.js';
 
 export interface CommonOptions {
   readonly pool?: string;
@@ -35,7 +35,13 @@ export function poolDirectory(options: CommonOptions): string {
       'no pool given: pass --pool DIR or set SHARDPOOL_POOL (create one with: shardpool init --pool DIR)',
     );
   }
-  return path.resolve(options.pool);
+  return resolveUserPath(options.pool);
+}
+
+/** A disk named on the command line: a catalog id or uuid as given, a path resolved against the caller's directory. */
+export function diskReference(value: unknown): string {
+  const text = String(value);
+  return /^\d+$/.test(text) || /^[0-9a-f]{8}-[0-9a-f]{4}-/.test(text) ? text : resolveUserPath(text);
 }
 
 export function lockWaitMs(options: CommonOptions): number {
@@ -56,12 +62,22 @@ export function directIoMode(options: CommonOptions): DirectIoMode {
   return mode as DirectIoMode;
 }
 
-/** Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. */
+/**
+ * Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. Inside the daemon the command
+ * uses the daemon's open pool instead: reads run at once, object writes (`shared`) beside other writes, and every
+ * other change alone.
+ */
 export async function withPool<T>(
   options: CommonOptions,
   access: PoolAccess,
   action: (pool: Pool) => Promise<T>,
+  writeConcurrency: 'shared' | 'exclusive' = 'exclusive',
 ): Promise<T> {
+  const served = terminal().served;
+  if (served) {
+    if (access === 'read') return action(served.pool);
+    return writeConcurrency === 'shared' ? served.shared(() => action(served.pool)) : served.exclusive(() => action(served.pool));
+  }
   const pool = await Pool.open(poolDirectory(options), {
     access,
     lockWaitMs: lockWaitMs(options),
@@ -75,15 +91,15 @@ export async function withPool<T>(
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  terminal().stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function printLine(text: string): void {
-  process.stdout.write(`${text}\n`);
+  terminal().stdout.write(`${text}\n`);
 }
 
 export function warn(text: string): void {
-  process.stderr.write(`shardpool: warning: ${text}\n`);
+  terminal().stderr.write(`shardpool: warning: ${text}\n`);
 }
 
 /** Progress bars are drawn only for people: not with --json, --no-progress, or when stderr is not a terminal. */

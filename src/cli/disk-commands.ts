@@ -6,17 +6,18 @@ import type { DeviceSummary } from '../pool/add-device.js';
 import { drainDisk } from '../maintain/drain.js';
 import { replaceDisk } from '../maintain/rebuild.js';
 import { formatDiskTable } from './pool-commands.js';
-import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, warn, withPool } from './context.js';
+import { jsonOption, optionsOf, poolOption, printJson, printLine, progressEnabled, warn, withPool, diskReference } from './context.js';
 import { moveProgress } from './progress.js';
+import { terminal } from './terminal.js';
 
 /**
  * The operator confirms a destructive format by typing the device path back on a terminal; --yes confirms for
  * scripts. With neither a terminal nor --yes, the answer is no. The summary goes to stderr either way.
  */
 async function confirmFormat(summary: DeviceSummary, yes: boolean): Promise<boolean> {
-  process.stderr.write(`${summary.lines.join('\n')}\n`);
+  terminal().stderr.write(`${summary.lines.join('\n')}\n`);
   if (yes) return true;
-  if (!process.stdin.isTTY) {
+  if (!terminal().stdin.isTTY) {
     throw new ShardpoolError(
       'CONFIRMATION_REQUIRED',
       `formatting ${summary.path} destroys all data on it; confirm by running on a terminal and typing the path, ` +
@@ -24,7 +25,7 @@ async function confirmFormat(summary: DeviceSummary, yes: boolean): Promise<bool
       { path: summary.path },
     );
   }
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  const prompt = createInterface({ input: terminal().stdin, output: terminal().stderr });
   try {
     const answer = await prompt.question(`ALL DATA ON ${summary.path} WILL BE DESTROYED. Type ${summary.path} to format it: `);
     return answer.trim() === summary.path;
@@ -62,7 +63,7 @@ export function registerDiskCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
       const { row, sharing } = await withPool(options, 'write', async (pool) => {
-        const added = await pool.addDisk(String(options.disk), {
+        const added = await pool.addDisk(diskReference(options.disk), {
           device: options.device === true,
           force: options.force === true,
           confirm: (summary) => confirmFormat(summary, options.yes === true),
@@ -103,7 +104,7 @@ export function registerDiskCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
       const result = await withPool(options, 'write', async (pool) => {
-        const row = await pool.failDisk(String(options.disk));
+        const row = await pool.failDisk(diskReference(options.disk));
         return { disk: row, status: await pool.describe() };
       });
       if (options.json) {
@@ -129,7 +130,7 @@ export function registerDiskCommands(program: Command): void {
       const options = optionsOf(command);
       const progress = moveProgress('draining', progressEnabled(options));
       const result = await withPool(options, 'write', (pool) =>
-        drainDisk(pool, String(options.disk), { onProgress: progress.onProgress }).finally(() => progress.stop()),
+        drainDisk(pool, diskReference(options.disk), { onProgress: progress.onProgress }).finally(() => progress.stop()),
       );
       if (options.json) printJson(result);
       else {
@@ -158,7 +159,7 @@ export function registerDiskCommands(program: Command): void {
       const progress = moveProgress('replacing', progressEnabled(options));
       const device = { device: options.device === true, force: options.force === true, confirm: (summary: DeviceSummary) => confirmFormat(summary, options.yes === true) };
       const result = await withPool(options, 'write', (pool) =>
-        replaceDisk(pool, String(options.disk), String(options.with), device, progress.onProgress).finally(() => progress.stop()),
+        replaceDisk(pool, diskReference(options.disk), diskReference(options.with), device, progress.onProgress).finally(() => progress.stop()),
       );
       if (options.json) printJson(result);
       else {

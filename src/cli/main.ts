@@ -5,11 +5,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
 import { registerDiskCommands } from './disk-commands.js';
+import { forwardToDaemon } from './forward.js';
 import { registerMaintainCommands } from './maintain-commands.js';
 import { registerObjectCommands } from './object-commands.js';
 import { registerPoolCommands } from './pool-commands.js';
+import { registerServeCommands } from './serve-commands.js';
 
 import { EXIT_ERROR, EXIT_INTERNAL_ERROR, EXIT_OK } from './exit-codes.js';
+import { terminal } from './terminal.js';
 
 export function buildProgram(): Command {
   const program = new Command('shardpool')
@@ -44,7 +47,14 @@ Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation),
   registerDiskCommands(program);
   registerObjectCommands(program);
   registerMaintainCommands(program);
-  for (const command of program.commands) command.exitOverride().configureOutput({ outputError: () => undefined });
+  registerServeCommands(program, main);
+  const quiet = (command: Command): void => {
+    for (const sub of command.commands) {
+      sub.exitOverride().configureOutput({ outputError: () => undefined });
+      quiet(sub);
+    }
+  };
+  quiet(program);
   return program;
 }
 
@@ -52,8 +62,13 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   const debug = argv.includes('--debug');
   try {
+    // While `shardpool serve` holds the pool, the daemon runs the command (but never forwards what it runs itself).
+    if (terminal().served === undefined) {
+      const forwardedExitCode = await forwardToDaemon(argv);
+      if (forwardedExitCode !== undefined) return forwardedExitCode;
+    }
     await program.parseAsync(argv, { from: 'user' });
-    return process.exitCode === undefined ? EXIT_OK : Number(process.exitCode);
+    return terminal().exitCode ?? EXIT_OK;
   } catch (error) {
     return reportError(error, debug);
   }
@@ -64,19 +79,19 @@ function reportError(error: unknown, debug: boolean): number {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
       return EXIT_OK;
     }
-    process.stderr.write(`shardpool: error USAGE_INVALID: ${error.message.replace(/^error: /, '')}\n`);
-    process.stderr.write('(run with --help for usage)\n');
+    terminal().stderr.write(`shardpool: error USAGE_INVALID: ${error.message.replace(/^error: /, '')}\n`);
+    terminal().stderr.write('(run with --help for usage)\n');
     return EXIT_ERROR;
   }
   if (error instanceof ShardpoolError) {
-    process.stderr.write(`shardpool: error ${error.code}: ${error.message}\n`);
-    if (debug) process.stderr.write(`${error.stack ?? ''}\n`);
+    terminal().stderr.write(`shardpool: error ${error.code}: ${error.message}\n`);
+    if (debug) terminal().stderr.write(`${error.stack ?? ''}\n`);
     return EXIT_ERROR;
   }
   const what = error instanceof AssertionFailure ? 'internal error (a bug in shardpool)' : 'internal error';
-  process.stderr.write(`shardpool: ${what}: ${error instanceof Error ? error.message : String(error)}\n`);
-  if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? '') : ''}\n`);
-  else process.stderr.write('(run with --debug for details, and please report it)\n');
+  terminal().stderr.write(`shardpool: ${what}: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (debug) terminal().stderr.write(`${error instanceof Error ? (error.stack ?? '') : ''}\n`);
+  else terminal().stderr.write('(run with --debug for details, and please report it)\n');
   return EXIT_INTERNAL_ERROR;
 }
 

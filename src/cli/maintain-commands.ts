@@ -9,10 +9,11 @@ import { FINDING_KINDS, scrubPool, type ScrubReport } from '../maintain/scrub.js
 import { trimPool } from '../maintain/trim.js';
 import { ShardpoolError } from '../errors.js';
 import { Pool } from '../pool/pool.js';
-import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, progressEnabled, withPool } from './context.js';
+import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, progressEnabled, withPool, diskReference } from './context.js';
 import { moveProgress, startByteProgress } from './progress.js';
 import { EXIT_PROBLEMS_FOUND } from './exit-codes.js';
-import { formatBytes, parseSize } from './units.js';
+import { formatBytes, parseRate } from './units.js';
+import { terminal } from './terminal.js';
 
 export function registerMaintainCommands(program: Command): void {
   program
@@ -37,19 +38,17 @@ export function registerMaintainCommands(program: Command): void {
     )
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const rateBytesPerSecond = options.rate === undefined ? undefined : parseRate(String(options.rate));
+      const rateBytesPerSecond = options.rate === undefined ? undefined : parseRate(String(options.rate), '--rate');
       let stopRequested = false;
-      const onInterrupt = () => {
-        if (stopRequested) process.exit(130);
+      const stopListening = terminal().onInterrupt(() => {
         stopRequested = true;
-        process.stderr.write('\nshardpool: stopping scrub after the current object (press Ctrl-C again to quit at once)\n');
-      };
-      process.on('SIGINT', onInterrupt);
-      process.on('SIGTERM', onInterrupt);
+        terminal().stderr.write('\nshardpool: stopping scrub after the current object (press Ctrl-C again to quit at once)\n');
+      });
       let progress: ReturnType<typeof startByteProgress> | undefined;
       try {
-        const report = await withPool(options, options.repair ? 'write' : 'read', async (pool) => {
-          const diskId = options.disk === undefined ? undefined : (await pool.findMember(String(options.disk))).row.id;
+        const oneAtATime = terminal().served?.oneScrubAtATime.bind(terminal().served) ?? ((work: () => Promise<ScrubReport>) => work());
+        const report = await oneAtATime(() => withPool(options, options.repair ? 'write' : 'read', async (pool) => {
+          const diskId = options.disk === undefined ? undefined : (await pool.findMember(diskReference(options.disk))).row.id;
           return scrubPool(pool, {
             repair: options.repair === true,
             diskId,
@@ -61,15 +60,14 @@ export function registerMaintainCommands(program: Command): void {
               progress.update(done);
             },
           });
-        });
+        }));
         progress?.stop();
         if (options.json) printJson(report);
         else printLine(formatScrub(report));
-        if (!report.clean) process.exitCode = EXIT_PROBLEMS_FOUND;
+        if (!report.clean) terminal().exitCode = EXIT_PROBLEMS_FOUND;
       } finally {
         progress?.stop();
-        process.off('SIGINT', onInterrupt);
-        process.off('SIGTERM', onInterrupt);
+        stopListening();
       }
     });
 
@@ -85,7 +83,7 @@ export function registerMaintainCommands(program: Command): void {
       const options = optionsOf(command);
       const progress = moveProgress('rebuilding', progressEnabled(options));
       const results = await withPool(options, 'write', (pool) =>
-        rebuildFailedDisks(pool, options.disk === undefined ? undefined : String(options.disk), (_disk, state) => progress.onProgress(state)).finally(
+        rebuildFailedDisks(pool, options.disk === undefined ? undefined : diskReference(options.disk), (_disk, state) => progress.onProgress(state)).finally(
           () => progress.stop(),
         ),
       );
@@ -103,7 +101,7 @@ export function registerMaintainCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool trim --pool /srv/pool\n\nSee also: shardpool config --discard online|batch|off')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const results = await withPool(options, 'write', (pool) => trimPool(pool, options.disk === undefined ? undefined : String(options.disk)));
+      const results = await withPool(options, 'write', (pool) => trimPool(pool, options.disk === undefined ? undefined : diskReference(options.disk)));
       if (options.json) printJson(results);
       else if (results.length === 0) printLine('no block devices to trim');
       else for (const result of results) printLine(`disk ${result.diskId} ${result.path}: discarded ${formatBytes(result.discardedBytes)} of free space`);
@@ -118,7 +116,7 @@ export function registerMaintainCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool defrag --pool /srv/pool --disk /dev/sdb')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const results = await withPool(options, 'write', (pool) => defragPool(pool, options.disk === undefined ? undefined : String(options.disk)));
+      const results = await withPool(options, 'write', (pool) => defragPool(pool, options.disk === undefined ? undefined : diskReference(options.disk)));
       if (options.json) printJson(results);
       else if (results.length === 0) printLine('no block devices to defragment');
       else {
@@ -160,7 +158,7 @@ export function registerMaintainCommands(program: Command): void {
       const report = await withPool(options, 'write', (pool) => recoverPool(pool, { cleanup: options.cleanup === true }));
       if (options.json) printJson(report);
       else printLine(formatReport(report));
-      if (report.problems > 0) process.exitCode = EXIT_PROBLEMS_FOUND;
+      if (report.problems > 0) terminal().exitCode = EXIT_PROBLEMS_FOUND;
     });
 }
 
@@ -224,11 +222,6 @@ function formatReport(report: RecoverReport): string {
   return lines.join('\n');
 }
 
-function parseRate(text: string): number {
-  const bytes = parseSize(text.replace(/\/s$/i, ''), '--rate');
-  if (bytes <= 0) throw new ShardpoolError('USAGE_INVALID', '--rate must be positive, e.g. 200MiB/s');
-  return bytes;
-}
 
 function formatScrub(report: ScrubReport): string {
   const found = FINDING_KINDS.filter((kind) => report.counts[kind] > 0).map((kind) => `${report.counts[kind]} ${kind}`);

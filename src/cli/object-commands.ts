@@ -20,6 +20,7 @@ import {
 } from './context.js';
 import { startByteProgress } from './progress.js';
 import { formatBytes, formatTable } from './units.js';
+import { resolveUserPath, terminal } from './terminal.js';
 
 const STANDARD_STREAM = '-';
 
@@ -50,7 +51,7 @@ export function registerObjectCommands(program: Command): void {
           progress.stop();
           input.stream.destroy();
         }
-      });
+      }, 'shared');
       const { object } = result;
       if (options.json) {
         printJson({ ...object, replacedVersionId: result.replacedVersionId ?? null });
@@ -88,7 +89,7 @@ export function registerObjectCommands(program: Command): void {
         try {
           const chunks = countingChunks(reader, (bytes) => progress.update(bytes));
           if (toStdout) await writeToStdout(chunks);
-          else await writeToFile(file, chunks);
+          else await writeToFile(resolveUserPath(file), chunks);
         } finally {
           progress.stop();
         }
@@ -159,7 +160,7 @@ export function registerObjectCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool rm --pool /srv/pool photos/cat.jpg')
     .action(async (key: string, _options: unknown, command: Command) => {
       const options: CommonOptions = optionsOf(command);
-      const removed = await withPool(options, 'write', (pool) => pool.removeObject(key));
+      const removed = await withPool(options, 'write', (pool) => pool.removeObject(key), 'shared');
       if (options.json) printJson({ removed: removed.key, sizeBytes: removed.sizeBytes, versionId: removed.versionId });
       else printLine(`removed ${JSON.stringify(removed.key)} (${formatBytes(removed.sizeBytes)})`);
     });
@@ -167,12 +168,13 @@ export function registerObjectCommands(program: Command): void {
 
 async function openPutInput(file: string | undefined): Promise<{ stream: Readable; sizeBytes: number | undefined }> {
   if (file === undefined || file === STANDARD_STREAM) {
-    if (file === undefined && process.stdin.isTTY) {
+    if (file === undefined && terminal().stdin.isTTY) {
       // Almost always a forgotten FILE argument; `-` still reads a terminal on purpose.
       throw new ShardpoolError('USAGE_INVALID', 'put reads standard input, which is a terminal: pass FILE, pipe data in, or use - to type it');
     }
-    return { stream: process.stdin, sizeBytes: undefined };
+    return { stream: terminal().stdin, sizeBytes: undefined };
   }
+  file = resolveUserPath(file);
   const kind = await pathKind(file);
   if (kind === 'missing') throw new ShardpoolError('INPUT_NOT_FOUND', `input file ${file} does not exist`, { file });
   if (kind === 'directory') {
@@ -193,7 +195,7 @@ async function* countingChunks(reader: ObjectReader, onProgress: (bytes: number)
 async function writeToStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
   try {
     // pipeline honours back-pressure: extents are read only as fast as the consumer takes them.
-    await pipeline(Readable.from(chunks), process.stdout);
+    await pipeline(Readable.from(chunks), terminal().stdout);
   } catch (error) {
     // The reader went away (`get KEY | head`): that is the consumer's choice, not a failure of ours.
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return;

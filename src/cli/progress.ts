@@ -1,6 +1,7 @@
 // Progress bars for long operations: drawn on stderr when it is a terminal, silent when piped or with --json.
 import cliProgress from 'cli-progress';
 import { formatBytes } from './units.js';
+import { terminal } from './terminal.js';
 
 export interface Progress {
   update(doneBytes: number): void;
@@ -10,12 +11,12 @@ export interface Progress {
 const SILENT: Progress = { update: () => undefined, stop: () => undefined };
 
 export function startByteProgress(options: { label: string; totalBytes: number | undefined; enabled: boolean }): Progress {
-  if (!options.enabled || !process.stderr.isTTY) return SILENT;
+  if (!options.enabled || !terminal().stderr.isTTY) return SILENT;
   const startedAtMs = Date.now();
   const known = options.totalBytes !== undefined && options.totalBytes > 0;
   const bar = new cliProgress.SingleBar(
     {
-      stream: process.stderr,
+      stream: terminal().stderr,
       format: known
         ? `${options.label} [{bar}] {percentage}% {done} / {total} {rate} ETA {eta_formatted}`
         : `${options.label} {done} {rate}`,
@@ -44,9 +45,9 @@ export function startCountProgress(options: { label: string; total: number; enab
   update(done: number): void;
   stop(): void;
 } {
-  if (!options.enabled || !process.stderr.isTTY || options.total === 0) return SILENT;
+  if (!options.enabled || !terminal().stderr.isTTY || options.total === 0) return SILENT;
   const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: `${options.label} [{bar}] {value}/{total} ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true },
+    { stream: terminal().stderr, format: `${options.label} [{bar}] {value}/{total} ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   bar.start(options.total, 0);

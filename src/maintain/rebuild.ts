@@ -1,6 +1,7 @@
 // rebuild: re-create every fragment of failed disks on healthy ones, reading only the K fragments each extent needs.
 // replace-disk: add a new disk and move everything off an old one onto it. Both run on the relocation protocol, so a
 // crash loses nothing and a rerun continues with what is left.
+import { reportMaintenance } from './maintenance-observer.js';
 import type { DiskRow } from '../pool/catalog.js';
 import type { Pool } from '../pool/pool.js';
 import type { AddDeviceOptions } from '../pool/add-device.js';
@@ -26,7 +27,15 @@ export async function rebuildFailedDisks(
   const results: DrainResult[] = [];
   for (const member of targets) {
     // The failed disk stays listed (with no fragments) until remove-disk forgets it.
-    results.push(await drainDisk(pool, String(member.row.id), { forget: false, onProgress: (progress) => onProgress?.(member.row, progress) }));
+    const result = await drainDisk(pool, String(member.row.id), {
+      forget: false,
+      onProgress: (progress) => {
+        onProgress?.(member.row, progress);
+        reportMaintenance({ kind: 'rebuild', phase: 'progress', doneFragments: progress.moved + progress.rebuilt, totalFragments: progress.total });
+      },
+    });
+    results.push(result);
+    reportMaintenance({ kind: 'rebuild', phase: 'finished', fragmentsRebuilt: result.moved + result.rebuilt });
   }
   return results;
 }

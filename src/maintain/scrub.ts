@@ -12,6 +12,7 @@ import type { ExtentRow, FragmentRow, ObjectRow } from '../pool/catalog.js';
 import { forEachBounded } from '../pool/concurrency.js';
 import type { Pool } from '../pool/pool.js';
 import { faultTolerance, parsePolicy } from '../redundancy/policy.js';
+import { reportMaintenance } from './maintenance-observer.js';
 import { recoverPool, type RecoverReport } from './recover.js';
 import { relocateFragment } from './relocate.js';
 
@@ -90,10 +91,18 @@ export async function scrubPool(pool: Pool, options: ScrubOptions): Promise<Scru
         await saveState(statePath, { afterKey: afterKey ?? '', repair: options.repair, diskId: options.diskId ?? null, report });
         return finish(report);
       }
-      await scrubObject(pool, object, report, options);
+      // Pinned: in the daemon an overwrite may commit meanwhile, and its garbage collection must not delete the
+      // fragments being verified (they would look missing).
+      const unpin = pool.pinVersion(object.versionId);
+      try {
+        if (pool.catalog.isCurrentVersion(object.key, object.versionId)) await scrubObject(pool, object, report, options);
+      } finally {
+        unpin();
+      }
       report.objectsScrubbed += 1;
       afterKey = object.key;
       options.onProgress?.(report.bytesRead, totalBytes);
+      reportMaintenance({ kind: 'scrub', phase: 'progress', doneBytes: report.bytesRead, totalBytes });
       await throttle(options.rateBytesPerSecond, report.bytesRead - bytesAtStart, started);
       if (Date.now() - lastSave > STATE_SAVE_INTERVAL_MS) {
         await saveState(statePath, { afterKey, repair: options.repair, diskId: options.diskId ?? null, report });
@@ -227,6 +236,7 @@ function finish(report: ScrubReport): ScrubReport {
   const fixed = report.findings.filter((finding) => finding.repaired).length;
   const allListed = report.findings.length === found;
   report.clean = !report.interrupted && (found === 0 || (allListed && fixed === found && report.unrepairable.length === 0));
+  reportMaintenance({ kind: 'scrub', phase: 'finished', errorsFound: found, errorsRepaired: fixed, interrupted: report.interrupted });
   return report;
 }
 

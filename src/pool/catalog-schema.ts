@@ -92,4 +92,47 @@ export const CATALOG_MIGRATIONS: ReadonlyArray<string> = [
   ALTER TABLE fragments ADD COLUMN location_bytes INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE moves ADD COLUMN source_location_bytes INTEGER NOT NULL DEFAULT 0;
   `,
+  // 2 → 3: what the S3 API needs. Object metadata (ETag, content type, user metadata) belongs to a version and goes
+  // with it; buckets, access keys and multipart uploads are the daemon's own tables.
+  `
+  CREATE TABLE object_metadata (
+    version_id    TEXT PRIMARY KEY,
+    etag          TEXT NOT NULL,
+    content_type  TEXT,
+    user_metadata TEXT NOT NULL DEFAULT '{}'
+  ) WITHOUT ROWID;
+
+  CREATE TABLE buckets (
+    name          TEXT PRIMARY KEY,
+    created_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- S3 access keys. The secret is kept as is: SigV4 verification recomputes the client's HMAC with it.
+  CREATE TABLE users (
+    name              TEXT PRIMARY KEY,
+    access_key_id     TEXT NOT NULL UNIQUE,
+    secret_access_key TEXT NOT NULL,
+    created_at_ms     INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- A multipart upload in progress; each uploaded part is a hidden pool object (see part_key).
+  CREATE TABLE multipart_uploads (
+    upload_id     TEXT PRIMARY KEY,
+    bucket        TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    content_type  TEXT,
+    user_metadata TEXT NOT NULL DEFAULT '{}',
+    created_at_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE multipart_parts (
+    upload_id      TEXT NOT NULL,
+    part_number    INTEGER NOT NULL,
+    part_key       TEXT NOT NULL,
+    etag           TEXT NOT NULL,
+    size_bytes     INTEGER NOT NULL,
+    uploaded_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -50,9 +50,19 @@ export interface ExtentRow {
   readonly fragments: FragmentRow[];
 }
 
+/** What S3 clients see of an object beside its bytes; kept per version. */
+export interface ObjectMetadata {
+  /** The S3 ETag, quoted: MD5 of the bytes, or "<hex>-<parts>" for multipart uploads and CLI puts. */
+  readonly etag: string;
+  readonly contentType: string | undefined;
+  /** x-amz-meta-* headers, lower-cased names without the prefix. */
+  readonly userMetadata: Readonly<Record<string, string>>;
+}
+
 export interface NewObject {
   readonly object: ObjectRow;
   readonly extents: ReadonlyArray<ExtentRow>;
+  readonly metadata?: ObjectMetadata | undefined;
 }
 
 export interface DiskUsage {
@@ -65,6 +75,13 @@ export interface FragmentToMove {
   readonly object: ObjectRow;
   readonly extent: ExtentRow;
   readonly fragment: FragmentRow;
+}
+
+/** Told the number of pieces of work in every shared catalog transaction (the daemon's commit batch metric). */
+let batchObserver: ((size: number) => void) | undefined;
+
+export function setCatalogBatchObserver(next: ((size: number) => void) | undefined): void {
+  batchObserver = next;
 }
 
 export class Catalog {
@@ -105,6 +122,7 @@ export class Catalog {
       }
       return;
     }
+    batchObserver?.(items.length);
     items.forEach((item, index) => item.resolve(results[index]));
   }
 
@@ -223,6 +241,16 @@ export class Catalog {
           );
         }
       }
+      if (newObject.metadata) {
+        this.db
+          .prepare(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata) VALUES (?, ?, ?, ?)`)
+          .run(
+            object.versionId,
+            newObject.metadata.etag,
+            newObject.metadata.contentType ?? null,
+            JSON.stringify(newObject.metadata.userMetadata),
+          );
+      }
       const replaced = this.queueGarbageFor(object.key);
       this.db
         .prepare(
@@ -252,6 +280,20 @@ export class Catalog {
     return this.db.prepare(`${OBJECT_SELECT} WHERE key = ?`).get(key) as ObjectRow | undefined;
   }
 
+  /** The version's S3 metadata, or undefined for objects put without it (CLI puts). */
+  objectMetadata(versionId: string): ObjectMetadata | undefined {
+    const row = this.db
+      .prepare(`SELECT etag, content_type AS contentType, user_metadata AS userMetadata FROM object_metadata WHERE version_id = ?`)
+      .get(versionId) as { etag: string; contentType: string | null; userMetadata: string } | undefined;
+    if (!row) return undefined;
+    return { etag: row.etag, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
+  }
+
+  /** The SQLite connection, for modules that own tables of their own (the S3 layer's buckets, users, uploads). */
+  connection(): Database.Database {
+    return this.db;
+  }
+
   isCurrentVersion(key: string, versionId: string): boolean {
     return this.db.prepare(`SELECT 1 FROM objects WHERE key = ? AND version_id = ?`).get(key, versionId) !== undefined;
   }
@@ -270,6 +312,11 @@ export class Catalog {
     return afterKey === undefined
       ? (this.db.prepare(`${OBJECT_SELECT} ORDER BY key LIMIT ?`).all(limit) as ObjectRow[])
       : (this.db.prepare(`${OBJECT_SELECT} WHERE key > ? ORDER BY key LIMIT ?`).all(afterKey, limit) as ObjectRow[]);
+  }
+
+  /** Up to `limit` objects with keys from `firstKey` on (inclusive), in key order. */
+  objectsFrom(firstKey: string, limit: number): ObjectRow[] {
+    return this.db.prepare(`${OBJECT_SELECT} WHERE key >= ? ORDER BY key LIMIT ?`).all(firstKey, limit) as ObjectRow[];
   }
 
   /** The current object whose version this is, or undefined for a replaced or removed version. */
@@ -324,6 +371,10 @@ export class Catalog {
     }>).map((row) => row.versionId);
   }
 
+  isGarbage(versionId: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM garbage WHERE version_id = ?`).get(versionId) !== undefined;
+  }
+
   fragmentsOfVersion(versionId: string): FragmentRow[] {
     return this.db.prepare(`${FRAGMENT_SELECT} WHERE version_id = ?`).all(versionId) as FragmentRow[];
   }
@@ -345,6 +396,7 @@ export class Catalog {
       };
       if (left.n > 0) return false;
       this.db.prepare(`DELETE FROM extents WHERE version_id = ?`).run(versionId);
+      this.db.prepare(`DELETE FROM object_metadata WHERE version_id = ?`).run(versionId);
       this.db.prepare(`DELETE FROM garbage WHERE version_id = ?`).run(versionId);
       return true;
     }).immediate();

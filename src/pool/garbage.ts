@@ -16,6 +16,8 @@ export async function collectGarbage(pool: Pool): Promise<void> {
 
 /** Deletes a garbage version's fragments from every disk that can be reached; unreachable ones wait for later. */
 export async function collectGarbageVersion(pool: Pool, versionId: string): Promise<boolean> {
+  // A reader in this process still streams the version; the last reader to finish collects it.
+  if (pool.isVersionPinned(versionId)) return false;
   const deleted: FragmentRow[] = [];
   const flushDisks = new Set<number>();
   for (const fragment of pool.catalog.fragmentsOfVersion(versionId)) {

@@ -7,6 +7,26 @@ import { ShardpoolError } from '../errors.js';
 // C0 controls (NUL included), DEL and C1 controls.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
+/**
+ * Keys under this prefix belong to shardpool itself (the parts of S3 multipart uploads in progress): users cannot
+ * put them, and listings leave them out. S3 bucket names never start with a dot, so no S3 key can collide.
+ */
+export const RESERVED_KEY_PREFIX = '.shardpool/';
+
+export function isReservedKey(key: string): boolean {
+  return key.startsWith(RESERVED_KEY_PREFIX);
+}
+
+/** A key a user may put: valid, and outside the reserved prefix. */
+export function validateUserKey(key: string): string {
+  validateKey(key);
+  if (isReservedKey(key)) {
+    throw new ShardpoolError('KEY_INVALID', `invalid key ${JSON.stringify(key.slice(0, 80))}: keys starting with ` +
+      `${RESERVED_KEY_PREFIX} are reserved for shardpool's own use`, { keyPrefix: key.slice(0, 80) });
+  }
+  return key;
+}
+
 export function validateKey(key: string): string {
   const invalid = (why: string) =>
     new ShardpoolError('KEY_INVALID', `invalid key ${JSON.stringify(key.slice(0, 80))}: ${why}`, {

@@ -37,18 +37,39 @@ export interface ObjectReader {
   chunks(): AsyncGenerator<Buffer>;
 }
 
-export function openObjectReader(pool: Pool, object: ObjectRow): ObjectReader {
-  const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
-  return { object, stats, chunks: () => readChunks(pool, object, stats) };
+/** Bytes [startByte, endByteExclusive) of an object. */
+export interface ByteRange {
+  readonly startByte: number;
+  readonly endByteExclusive: number;
 }
 
-async function* readChunks(pool: Pool, object: ObjectRow, stats: ReadStats): AsyncGenerator<Buffer> {
+export function openObjectReader(pool: Pool, object: ObjectRow, range?: ByteRange): ObjectReader {
+  assert(
+    range === undefined || (range.startByte >= 0 && range.startByte <= range.endByteExclusive && range.endByteExclusive <= object.sizeBytes),
+    'a read range lies within the object',
+  );
+  const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
+  return { object, stats, chunks: () => readChunks(pool, object, stats, range) };
+}
+
+async function* readChunks(pool: Pool, object: ObjectRow, stats: ReadStats, range: ByteRange | undefined): AsyncGenerator<Buffer> {
   const codec = createCodec(parsePolicy(object.policy));
-  const extents = pool.catalog.extentsOf(object.versionId);
-  if (extents.length !== object.extentCount) throw changedDuringRead(pool, object);
+  const unpin = pool.pinVersion(object.versionId);
+  const allExtents = pool.catalog.extentsOf(object.versionId);
+  if (allExtents.length !== object.extentCount) {
+    unpin();
+    throw changedDuringRead(pool, object);
+  }
+  // A range read reads only the extents it overlaps and trims the first and last of them.
+  const firstByte = range?.startByte ?? 0;
+  const endByte = range ? range.endByteExclusive : object.sizeBytes;
+  const extents = range
+    ? allExtents.filter((_, index) => index * object.extentSizeBytes < endByte && (index + 1) * object.extentSizeBytes > firstByte)
+    : allExtents;
   // Settled promises, so a read-ahead that fails while the consumer is slow is never an unhandled rejection.
   const ahead: Array<Promise<{ data: Buffer } | { error: unknown }>> = [];
   let next = 0;
+  let consumed = 0;
   const schedule = () => {
     while (ahead.length < GET_EXTENTS_READ_AHEAD_MAX && next < extents.length) {
       const extent = extents[next] as ExtentRow;
@@ -65,11 +86,21 @@ async function* readChunks(pool: Pool, object: ObjectRow, stats: ReadStats): Asy
     schedule();
     while (ahead.length > 0) {
       const result = await (ahead.shift() as Promise<{ data: Buffer } | { error: unknown }>);
+      const extent = extents[consumed] as ExtentRow;
+      consumed += 1;
       if ('error' in result) throw result.error;
       schedule();
-      yield result.data;
+      if (!range) {
+        yield result.data;
+        continue;
+      }
+      const extentStart = extent.extentIndex * object.extentSizeBytes;
+      const from = Math.max(firstByte - extentStart, 0);
+      const to = Math.min(endByte - extentStart, result.data.length);
+      if (to > from) yield result.data.subarray(from, to);
     }
   } finally {
+    unpin();
     recordCounters(pool, stats);
   }
 }

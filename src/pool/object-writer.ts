@@ -20,7 +20,7 @@ import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, type Policy } from '../redundancy/policy.js';
-import type { ExtentRow, FragmentRow, ObjectRow } from './catalog.js';
+import type { ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog.js';
 import { Semaphore } from './concurrency.js';
 import { abandonVersion, collectGarbageVersion } from './garbage.js';
 import { killPoint } from './kill-points.js';
@@ -40,7 +40,12 @@ export async function writeObject(
   pool: Pool,
   key: string,
   source: ObjectSource,
-  options: { policy: Policy; onProgress?: ((bytesWritten: number) => void) | undefined },
+  options: {
+    policy: Policy;
+    onProgress?: ((bytesWritten: number) => void) | undefined;
+    /** Called once the source is read to its end, before the commit: the version's S3 metadata. */
+    metadata?: (() => ObjectMetadata) | undefined;
+  },
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);
   const writer = await ExtentWriter.start(pool, codec, key);
@@ -63,7 +68,7 @@ export async function writeObject(
       extentCount: extents.length,
       createdAtMs: Date.now(),
     };
-    const committed = { object, extents };
+    const committed = { object, extents, metadata: options.metadata?.() };
     replacedVersionId = await pool.catalog.inBatch(() => pool.catalog.commitObject(committed));
     settleFragments(pool, extents.flatMap((extent) => extent.fragments));
   } catch (error) {

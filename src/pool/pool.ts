@@ -11,6 +11,7 @@ import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
 import { DISCARD_MODES, DeviceDisk, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
 import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
+import { meterDisk } from '../disk/metered-disk.js';
 import type { DirectIoMode } from '../io/block-io.js';
 import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
 import { POOL_CONFIG_FILE_NAME, decodePoolConfig, encodePoolConfig, type PoolConfig } from '../format/pool-config.js';
@@ -26,10 +27,16 @@ import {
   writeFileDurable,
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
-import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectRow } from './catalog.js';
-import { cleanUpInterruptedMoves, cleanUpInterruptedPuts, collectGarbage, reconcilePendingAllocations } from './garbage.js';
-import { validateKey, validatePrefix } from './keys.js';
-import { openObjectReader, type ObjectReader } from './object-reader.js';
+import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectMetadata, type ObjectRow } from './catalog.js';
+import {
+  cleanUpInterruptedMoves,
+  cleanUpInterruptedPuts,
+  collectGarbage,
+  collectGarbageVersion,
+  reconcilePendingAllocations,
+} from './garbage.js';
+import { isReservedKey, validateKey, validatePrefix, validateUserKey } from './keys.js';
+import { openObjectReader, type ByteRange, type ObjectReader } from './object-reader.js';
 import { writeObject, type ObjectSource, type PutResult } from './object-writer.js';
 import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
 import { describeObject, describePool, type ObjectDescription, type PoolDescription } from './status.js';
@@ -58,6 +65,7 @@ export interface OpenOptions {
 export class Pool {
   private lifecycle: PoolState = 'opening';
   private members = new Map<number, Member>();
+  private readonly versionPins = new Map<string, number>();
 
   private constructor(
     readonly directory: string,
@@ -266,7 +274,7 @@ export class Pool {
     await formatDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
     const row = this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
     const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
-    this.members.set(row.id, { row, disk, offlineReason: undefined });
+    this.members.set(row.id, { row, disk: meterDisk(disk), offlineReason: undefined });
     return row;
   }
 
@@ -326,16 +334,43 @@ export class Pool {
 
   async put(key: string, source: ObjectSource, options: PutOptions = {}): Promise<PutResult> {
     this.assertWritable();
-    return writeObject(this, validateKey(key), source, {
+    return writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
       policy: options.policy ?? this.config.defaultPolicy,
       onProgress: options.onProgress,
+      metadata: options.metadata,
     });
   }
 
+  /**
+   * Keeps a version's fragments from being garbage collected while it is read: in a long-running process (the
+   * daemon) an overwrite or delete may commit while a GET of the old version is still streaming.
+   */
+  pinVersion(versionId: string): () => void {
+    this.versionPins.set(versionId, (this.versionPins.get(versionId) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.versionPins.get(versionId) ?? 1) - 1;
+      if (left > 0) {
+        this.versionPins.set(versionId, left);
+        return;
+      }
+      this.versionPins.delete(versionId);
+      if (this.access === 'write' && this.lifecycle === 'open' && this.catalog.isGarbage(versionId)) {
+        void collectGarbageVersion(this, versionId).catch(() => undefined);
+      }
+    };
+  }
+
+  isVersionPinned(versionId: string): boolean {
+    return this.versionPins.has(versionId);
+  }
+
   /** Opens an object for reading; the reader streams it extent by extent, verified. */
-  openObject(key: string): ObjectReader {
+  openObject(key: string, range?: ByteRange): ObjectReader {
     this.assertOpen();
-    return openObjectReader(this, this.requireObject(validateKey(key)));
+    return openObjectReader(this, this.requireObject(validateKey(key)), range);
   }
 
   statObject(key: string): ObjectDescription {
@@ -343,9 +378,13 @@ export class Pool {
     return describeObject(this, this.requireObject(validateKey(key)));
   }
 
-  listObjects(prefix = ''): Generator<ObjectRow> {
+  /** Objects whose key starts with `prefix`; shardpool's own reserved keys only when the prefix asks for them. */
+  *listObjects(prefix = ''): Generator<ObjectRow> {
     this.assertOpen();
-    return this.catalog.listObjects(validatePrefix(prefix));
+    const showReserved = isReservedKey(validatePrefix(prefix));
+    for (const object of this.catalog.listObjects(prefix)) {
+      if (showReserved || !isReservedKey(object.key)) yield object;
+    }
   }
 
   async removeObject(key: string): Promise<ObjectRow> {
@@ -393,7 +432,7 @@ export class Pool {
         row.kind === 'directory'
           ? await openDirectoryDisk(row.path, identity)
           : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
-      this.members.set(row.id, { row, disk, offlineReason: undefined });
+      this.members.set(row.id, { row, disk: meterDisk(disk), offlineReason: undefined });
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
       this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
@@ -408,6 +447,10 @@ export class Pool {
 export interface PutOptions {
   readonly policy?: Policy;
   readonly onProgress?: (bytesWritten: number) => void;
+  /** The version's S3 metadata, asked for once the source has been read to its end. */
+  readonly metadata?: () => ObjectMetadata;
+  /** Allows keys under the reserved prefix (multipart upload parts). */
+  readonly internal?: boolean;
 }
 
 export { POOL_LOCK_FILE_NAME };

@@ -17,6 +17,8 @@ export interface CliOptions {
   readonly env?: Record<string, string | undefined>;
   /** Bytes for standard input; stdin is closed empty when absent. */
   readonly input?: Buffer | string;
+  /** Working directory of the command (relative paths on its command line resolve against it). */
+  readonly cwd?: string;
 }
 
 export function runCli(args: ReadonlyArray<string>, options: CliOptions = {}): Promise<CliResult> {
@@ -24,6 +26,7 @@ export function runCli(args: ReadonlyArray<string>, options: CliOptions = {}): P
     const child = spawn(process.execPath, [SHARDPOOL_BIN, ...args], {
       env: { ...process.env, SHARDPOOL_POOL: undefined, SHARDPOOL_KILL_AT: undefined, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      cwd: options.cwd,
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];

@@ -1,0 +1,129 @@
+// The client end of the daemon's command socket: when `shardpool serve` holds the pool named on the command line,
+// the command is sent to it and run there (see serve/command-protocol.ts) instead of failing with POOL_BUSY.
+import { connect, type Socket } from 'node:net';
+import * as path from 'node:path';
+import { ShardpoolError } from '../errors.js';
+import { COMMAND_SOCKET_NAME, FRAME, FrameReader, encodeFrame, type CommandHello } from '../serve/command-protocol.js';
+
+/** Commands that never go to the daemon: they start it, create a pool, or only touch the catalog's key table. */
+const LOCAL_COMMANDS = new Set(['serve', 'init', 'user', 'help']);
+/** Global options that take a value (their value is not the command name). */
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--wait', '--direct-io']);
+const STDIN_PIECE_BYTES = 1024 * 1024;
+
+/** Runs the command in the daemon serving its pool and returns the exit code, or undefined when no daemon serves it. */
+export async function forwardToDaemon(argv: string[]): Promise<number | undefined> {
+  const command = commandName(argv);
+  if (command === undefined || LOCAL_COMMANDS.has(command)) return undefined;
+  if (argv.some((arg) => arg === '--help' || arg === '-h' || arg === '--version' || arg === '-V')) return undefined;
+  const poolDirectory = poolOf(argv);
+  if (poolDirectory === undefined) return undefined;
+  const socket = await connectToDaemon(path.join(poolDirectory, COMMAND_SOCKET_NAME));
+  if (!socket) return undefined;
+  return runRemotely(socket, argv);
+}
+
+function commandName(argv: string[]): string | undefined {
+  for (let index = 0; index < argv.length; index += 1) {
+    const arg = argv[index] as string;
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {
+      index += 1;
+      continue;
+    }
+    if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
+}
+
+function poolOf(argv: string[]): string | undefined {
+  for (let index = 0; index < argv.length; index += 1) {
+    const arg = argv[index] as string;
+    if (arg === '--') break;
+    if (arg === '--pool' && index + 1 < argv.length) return path.resolve(argv[index + 1] as string);
+    if (arg.startsWith('--pool=')) return path.resolve(arg.slice('--pool='.length));
+  }
+  const fromEnvironment = process.env['SHARDPOOL_POOL'];
+  return fromEnvironment ? path.resolve(fromEnvironment) : undefined;
+}
+
+async function connectToDaemon(socketPath: string): Promise<Socket | undefined> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      // No socket, or one left by a daemon that is gone: the pool is not served; run the command here.
+      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED' || error.code === 'ENOTSOCK') resolve(undefined);
+      else {
+        reject(
+          new ShardpoolError(
+            'DAEMON_UNREACHABLE',
+            `the pool is served by shardpool serve, but its command socket ${socketPath} cannot be used (${error.code ?? error.message}); ` +
+              'run the command as the user the daemon runs as',
+            { path: socketPath },
+          ),
+        );
+      }
+    });
+  });
+}
+
+async function runRemotely(socket: Socket, argv: string[]): Promise<number> {
+  const hello: CommandHello = {
+    argv,
+    cwd: process.cwd(),
+    stdinIsTty: process.stdin.isTTY === true,
+    stdoutIsTty: process.stdout.isTTY === true,
+    stderrIsTty: process.stderr.isTTY === true,
+    columns: process.stderr.columns,
+  };
+  socket.write(encodeFrame(FRAME.hello, JSON.stringify(hello)));
+  const reader = new FrameReader();
+  const onInterrupt = () => {
+    if (!socket.destroyed) socket.write(encodeFrame(FRAME.interrupt));
+    // A second Ctrl-C leaves at once; the daemon sees the socket close and stops the command where it can.
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onInterrupt);
+  // Standard input is sent only when it is not a terminal (a pipe or a file), or when the command asks to prompt.
+  const sendsInput = !process.stdin.isTTY || argv.includes('add-disk') || argv.includes('replace-disk');
+  if (sendsInput) {
+    process.stdin.on('data', (chunk: Buffer) => {
+      for (let offset = 0; offset < chunk.length; offset += STDIN_PIECE_BYTES) {
+        if (!socket.write(encodeFrame(FRAME.stdin, chunk.subarray(offset, offset + STDIN_PIECE_BYTES)))) {
+          process.stdin.pause();
+          socket.once('drain', () => process.stdin.resume());
+        }
+      }
+    });
+    process.stdin.once('end', () => socket.write(encodeFrame(FRAME.stdinEnd)));
+  } else socket.write(encodeFrame(FRAME.stdinEnd));
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      let exitCode: number | undefined;
+      socket.on('data', (data: Buffer) => {
+        for (const frame of reader.push(data)) {
+          if (frame.type === FRAME.stdout || frame.type === FRAME.stderr) {
+            const target = frame.type === FRAME.stdout ? process.stdout : process.stderr;
+            if (!target.write(frame.payload)) {
+              socket.pause();
+              target.once('drain', () => socket.resume());
+            }
+          } else if (frame.type === FRAME.exit) {
+            exitCode = (JSON.parse(frame.payload.toString('utf8')) as { exitCode: number }).exitCode;
+          }
+        }
+      });
+      socket.once('close', () => {
+        if (exitCode !== undefined) resolve(exitCode);
+        else reject(new ShardpoolError('DAEMON_UNREACHABLE', 'the daemon closed the command socket before the command finished (see its log)'));
+      });
+      socket.once('error', () => undefined);
+    });
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    if (sendsInput) {
+      process.stdin.pause();
+      process.stdin.destroy();
+    }
+  }
+}

@@ -1,0 +1,146 @@
+// The daemon and its access keys: serve, user add / list / rm.
+import * as path from 'node:path';
+import { Option, type Command } from 'commander';
+import { pino } from 'pino';
+import { ShardpoolError } from '../errors.js';
+import { CATALOG_FILE_NAME, Catalog } from '../pool/catalog.js';
+import { POOL_CONFIG_FILE_NAME } from '../format/pool-config.js';
+import { pathKind } from '../io/durable-files.js';
+import { Daemon } from '../serve/daemon.js';
+import { parseListenAddress } from '../serve/listen-address.js';
+import { S3Catalog } from '../serve/s3/s3-catalog.js';
+import { directIoMode, jsonOption, lockWaitMs, optionsOf, poolDirectory, poolOption, printJson, printLine, type CommonOptions } from './context.js';
+import { formatTable, parseDuration, parseRate } from './units.js';
+
+const DEFAULT_LISTEN = '127.0.0.1:9000';
+const DEFAULT_METRICS_LISTEN = '127.0.0.1:9108';
+const DEFAULT_REGION = 'us-east-1';
+
+export function registerServeCommands(program: Command, runCommand: (argv: string[]) => Promise<number>): void {
+  program
+    .command('serve')
+    .description(
+      'run the pool as a service: an S3-compatible API, /metrics and /health, scheduled background scrub, JSON logs on\n' +
+        'stdout. While it runs, other shardpool commands on this pool are carried out by it. Stops cleanly on SIGTERM/SIGINT',
+    )
+    .addOption(poolOption())
+    .option('--listen <host:port>', 'address of the S3 API', DEFAULT_LISTEN)
+    .option('--metrics-listen <host:port|off>', 'address of /metrics and /health, or off', DEFAULT_METRICS_LISTEN)
+    .addOption(new Option('--region <name>', 'the region name clients sign requests for').env('SHARDPOOL_REGION').default(DEFAULT_REGION))
+    .option('--scrub-interval <duration|off>', 'how often the whole pool is scrubbed in the background (e.g. 7d, 12h), or off', '7d')
+    .option('--scrub-rate <bytes/s>', 'read rate of the background scrub (its intensity), e.g. 50MiB/s', '64MiB/s')
+    .option('--no-scrub-repair', 'only report what the background scrub finds; do not repair it')
+    .option('--shutdown-timeout <duration>', 'how long a stop waits for requests in flight before cutting them', '30s')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  $ shardpool user add --pool /srv/pool backup-job      (prints an access key id and secret)\n' +
+        '  $ shardpool serve --pool /srv/pool --listen 0.0.0.0:9000 --metrics-listen 127.0.0.1:9108\n' +
+        '  $ aws --endpoint-url http://127.0.0.1:9000 s3 mb s3://photos\n' +
+        '\nClients must use path-style addressing (http://HOST:PORT/BUCKET/KEY) and AWS Signature Version 4.',
+    )
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const log = pino({ level: String(options.logLevel), base: { pid: process.pid, service: 'shardpool' } });
+      const metricsListen = String(options.metricsListen);
+      const scrubInterval = String(options.scrubInterval);
+      const daemon = await Daemon.start({
+        poolDirectory: poolDirectory(options),
+        listen: parseListenAddress(String(options.listen), '--listen'),
+        metricsListen: metricsListen === 'off' ? undefined : parseListenAddress(metricsListen, '--metrics-listen'),
+        region: String(options.region),
+        scrub:
+          scrubInterval === 'off'
+            ? undefined
+            : {
+                intervalMs: parseDuration(scrubInterval, '--scrub-interval'),
+                rateBytesPerSecond: parseRate(String(options.scrubRate), '--scrub-rate'),
+                repair: options.scrubRepair !== false,
+              },
+        directIo: directIoMode(options),
+        lockWaitMs: lockWaitMs(options),
+        shutdownTimeoutMs: parseDuration(String(options.shutdownTimeout), '--shutdown-timeout'),
+        runCommand,
+        log,
+      });
+      await new Promise<void>((resolve) => {
+        const stop = (signal: NodeJS.Signals) => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          daemon.stop(signal).then(resolve, (error: unknown) => {
+            log.error({ err: error }, 'stopping failed');
+            resolve();
+          });
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+    });
+
+  const user = program.command('user').description('S3 access keys kept in the pool: add, list, rm');
+  user
+    .command('add')
+    .description('create an access key for NAME and print its id and secret (the secret is shown only here)')
+    .argument('<name>', 'who the key is for: letters, digits, . _ @ -')
+    .addOption(poolOption())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ shardpool user add --pool /srv/pool backup-job --json\n  {"accessKeyId": "SP…", "secretAccessKey": "…"}')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const created = await withS3Catalog(options, (s3) => s3.addUser(name));
+      if (options.json) {
+        printJson({ accessKeyId: created.accessKeyId, secretAccessKey: created.secretAccessKey });
+        return;
+      }
+      printLine(`user             ${created.name}`);
+      printLine(`accessKeyId      ${created.accessKeyId}`);
+      printLine(`secretAccessKey  ${created.secretAccessKey}`);
+      printLine('keep the secret safe: shardpool cannot show it again (remove the user and add it anew to replace it)');
+    });
+  user
+    .command('list')
+    .description('list the users with access keys (never their secrets)')
+    .addOption(poolOption())
+    .addOption(jsonOption())
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const users = await withS3Catalog(options, (s3) => s3.listUsers());
+      const rows = users.map((row) => ({ name: row.name, accessKeyId: row.accessKeyId, createdAt: new Date(row.createdAtMs).toISOString() }));
+      if (options.json) {
+        printJson(rows);
+        return;
+      }
+      printLine(rows.length === 0 ? 'no users (add one with: shardpool user add NAME)' : formatTable(['NAME', 'ACCESS KEY ID', 'CREATED'], rows.map((row) => [row.name, row.accessKeyId, row.createdAt])));
+    });
+  user
+    .command('rm')
+    .description("remove NAME's access key; requests signed with it are refused from then on")
+    .argument('<name>', 'the user')
+    .addOption(poolOption())
+    .addOption(jsonOption())
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const removed = await withS3Catalog(options, (s3) => s3.removeUser(name));
+      if (!removed) throw new ShardpoolError('USER_NOT_FOUND', `no user named ${JSON.stringify(name)} (see shardpool user list)`, { user: name });
+      if (options.json) printJson({ removed: name });
+      else printLine(`removed user ${name}`);
+    });
+}
+
+/**
+ * Users live in the catalog; changing them needs neither the pool lock nor the disks, so these commands work the same
+ * while the daemon runs (SQLite serialises the writes, and the daemon reads keys afresh for every request).
+ */
+async function withS3Catalog<T>(options: CommonOptions, work: (s3: S3Catalog) => T): Promise<T> {
+  const directory = poolDirectory(options);
+  if ((await pathKind(path.join(directory, POOL_CONFIG_FILE_NAME))) !== 'file') {
+    throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, { pool: directory });
+  }
+  const catalog = Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: false });
+  try {
+    return work(new S3Catalog(catalog));
+  } finally {
+    catalog.close();
+  }
+}

@@ -1,0 +1,131 @@
+// The daemon's end of the command socket (see command-protocol.ts): runs each client's command line in this process,
+// against the daemon's open pool, with the client's streams, working directory and exit code. The socket file is
+// private to the daemon's user (mode 0600): a client can do no more than that user could with the pool directly.
+import { chmod, unlink } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Readable, Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import { runInTerminal, type ServedPool, type Terminal, type TtyReadable, type TtyWritable } from '../cli/terminal.js';
+import { FRAME, FrameReader, encodeFrame, type CommandHello } from './command-protocol.js';
+
+export type CommandRunner = (argv: string[]) => Promise<number>;
+
+export async function listenForCommands(options: {
+  socketPath: string;
+  served: ServedPool;
+  runCommand: CommandRunner;
+  log: Logger;
+}): Promise<Server> {
+  await unlink(options.socketPath).catch(() => undefined);
+  const server = createServer((socket) => serveConnection(socket, options));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await chmod(options.socketPath, 0o600);
+  return server;
+}
+
+function serveConnection(socket: Socket, options: { served: ServedPool; runCommand: CommandRunner; log: Logger }): void {
+  const reader = new FrameReader();
+  const interruptHandlers = new Set<() => void>();
+  let stdin: Readable | undefined;
+  let started = false;
+  const interrupt = () => {
+    for (const handler of interruptHandlers) handler();
+  };
+  socket.on('data', (data: Buffer) => {
+    let frames;
+    try {
+      frames = reader.push(data);
+    } catch (error) {
+      options.log.warn({ err: error }, 'bad frame on the command socket');
+      socket.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      if (!started) {
+        if (frame.type !== FRAME.hello) {
+          socket.destroy();
+          return;
+        }
+        started = true;
+        const hello = JSON.parse(frame.payload.toString('utf8')) as CommandHello;
+        stdin = new Readable({ read: () => socket.resume() });
+        void runCommand(socket, hello, stdin, interruptHandlers, options);
+        continue;
+      }
+      if (frame.type === FRAME.stdin && stdin) {
+        if (!stdin.push(Buffer.from(frame.payload))) socket.pause();
+      } else if (frame.type === FRAME.stdinEnd) stdin?.push(null);
+      else if (frame.type === FRAME.interrupt) interrupt();
+    }
+  });
+  socket.on('close', () => {
+    // The client went away (killed, or Ctrl-C twice): stop what can be stopped, end its input.
+    interrupt();
+    stdin?.push(null);
+  });
+  socket.on('error', () => undefined);
+}
+
+async function runCommand(
+  socket: Socket,
+  hello: CommandHello,
+  stdin: Readable,
+  interruptHandlers: Set<() => void>,
+  options: { served: ServedPool; runCommand: CommandRunner; log: Logger },
+): Promise<void> {
+  const output = (type: number, isTty: boolean, columns: number | undefined): TtyWritable => {
+    const stream: TtyWritable = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        if (socket.destroyed) {
+          done(Object.assign(new Error('the client closed the command socket'), { code: 'EPIPE' }));
+          return;
+        }
+        if (socket.write(encodeFrame(type, chunk))) done();
+        else socket.once('drain', () => done());
+      },
+    });
+    stream.isTTY = isTty;
+    if (columns !== undefined) stream.columns = columns;
+    return stream;
+  };
+  const input: TtyReadable = stdin;
+  input.isTTY = hello.stdinIsTty;
+  let exitCode: number | undefined;
+  const terminal: Terminal = {
+    stdin: input,
+    stdout: output(FRAME.stdout, hello.stdoutIsTty, hello.columns),
+    stderr: output(FRAME.stderr, hello.stderrIsTty, hello.columns),
+    cwd: hello.cwd,
+    get exitCode() {
+      return exitCode;
+    },
+    set exitCode(code: number | undefined) {
+      exitCode = code;
+    },
+    onInterrupt(handler) {
+      interruptHandlers.add(handler);
+      return () => interruptHandlers.delete(handler);
+    },
+    served: options.served,
+  };
+  options.log.info({ argv: hello.argv, cwd: hello.cwd }, 'running a forwarded command');
+  let code: number;
+  try {
+    code = await runInTerminal(terminal, () => options.runCommand(hello.argv));
+  } catch (error) {
+    options.log.error({ err: error }, 'a forwarded command failed unexpectedly');
+    code = 3;
+  }
+  await Promise.all([finish(terminal.stdout), finish(terminal.stderr)]);
+  if (!socket.destroyed) socket.end(encodeFrame(FRAME.exit, JSON.stringify({ exitCode: code })));
+}
+
+function finish(stream: Writable): Promise<void> {
+  return new Promise((resolve) => stream.end(() => resolve()));
+}

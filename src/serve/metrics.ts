@@ -1,0 +1,271 @@
+// The daemon's Prometheus metrics (prom-client, a registry of its own). Events — disk I/O, catalog commits, scrub and
+// rebuild progress, S3 requests — are counted as they happen through the observers the lower layers offer; states —
+// capacity, object counts, redundancy, disk health — are read from the pool when Prometheus scrapes. docs/metrics.md
+// lists every metric with the queries and alerts that matter.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DeviceDisk } from '../disk/device/device-disk.js';
+import { setDiskIoObserver, type DiskIoEvent } from '../disk/metered-disk.js';
+import { ioCounters } from '../io/block-io.js';
+import { setMaintenanceObserver, type MaintenanceEvent } from '../maintain/maintenance-observer.js';
+import { setCatalogBatchObserver } from '../pool/catalog.js';
+import { COUNTER_EXTENTS_READ_DEGRADED, COUNTER_FRAGMENT_READ_FAILURES } from '../pool/object-reader.js';
+import type { Pool } from '../pool/pool.js';
+
+/** The redundancy report scans every fragment row: scrapes within this long reuse the last one. */
+const REDUNDANCY_CACHE_MS = 10_000;
+const DISK_STATES = ['healthy', 'draining', 'failed', 'offline'] as const;
+const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const REQUEST_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export class PoolMetrics {
+  readonly registry = new Registry();
+  private redundancy: { atMs: number; degraded: number; unreadable: number } | undefined;
+  private readonly diskIdByUuid = new Map<string, string>();
+  private readonly s3Requests: Counter<'operation' | 'status'>;
+  private readonly s3Duration: Histogram<'operation'>;
+
+  constructor(private readonly pool: Pool) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'shardpool_' });
+    const diskLabels = ['disk', 'path', 'kind'] as const;
+
+    // ── per disk: I/O as it happens ───────────────────────────────────────────────────────────────────────────
+    const readBytes = new Counter({ name: 'shardpool_disk_read_bytes_total', help: 'Fragment bytes read from the disk', labelNames: ['disk'], registers });
+    const writeBytes = new Counter({ name: 'shardpool_disk_write_bytes_total', help: 'Fragment bytes written to the disk', labelNames: ['disk'], registers });
+    const operations = new Counter({ name: 'shardpool_disk_operations_total', help: 'Fragment reads, writes, deletes and flushes on the disk', labelNames: ['disk', 'operation'], registers });
+    const errors = new Counter({ name: 'shardpool_disk_errors_total', help: 'Disk operations that failed (I/O errors, checksum mismatches, missing fragments)', labelNames: ['disk', 'operation'], registers });
+    const latency = new Histogram({
+      name: 'shardpool_disk_io_duration_seconds',
+      help: 'Time one fragment read, write, delete or flush took',
+      labelNames: ['disk', 'operation'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    setDiskIoObserver((event: DiskIoEvent) => {
+      const disk = this.diskId(event.diskUuid);
+      if (event.operation === 'read') readBytes.inc({ disk }, event.bytes);
+      if (event.operation === 'write') writeBytes.inc({ disk }, event.bytes);
+      operations.inc({ disk, operation: event.operation });
+      if (!event.ok) errors.inc({ disk, operation: event.operation });
+      latency.observe({ disk, operation: event.operation }, event.seconds);
+    });
+    // Pre-create the series so every disk appears from the first scrape.
+    for (const member of pool.listMembers()) {
+      const disk = String(member.row.id);
+      readBytes.inc({ disk }, 0);
+      writeBytes.inc({ disk }, 0);
+    }
+
+    // ── per disk: state read at scrape time ───────────────────────────────────────────────────────────────────
+    // Registered first of the disk gauges: its collect fills them all for the scrape.
+    const capacity: Gauge<(typeof diskLabels)[number]> = new Gauge({
+      name: 'shardpool_disk_capacity_bytes',
+      help: 'Size of the disk (the filesystem for directory disks)',
+      labelNames: diskLabels,
+      registers,
+      collect: () => collectDisks(),
+    });
+    const used = new Gauge({ name: 'shardpool_disk_used_bytes', help: 'Bytes of fragments (headers included) the catalog places on the disk', labelNames: diskLabels, registers });
+    const free = new Gauge({ name: 'shardpool_disk_free_bytes', help: 'Bytes free for new fragments on the disk', labelNames: diskLabels, registers });
+    const fragments = new Gauge({ name: 'shardpool_disk_fragments', help: 'Fragments the catalog places on the disk', labelNames: diskLabels, registers });
+    const state = new Gauge({
+      name: 'shardpool_disk_state',
+      help: 'Health of the disk: 1 for its current state (healthy, draining, failed, offline), 0 for the others',
+      labelNames: ['disk', 'path', 'state'],
+      registers,
+    });
+    const discarded = new Counter({ name: 'shardpool_disk_discarded_bytes_total', help: 'Bytes discarded (TRIM) on the block device', labelNames: ['disk'], registers });
+    const flushes = new Counter({ name: 'shardpool_device_flushes_total', help: 'fdatasync calls of the block device group commit', labelNames: ['disk'], registers });
+    const groupCommits = new Counter({ name: 'shardpool_device_group_commits_total', help: 'Group commits (journal records) of the block device', labelNames: ['disk'], registers });
+    const collectDisks = async () => {
+      capacity.reset();
+      used.reset();
+      free.reset();
+      fragments.reset();
+      state.reset();
+      const usage = pool.catalog.diskUsage();
+      for (const member of pool.listMembers()) {
+        const labels = { disk: String(member.row.id), path: member.row.path, kind: member.row.kind };
+        const current = member.row.state === 'failed' ? 'failed' : member.disk === undefined ? 'offline' : member.row.state;
+        for (const candidate of DISK_STATES) state.set({ disk: labels.disk, path: labels.path, state: candidate }, candidate === current ? 1 : 0);
+        fragments.set(labels, usage.get(member.row.id)?.fragmentCount ?? 0);
+        used.set(labels, usage.get(member.row.id)?.storedBytes ?? 0);
+        const space = await member.disk?.space().catch(() => undefined);
+        if (space) {
+          capacity.set(labels, space.capacityBytes);
+          free.set(labels, space.freeBytes);
+        }
+        if (member.disk instanceof DeviceDisk) {
+          setCounter(discarded, { disk: labels.disk }, member.disk.stats.discardedBytes);
+          setCounter(flushes, { disk: labels.disk }, member.disk.stats.flushes);
+          setCounter(groupCommits, { disk: labels.disk }, member.disk.stats.batches);
+        }
+      }
+    };
+    const fallbacks = new Counter({
+      name: 'shardpool_direct_io_fallbacks_total',
+      help: 'Block devices opened with O_SYNC because the kernel refused O_DIRECT (this process)',
+      registers,
+      collect() {
+        setCounter(this, {}, ioCounters.directIoFallbacks);
+      },
+    });
+    const misaligned = new Counter({
+      name: 'shardpool_io_alignment_failures_total',
+      help: 'I/O requests refused before any system call because they were not sector-aligned (a bug if ever above 0)',
+      registers,
+      collect() {
+        setCounter(this, {}, ioCounters.alignmentFailures);
+      },
+    });
+    void fallbacks;
+    void misaligned;
+
+    // ── pool ──────────────────────────────────────────────────────────────────────────────────────────────────
+    new Gauge({
+      name: 'shardpool_pool_objects',
+      help: 'Objects in the pool (multipart parts in progress included)',
+      registers,
+      collect() {
+        this.set(pool.catalog.objectTotals().objectCount);
+      },
+    });
+    new Gauge({
+      name: 'shardpool_pool_logical_bytes',
+      help: 'Bytes of object data stored (before redundancy)',
+      registers,
+      collect() {
+        this.set(pool.catalog.objectTotals().logicalBytes);
+      },
+    });
+    new Gauge({
+      name: 'shardpool_pool_extents_degraded',
+      help: 'Extents with at least one fragment on a failed or unreachable disk (below full redundancy)',
+      registers,
+      collect() {
+        this.set(metrics().degraded);
+      },
+    });
+    new Gauge({
+      name: 'shardpool_pool_extents_unreadable',
+      help: 'Extents with fewer readable fragments than their policy needs (data loss unless a disk comes back)',
+      registers,
+      collect() {
+        this.set(metrics().unreadable);
+      },
+    });
+    const metrics = () => this.redundancyNow();
+    new Counter({
+      name: 'shardpool_degraded_reads_total',
+      help: 'Extents read back degraded: rebuilt from redundancy because a fragment was missing, corrupt or unreachable',
+      registers,
+      collect() {
+        setCounter(this, {}, pool.catalog.counters()[COUNTER_EXTENTS_READ_DEGRADED] ?? 0);
+      },
+    });
+    new Counter({
+      name: 'shardpool_fragment_read_failures_total',
+      help: 'Fragments that could not be read or failed verification during reads',
+      registers,
+      collect() {
+        setCounter(this, {}, pool.catalog.counters()[COUNTER_FRAGMENT_READ_FAILURES] ?? 0);
+      },
+    });
+    const batchSize = new Histogram({
+      name: 'shardpool_commit_batch_size',
+      help: 'Puts and other catalog changes committed together in one SQLite transaction (catalog group commit)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers,
+    });
+    setCatalogBatchObserver((size) => batchSize.observe(size));
+
+    // ── scrub and rebuild ─────────────────────────────────────────────────────────────────────────────────────
+    const scrubVerified = new Gauge({ name: 'shardpool_scrub_verified_bytes', help: 'Bytes verified by the scrub running now (or the last one)', registers });
+    const scrubTotal = new Gauge({ name: 'shardpool_scrub_total_bytes', help: 'Bytes the scrub running now (or the last one) has to verify', registers });
+    const scrubProgress = new Gauge({ name: 'shardpool_scrub_progress_ratio', help: 'Share of the pool the current (or last) scrub has verified, 0 to 1', registers });
+    const scrubFound = new Counter({ name: 'shardpool_scrub_errors_found_total', help: 'Problems found by scrubs (missing, corrupt, misplaced, unavailable fragments, orphans, strays)', registers });
+    const scrubRepaired = new Counter({ name: 'shardpool_scrub_errors_repaired_total', help: 'Problems repaired by scrubs', registers });
+    const scrubCompleted = new Gauge({ name: 'shardpool_scrub_last_completion_timestamp_seconds', help: 'When a scrub last ran to its end (Unix time)', registers });
+    const rebuildDone = new Gauge({ name: 'shardpool_rebuild_done_fragments', help: 'Fragments re-created by the rebuild running now (or the last one)', registers });
+    const rebuildTotal = new Gauge({ name: 'shardpool_rebuild_total_fragments', help: 'Fragments the rebuild running now (or the last one) has to re-create', registers });
+    const rebuildProgress = new Gauge({ name: 'shardpool_rebuild_progress_ratio', help: 'Share of the current (or last) rebuild done, 0 to 1', registers });
+    const rebuildRebuilt = new Counter({ name: 'shardpool_rebuild_fragments_total', help: 'Fragments re-created by rebuilds', registers });
+    const rebuildCompleted = new Gauge({ name: 'shardpool_rebuild_last_completion_timestamp_seconds', help: 'When a rebuild last finished (Unix time)', registers });
+    setMaintenanceObserver((event: MaintenanceEvent) => {
+      if (event.kind === 'scrub' && event.phase === 'progress') {
+        scrubVerified.set(event.doneBytes);
+        scrubTotal.set(event.totalBytes);
+        scrubProgress.set(event.totalBytes > 0 ? Math.min(event.doneBytes / event.totalBytes, 1) : 1);
+      } else if (event.kind === 'scrub') {
+        scrubFound.inc(event.errorsFound);
+        scrubRepaired.inc(event.errorsRepaired);
+        if (!event.interrupted) {
+          scrubProgress.set(1);
+          scrubCompleted.set(Date.now() / 1000);
+        }
+      } else if (event.phase === 'progress') {
+        rebuildDone.set(event.doneFragments);
+        rebuildTotal.set(event.totalFragments);
+        rebuildProgress.set(event.totalFragments > 0 ? event.doneFragments / event.totalFragments : 1);
+      } else {
+        rebuildRebuilt.inc(event.fragmentsRebuilt);
+        rebuildProgress.set(1);
+        rebuildCompleted.set(Date.now() / 1000);
+      }
+    });
+
+    // ── S3 ────────────────────────────────────────────────────────────────────────────────────────────────────
+    this.s3Requests = new Counter({ name: 'shardpool_s3_requests_total', help: 'S3 API requests by operation and HTTP status', labelNames: ['operation', 'status'], registers });
+    this.s3Duration = new Histogram({
+      name: 'shardpool_s3_request_duration_seconds',
+      help: 'Time from an S3 request arriving to its response ending',
+      labelNames: ['operation'],
+      buckets: REQUEST_BUCKETS_SECONDS,
+      registers,
+    });
+  }
+
+  observeS3Request(operation: string, httpStatus: number, seconds: number): void {
+    this.s3Requests.inc({ operation, status: String(httpStatus) });
+    this.s3Duration.observe({ operation }, seconds);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  metricsText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Unhooks the observers (the pool is closing). */
+  close(): void {
+    setDiskIoObserver(undefined);
+    setCatalogBatchObserver(undefined);
+    setMaintenanceObserver(undefined);
+    this.registry.clear();
+  }
+
+  private diskId(diskUuid: string): string {
+    let id = this.diskIdByUuid.get(diskUuid);
+    if (id === undefined) {
+      id = String(this.pool.listMembers().find((member) => member.row.uuid === diskUuid)?.row.id ?? 'unknown');
+      this.diskIdByUuid.set(diskUuid, id);
+    }
+    return id;
+  }
+
+  private redundancyNow(): { degraded: number; unreadable: number } {
+    if (!this.redundancy || Date.now() - this.redundancy.atMs > REDUNDANCY_CACHE_MS) {
+      const report = this.pool.catalog.redundancyReport(this.pool.unavailableDiskIds());
+      this.redundancy = { atMs: Date.now(), degraded: report.degradedExtents, unreadable: report.unreadableExtents };
+    }
+    return this.redundancy;
+  }
+}
+
+/** Counters mirrored from a running total kept elsewhere. */
+function setCounter<T extends string>(counter: Counter<T>, labels: Partial<Record<T, string>>, value: number): void {
+  counter.remove(labels);
+  counter.inc(labels, value);
+}

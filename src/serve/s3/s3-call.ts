@@ -1,0 +1,118 @@
+// One S3 request on its way through the server: what was asked (bucket, key, query), who asked (the verified
+// signature), and how answers are written back.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ShardpoolError, isShardpoolError } from '../../errors.js';
+import type { ObjectMetadata, ObjectRow } from '../../pool/catalog.js';
+import type { Pool } from '../../pool/pool.js';
+import type { PoolGate } from '../pool-gate.js';
+import type { DecodedBody } from './s3-body.js';
+import type { S3Catalog } from './s3-catalog.js';
+import { S3Error } from './s3-error.js';
+import type { VerifiedRequest } from './sigv4.js';
+
+export interface S3Context {
+  readonly pool: Pool;
+  readonly s3: S3Catalog;
+  readonly gate: PoolGate;
+  readonly region: string;
+  readonly log: Logger;
+}
+
+export interface S3Call {
+  readonly context: S3Context;
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly bucket: string | undefined;
+  readonly key: string | undefined;
+  readonly query: URLSearchParams;
+  readonly verified: VerifiedRequest;
+  readonly requestId: string;
+  /** The decoded request body (read at most once). */
+  body(): DecodedBody;
+}
+
+export function sendXml(call: S3Call, status: number, xml: string, headers: Record<string, string> = {}): void {
+  const body = Buffer.from(xml, 'utf8');
+  call.response.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': String(body.length), ...headers });
+  call.response.end(body);
+}
+
+export function sendEmpty(call: S3Call, status: number, headers: Record<string, string> = {}): void {
+  call.response.writeHead(status, { 'Content-Length': '0', ...headers });
+  call.response.end();
+}
+
+export function requireBucket(call: S3Call): string {
+  const bucket = call.bucket;
+  if (bucket === undefined || call.context.s3.getBucket(bucket) === undefined) {
+    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: bucket ?? '' });
+  }
+  return bucket;
+}
+
+export function header(call: S3Call, name: string): string | undefined {
+  const value = call.request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The ETag S3 clients see: the stored one, or for objects put by the CLI (no MD5 known) a multipart-style tag. */
+export function etagOf(context: S3Context, object: ObjectRow): string {
+  return metadataOf(context, object).etag;
+}
+
+export function metadataOf(context: S3Context, object: ObjectRow): ObjectMetadata {
+  return (
+    context.pool.catalog.objectMetadata(object.versionId) ?? {
+      etag: `"${object.versionId.replaceAll('-', '')}-1"`,
+      contentType: undefined,
+      userMetadata: {},
+    }
+  );
+}
+
+/** x-amz-meta-* request headers as user metadata (names lower-cased, prefix dropped); at most 2 KiB like S3. */
+export function userMetadataFrom(call: S3Call): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  let bytes = 0;
+  for (const [name, value] of Object.entries(call.request.headers)) {
+    if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
+    const text = Array.isArray(value) ? value.join(',') : value;
+    metadata[name.slice('x-amz-meta-'.length)] = text;
+    bytes += name.length - 'x-amz-meta-'.length + Buffer.byteLength(text);
+  }
+  if (bytes > 2048) throw new S3Error('MetadataTooLarge', 400, 'Your metadata headers exceed the maximum allowed metadata size (2 KiB).');
+  return metadata;
+}
+
+export function httpDate(ms: number): string {
+  return new Date(ms).toUTCString();
+}
+
+export function isoDate(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Turns pool errors into the S3 errors clients understand; anything else is an internal error. */
+export function toS3Error(error: unknown, call: { key: string | undefined; bucket: string | undefined }): S3Error {
+  if (error instanceof S3Error) return error;
+  if (isShardpoolError(error)) return fromPoolError(error, call);
+  return new S3Error('InternalError', 500, 'We encountered an internal error. Please try again.');
+}
+
+function fromPoolError(error: ShardpoolError, call: { key: string | undefined }): S3Error {
+  const key = call.key ?? '';
+  switch (error.code) {
+    case 'OBJECT_NOT_FOUND':
+      return new S3Error('NoSuchKey', 404, 'The specified key does not exist.', { Key: key });
+    case 'KEY_INVALID':
+      return new S3Error('InvalidArgument', 400, error.message, { Key: key });
+    case 'POLICY_NEEDS_MORE_DISKS':
+    case 'DISK_FULL':
+      return new S3Error('ServiceUnavailable', 503, `${error.code}: ${error.message}`);
+    case 'OBJECT_CHANGED_DURING_READ':
+      return new S3Error('ServiceUnavailable', 503, 'The object changed while it was read; retry the request.');
+    default:
+      return new S3Error('InternalError', 500, `${error.code}: ${error.message}`);
+  }
+}

@@ -1,0 +1,43 @@
+// Bucket names and object keys as S3 defines them, and how they map onto pool keys: object KEY in bucket BUCKET is
+// the pool object "BUCKET/KEY", so the CLI and the S3 API see the same objects.
+import { KEY_LENGTH_MAX_BYTES } from '../../constants.js';
+import { S3Error } from './s3-error.js';
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const IP_ADDRESS = /^\d+\.\d+\.\d+\.\d+$/;
+
+export function validateBucketName(name: string): string {
+  if (!BUCKET_NAME.test(name) || IP_ADDRESS.test(name) || name.includes('..') || name.includes('.-') || name.includes('-.')) {
+    throw new S3Error(
+      'InvalidBucketName',
+      400,
+      'Bucket names are 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit',
+      { BucketName: name },
+    );
+  }
+  return name;
+}
+
+export function poolKeyOf(bucket: string, key: string): string {
+  if (key.length === 0) throw new S3Error('InvalidArgument', 400, 'object keys must not be empty');
+  const poolKey = `${bucket}/${key}`;
+  if (Buffer.byteLength(poolKey) > KEY_LENGTH_MAX_BYTES) {
+    throw new S3Error(
+      'KeyTooLongError',
+      400,
+      `bucket name, '/' and key together are at most ${KEY_LENGTH_MAX_BYTES} bytes of UTF-8 in shardpool`,
+      { Key: key },
+    );
+  }
+  return poolKey;
+}
+
+/** The pool key prefix of every object of a bucket. */
+export function bucketPrefix(bucket: string): string {
+  return `${bucket}/`;
+}
+
+/** Where a multipart upload keeps a part until the upload completes (a reserved pool key, hidden from listings). */
+export function partKeyOf(uploadId: string, partNumber: number): string {
+  return `.shardpool/multipart/${uploadId}/${String(partNumber).padStart(5, '0')}`;
+}

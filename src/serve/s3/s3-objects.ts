@@ -1,0 +1,219 @@
+// Object operations: PutObject (and CopyObject), GetObject with ranges and conditions, HeadObject, DeleteObject and
+// DeleteObjects. Writes run through the pool gate so maintenance that needs the pool alone can wait for them.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ObjectRow } from '../../pool/catalog.js';
+import type { ByteRange } from '../../pool/object-reader.js';
+import { readSmallBody } from './s3-body.js';
+import {
+  header,
+  httpDate,
+  isoDate,
+  metadataOf,
+  requireBucket,
+  sendEmpty,
+  sendXml,
+  toS3Error,
+  userMetadataFrom,
+  type S3Call,
+} from './s3-call.js';
+import { S3Error } from './s3-error.js';
+import { poolKeyOf } from './s3-names.js';
+import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
+
+const DELETE_OBJECTS_MAX = 1000;
+const DELETE_BODY_MAX_BYTES = 2 * 1024 * 1024;
+
+export async function putObject(call: S3Call): Promise<void> {
+  const bucket = requireBucket(call);
+  const key = requireKey(call);
+  if (header(call, 'x-amz-copy-source') !== undefined) return copyObject(call, bucket, key);
+  const poolKey = poolKeyOf(bucket, key);
+  const contentType = header(call, 'content-type');
+  const userMetadata = userMetadataFrom(call);
+  const body = call.body();
+  const result = await call.context.gate.shared(() =>
+    call.context.pool.put(poolKey, body.stream, {
+      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata }),
+    }),
+  );
+  sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
+}
+
+async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
+  const source = parseCopySource(header(call, 'x-amz-copy-source') as string);
+  if (call.context.s3.getBucket(source.bucket) === undefined) {
+    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: source.bucket });
+  }
+  const sourceObject = lookUp(call, source.bucket, source.key);
+  const sourceMetadata = metadataOf(call.context, sourceObject);
+  const replace = (header(call, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase() === 'REPLACE';
+  if (!replace && source.bucket === bucket && source.key === key) {
+    throw new S3Error('InvalidRequest', 400, 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata.');
+  }
+  const reader = call.context.pool.openObject(sourceObject.key);
+  const result = await call.context.gate.shared(() =>
+    call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
+      metadata: () =>
+        replace
+          ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
+          : sourceMetadata,
+    }),
+  );
+  sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
+}
+
+export async function getObject(call: S3Call, options: { head: boolean }): Promise<void> {
+  requireBucket(call);
+  const key = requireKey(call);
+  const object = lookUp(call, call.bucket as string, key);
+  const metadata = metadataOf(call.context, object);
+  const headers: Record<string, string> = {
+    ETag: metadata.etag,
+    'Last-Modified': httpDate(object.createdAtMs),
+    'Accept-Ranges': 'bytes',
+    'Content-Type': metadata.contentType ?? 'binary/octet-stream',
+  };
+  for (const [name, value] of Object.entries(metadata.userMetadata)) headers[`x-amz-meta-${name}`] = value;
+  const notModified = checkConditions(call, metadata.etag, object.createdAtMs);
+  if (notModified) {
+    call.response.writeHead(304, { ETag: metadata.etag, 'Last-Modified': headers['Last-Modified'] as string });
+    call.response.end();
+    return;
+  }
+  const range = parseRange(header(call, 'range'), object.sizeBytes);
+  if (range) {
+    headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
+  }
+  const length = range ? range.endByteExclusive - range.startByte : object.sizeBytes;
+  headers['Content-Length'] = String(length);
+  const status = range ? 206 : 200;
+  if (options.head) {
+    call.response.writeHead(status, headers);
+    call.response.end();
+    return;
+  }
+  const reader = call.context.pool.openObject(object.key, range);
+  const chunks = reader.chunks();
+  // Read the first extent before the status line goes out, so a read that fails at once is a proper S3 error.
+  const first = await chunks.next();
+  call.response.writeHead(status, headers);
+  if (first.done) {
+    call.response.end();
+    return;
+  }
+  await pipeline(
+    Readable.from(
+      (async function* () {
+        yield first.value;
+        yield* chunks;
+      })(),
+    ),
+    call.response,
+  );
+}
+
+export async function deleteObject(call: S3Call): Promise<void> {
+  const bucket = requireBucket(call);
+  const key = requireKey(call);
+  const poolKey = poolKeyOf(bucket, key);
+  await call.context.gate.shared(async () => {
+    if (call.context.pool.catalog.getObject(poolKey)) await call.context.pool.removeObject(poolKey);
+  });
+  sendEmpty(call, 204);
+}
+
+export async function deleteObjects(call: S3Call): Promise<void> {
+  const bucket = requireBucket(call);
+  const document = parseXmlBody(await readSmallBody(call.body(), DELETE_BODY_MAX_BYTES));
+  const request = document['Delete'] as { Object?: Array<{ Key?: unknown }>; Quiet?: unknown } | undefined;
+  if (!request || typeof request !== 'object') throw new S3Error('MalformedXML', 400, 'The body must be a <Delete> document.');
+  const objects = request.Object ?? [];
+  if (objects.length === 0 || objects.length > DELETE_OBJECTS_MAX) {
+    throw new S3Error('MalformedXML', 400, `DeleteObjects takes 1 to ${DELETE_OBJECTS_MAX} keys, not ${objects.length}`);
+  }
+  const quiet = String(request.Quiet ?? 'false').trim() === 'true';
+  const deleted: XmlElement[] = [];
+  const errors: XmlElement[] = [];
+  await call.context.gate.shared(async () => {
+    for (const entry of objects) {
+      const key = typeof entry.Key === 'string' ? entry.Key : '';
+      try {
+        const poolKey = poolKeyOf(bucket, key);
+        if (call.context.pool.catalog.getObject(poolKey)) await call.context.pool.removeObject(poolKey);
+        if (!quiet) deleted.push({ Key: key });
+      } catch (error) {
+        const s3Error = toS3Error(error, { bucket, key });
+        errors.push({ Key: key, Code: s3Error.code, Message: s3Error.message });
+      }
+    }
+  });
+  sendXml(call, 200, xmlDocument('DeleteResult', { Deleted: deleted, Error: errors }));
+}
+
+export function requireKey(call: S3Call): string {
+  if (call.key === undefined || call.key === '') throw new S3Error('InvalidArgument', 400, 'This operation needs an object key');
+  return call.key;
+}
+
+function lookUp(call: S3Call, bucket: string, key: string): ObjectRow {
+  const object = call.context.pool.catalog.getObject(poolKeyOf(bucket, key));
+  if (!object) throw new S3Error('NoSuchKey', 404, 'The specified key does not exist.', { Key: key });
+  return object;
+}
+
+function lastModified(object: ObjectRow): Record<string, string> {
+  return { 'Last-Modified': httpDate(object.createdAtMs) };
+}
+
+/** "/bucket/key" or "bucket/key", URL-encoded, optionally with "?versionId=…" (only "null" exists here). */
+function parseCopySource(value: string): { bucket: string; key: string } {
+  const [pathPart = '', query = ''] = value.split('?', 2);
+  const versionId = new URLSearchParams(query).get('versionId');
+  if (versionId !== null && versionId !== 'null') throw new S3Error('NoSuchVersion', 404, 'shardpool keeps no object versions');
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(pathPart.replace(/^\//, ''));
+  } catch {
+    throw new S3Error('InvalidArgument', 400, 'x-amz-copy-source is not valid URL encoding');
+  }
+  const slash = decoded.indexOf('/');
+  if (slash <= 0 || slash === decoded.length - 1) throw new S3Error('InvalidArgument', 400, 'x-amz-copy-source must be /bucket/key');
+  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
+}
+
+/** Evaluates If-Match / If-None-Match / If-(Un)Modified-Since; true means answer 304 Not Modified. */
+function checkConditions(call: S3Call, etag: string, modifiedMs: number): boolean {
+  const ifMatch = header(call, 'if-match');
+  const ifNoneMatch = header(call, 'if-none-match');
+  const ifModifiedSince = header(call, 'if-modified-since');
+  const ifUnmodifiedSince = header(call, 'if-unmodified-since');
+  const matches = (list: string) => list.split(',').some((tag) => tag.trim() === '*' || tag.trim() === etag || `"${tag.trim()}"` === etag);
+  const modifiedSeconds = Math.floor(modifiedMs / 1000);
+  if (ifMatch !== undefined && !matches(ifMatch)) throw new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold');
+  if (ifMatch === undefined && ifUnmodifiedSince !== undefined && modifiedSeconds > Date.parse(ifUnmodifiedSince) / 1000) {
+    throw new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold');
+  }
+  if (ifNoneMatch !== undefined) return matches(ifNoneMatch);
+  if (ifModifiedSince !== undefined && !Number.isNaN(Date.parse(ifModifiedSince))) return modifiedSeconds <= Date.parse(ifModifiedSince) / 1000;
+  return false;
+}
+
+/** A single "bytes=a-b", "bytes=a-" or "bytes=-n" range; other forms are ignored (the whole object), as S3 does. */
+export function parseRange(value: string | undefined, sizeBytes: number): ByteRange | undefined {
+  if (value === undefined) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  const unsatisfiable = () =>
+    new S3Error('InvalidRange', 416, 'The requested range is not satisfiable', { RangeRequested: value, ActualObjectSize: String(sizeBytes) });
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    if (suffix === 0) throw unsatisfiable();
+    return { startByte: Math.max(sizeBytes - suffix, 0), endByteExclusive: sizeBytes };
+  }
+  const start = Number(match[1]);
+  if (start >= sizeBytes) throw unsatisfiable();
+  const end = match[2] === '' ? sizeBytes - 1 : Math.min(Number(match[2]), sizeBytes - 1);
+  if (end < start) return undefined;
+  return { startByte: start, endByteExclusive: end + 1 };
+}

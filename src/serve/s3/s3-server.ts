@@ -1,0 +1,214 @@
+// The S3-compatible HTTP API: path-style requests (http://host:port/BUCKET/KEY) authenticated with AWS Signature
+// Version 4 (header or presigned URL) against the pool's access keys, routed to the bucket, object and multipart
+// operations, every failure answered with an S3 XML error document.
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { decodeBody, type DecodedBody } from './s3-body.js';
+import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets, listObjects } from './s3-buckets.js';
+import { toS3Error, type S3Call, type S3Context } from './s3-call.js';
+import { S3Error } from './s3-error.js';
+import {
+  abortMultipartUpload,
+  completeMultipartUpload,
+  createMultipartUpload,
+  listMultipartUploads,
+  listParts,
+  uploadPart,
+} from './s3-multipart.js';
+import { deleteObject, deleteObjects, getObject, putObject } from './s3-objects.js';
+import { verifySignature, type VerifiedRequest } from './sigv4.js';
+import { xmlError } from './xml.js';
+
+export interface S3RequestObserver {
+  (operation: string, httpStatus: number, seconds: number): void;
+}
+
+type Handler = (call: S3Call) => void | Promise<void>;
+
+interface Route {
+  readonly operation: string;
+  readonly handler: Handler;
+}
+
+export function createS3Server(context: S3Context, observe: S3RequestObserver = () => undefined): Server {
+  const server = createServer((request, response) => {
+    void handle(context, observe, request, response);
+  });
+  // Uploads of any size: no overall request deadline (headers must still arrive promptly).
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
+async function handle(context: S3Context, observe: S3RequestObserver, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const startedAt = process.hrtime.bigint();
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  response.setHeader('x-amz-request-id', requestId);
+  response.setHeader('Server', 'shardpool');
+  let operation = 'Unknown';
+  let bucket: string | undefined;
+  let key: string | undefined;
+  let payload: string | undefined;
+  try {
+    const target = parseTarget(request.url ?? '/');
+    bucket = target.bucket;
+    key = target.key;
+    const route = routeOf(request.method ?? 'GET', target.bucket, target.key, target.query);
+    operation = route.operation;
+    const verified = authenticate(context, request, target);
+    payload = verified.payload.kind;
+    let body: DecodedBody | undefined;
+    const call: S3Call = {
+      context,
+      request,
+      response,
+      bucket: target.bucket,
+      key: target.key,
+      query: target.query,
+      verified,
+      requestId,
+      body: () => (body ??= decodeBody(request, verified)),
+    };
+    await route.handler(call);
+  } catch (error) {
+    const s3Error = toS3Error(error, { bucket, key });
+    if (s3Error.httpStatus >= 500) context.log.error({ err: error, requestId, operation, bucket, key }, 'S3 request failed');
+    sendError(request, response, s3Error, requestId);
+  } finally {
+    const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+    const status = response.statusCode;
+    observe(operation, status, seconds);
+    context.log.info({ requestId, operation, method: request.method, bucket, key, status, payload, ms: Math.round(seconds * 1000) }, 'S3 request');
+  }
+}
+
+function sendError(request: IncomingMessage, response: ServerResponse, error: S3Error, requestId: string): void {
+  if (response.headersSent) {
+    // The status line is gone (a GET failed mid-stream): all that is left is to cut the connection, so the client
+    // sees a short body instead of a complete-looking wrong one.
+    response.destroy(error);
+    return;
+  }
+  const resource = (request.url ?? '/').split('?')[0] ?? '/';
+  const body = request.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(xmlError({ code: error.code, message: error.message, resource, requestId, details: error.details }));
+  response.writeHead(error.httpStatus, { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) });
+  response.end(body);
+  // An error before the body was read: drain what the client still sends, so the connection can answer it.
+  if (!request.readableEnded) request.resume();
+}
+
+interface Target {
+  readonly rawPath: string;
+  readonly rawQuery: string;
+  readonly bucket: string | undefined;
+  readonly key: string | undefined;
+  readonly query: URLSearchParams;
+}
+
+/** Path-style addressing: /BUCKET/KEY, both percent-decoded; the key keeps every slash it has. */
+function parseTarget(url: string): Target {
+  const question = url.indexOf('?');
+  const rawPath = question >= 0 ? url.slice(0, question) : url;
+  const rawQuery = question >= 0 ? url.slice(question + 1) : '';
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath);
+  } catch {
+    throw new S3Error('InvalidURI', 400, "Couldn't parse the specified URI.");
+  }
+  if (!path.startsWith('/')) throw new S3Error('InvalidURI', 400, "Couldn't parse the specified URI.");
+  const slash = path.indexOf('/', 1);
+  const bucket = slash < 0 ? path.slice(1) : path.slice(1, slash);
+  const key = slash < 0 ? undefined : path.slice(slash + 1);
+  return {
+    rawPath,
+    rawQuery,
+    bucket: bucket === '' ? undefined : bucket,
+    key: key === '' ? undefined : key,
+    query: new URLSearchParams(rawQuery),
+  };
+}
+
+function routeOf(method: string, bucket: string | undefined, key: string | undefined, query: URLSearchParams): Route {
+  const route = (operation: string, handler: Handler): Route => ({ operation, handler });
+  if (bucket === undefined) {
+    if (method === 'GET') return route('ListBuckets', listBuckets);
+  } else if (key === undefined) {
+    switch (method) {
+      case 'GET':
+        if (query.has('location')) return route('GetBucketLocation', getBucketLocation);
+        if (query.has('uploads')) return route('ListMultipartUploads', listMultipartUploads);
+        if (hasUnsupportedSubresource(query)) break;
+        return route(query.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects', listObjects);
+      case 'HEAD':
+        return route('HeadBucket', headBucket);
+      case 'PUT':
+        if (hasUnsupportedSubresource(query)) break;
+        return route('CreateBucket', createBucket);
+      case 'DELETE':
+        if (hasUnsupportedSubresource(query)) break;
+        return route('DeleteBucket', deleteBucket);
+      case 'POST':
+        if (query.has('delete')) return route('DeleteObjects', deleteObjects);
+        break;
+    }
+  } else {
+    switch (method) {
+      case 'GET':
+        if (query.has('uploadId')) return route('ListParts', listParts);
+        if (hasUnsupportedSubresource(query)) break;
+        return route('GetObject', (call) => getObject(call, { head: false }));
+      case 'HEAD':
+        return route('HeadObject', (call) => getObject(call, { head: true }));
+      case 'PUT':
+        if (query.has('uploadId') && query.has('partNumber')) return route('UploadPart', uploadPart);
+        if (hasUnsupportedSubresource(query)) break;
+        return route('PutObject', putObject);
+      case 'DELETE':
+        if (query.has('uploadId')) return route('AbortMultipartUpload', abortMultipartUpload);
+        return route('DeleteObject', deleteObject);
+      case 'POST':
+        if (query.has('uploads')) return route('CreateMultipartUpload', createMultipartUpload);
+        if (query.has('uploadId')) return route('CompleteMultipartUpload', completeMultipartUpload);
+        break;
+    }
+  }
+  return {
+    operation: 'NotImplemented',
+    handler: () => {
+      throw new S3Error('NotImplemented', 501, `shardpool does not implement ${method} with ${describeQuery(query)}`);
+    },
+  };
+}
+
+/** Sub-resources (?acl, ?tagging, ?versioning, ?policy, ...) that shardpool does not implement. */
+const QUERY_PARAMETERS = new Set([
+  'list-type', 'prefix', 'delimiter', 'max-keys', 'marker', 'continuation-token', 'start-after', 'fetch-owner',
+  'encoding-type', 'x-id', 'versionId', 'response-content-type', 'response-content-disposition', 'response-cache-control',
+  'response-content-encoding', 'response-content-language', 'response-expires', 'partNumber', 'uploadId',
+]);
+
+function hasUnsupportedSubresource(query: URLSearchParams): boolean {
+  for (const name of query.keys()) {
+    if (!QUERY_PARAMETERS.has(name) && !name.toLowerCase().startsWith('x-amz-')) return true;
+  }
+  return false;
+}
+
+function describeQuery(query: URLSearchParams): string {
+  const names = [...query.keys()].filter((name) => !name.toLowerCase().startsWith('x-amz-'));
+  return names.length === 0 ? 'this path' : `?${names.join('&')}`;
+}
+
+function authenticate(context: S3Context, request: IncomingMessage, target: Target): VerifiedRequest {
+  const hasCredentials = request.headers.authorization !== undefined || target.query.has('X-Amz-Signature') || target.query.has('Signature');
+  if (!hasCredentials) throw new S3Error('AccessDenied', 403, 'Access Denied: this request carries no AWS Signature Version 4 credentials');
+  if (context.s3.listUsers().length === 0) {
+    throw new S3Error('InvalidAccessKeyId', 403, 'The pool has no access keys yet: create one with "shardpool user add NAME"');
+  }
+  return verifySignature(
+    { method: request.method ?? 'GET', rawPath: target.rawPath, rawQuery: target.rawQuery, headers: request.headers },
+    { region: context.region, lookupSecret: (accessKeyId) => context.s3.secretOf(accessKeyId), nowMs: Date.now() },
+  );
+}
