@@ -10,14 +10,28 @@ import { FRAME, FrameReader, encodeFrame, type CommandHello } from './command-pr
 
 export type CommandRunner = (argv: string[]) => Promise<number>;
 
+/** The listening command socket. */
+export interface CommandSocket {
+  /**
+   * Stops accepting commands, asks the running ones to stop where they can (as Ctrl-C would: a scrub saves its
+   * position), waits up to timeoutMs for them, then cuts the connections that are left.
+   */
+  close(timeoutMs: number): Promise<void>;
+}
+
 export async function listenForCommands(options: {
   socketPath: string;
   served: ServedPool;
   runCommand: CommandRunner;
   log: Logger;
-}): Promise<Server> {
+}): Promise<CommandSocket> {
   await unlink(options.socketPath).catch(() => undefined);
-  const server = createServer((socket) => serveConnection(socket, options));
+  const connections = new Map<Socket, () => void>();
+  const server: Server = createServer((socket) => {
+    const interrupt = serveConnection(socket, options);
+    connections.set(socket, interrupt);
+    socket.once('close', () => connections.delete(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.socketPath, () => {
@@ -26,10 +40,21 @@ export async function listenForCommands(options: {
     });
   });
   await chmod(options.socketPath, 0o600);
-  return server;
+  return {
+    close: async (timeoutMs) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const interrupt of connections.values()) interrupt();
+      const timer = setTimeout(() => {
+        for (const socket of connections.keys()) socket.destroy();
+      }, timeoutMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
 }
 
-function serveConnection(socket: Socket, options: { served: ServedPool; runCommand: CommandRunner; log: Logger }): void {
+/** Serves one client; returns what interrupts its command. */
+function serveConnection(socket: Socket, options: { served: ServedPool; runCommand: CommandRunner; log: Logger }): () => void {
   const reader = new FrameReader();
   const interruptHandlers = new Set<() => void>();
   let stdin: Readable | undefined;
@@ -70,6 +95,7 @@ function serveConnection(socket: Socket, options: { served: ServedPool; runComma
     stdin?.push(null);
   });
   socket.on('error', () => undefined);
+  return interrupt;
 }
 
 async function runCommand(

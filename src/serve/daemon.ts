@@ -14,7 +14,7 @@ import { Semaphore } from '../pool/concurrency.js';
 import { Pool } from '../pool/pool.js';
 import { BackgroundScrub, type BackgroundScrubOptions } from './background-scrub.js';
 import { COMMAND_SOCKET_NAME } from './command-protocol.js';
-import { listenForCommands, type CommandRunner } from './command-socket.js';
+import { listenForCommands, type CommandRunner, type CommandSocket } from './command-socket.js';
 import { formatListenAddress, type ListenAddress } from './listen-address.js';
 import { PoolMetrics } from './metrics.js';
 import { PoolGate } from './pool-gate.js';
@@ -51,7 +51,7 @@ export class Daemon {
     private readonly metrics: PoolMetrics,
     private readonly s3Server: Server,
     private readonly metricsServer: Server | undefined,
-    private readonly commandServer: NetServer,
+    private readonly commandSocket: CommandSocket,
     private readonly scrub: BackgroundScrub | undefined,
     private readonly socketPath: string,
   ) {}
@@ -88,9 +88,9 @@ export class Daemon {
       );
       await listen(s3Server, options.listen, '--listen');
       opened.push(() => closeServer(s3Server, 0));
-      const commandServer = await listenForCommands({ socketPath, served, runCommand: options.runCommand, log: log.child({ component: 'commands' }) });
+      const commandSocket = await listenForCommands({ socketPath, served, runCommand: options.runCommand, log: log.child({ component: 'commands' }) });
       opened.push(async () => {
-        await closeServer(commandServer, 0);
+        await commandSocket.close(0);
         await unlink(socketPath).catch(() => undefined);
       });
       const scrub = options.scrub ? new BackgroundScrub(served, options.scrub, log.child({ component: 'scrub' })) : undefined;
@@ -104,7 +104,7 @@ export class Daemon {
         await listen(metricsServer, options.metricsListen, '--metrics-listen');
         opened.push(() => closeServer(metricsServer, 0));
       }
-      daemon = new Daemon(options, pool, gate, metrics, s3Server, metricsServer, commandServer, scrub, socketPath);
+      daemon = new Daemon(options, pool, gate, metrics, s3Server, metricsServer, commandSocket, scrub, socketPath);
       scrub?.start();
       log.info(
         {
@@ -142,7 +142,7 @@ export class Daemon {
     const log = this.options.log;
     log.info({ reason, writesInFlight: this.gate.writesInFlight }, 'stopping: no new requests; finishing those in flight');
     const timeoutMs = this.options.shutdownTimeoutMs;
-    await Promise.all([closeServer(this.s3Server, timeoutMs), closeServer(this.commandServer, timeoutMs), this.scrub?.stop()]);
+    await Promise.all([closeServer(this.s3Server, timeoutMs), this.commandSocket.close(timeoutMs), this.scrub?.stop()]);
     await this.gate.idle();
     await unlink(this.socketPath).catch(() => undefined);
     this.metrics.close();
