@@ -14,6 +14,8 @@ import type { Pool } from '../pool/pool.js';
 /** The redundancy report scans every fragment row: scrapes within this long reuse the last one. */
 const REDUNDANCY_CACHE_MS = 10_000;
 const DISK_STATES = ['healthy', 'draining', 'failed', 'offline'] as const;
+/** Scrapes within this long share one reading of the disks' space. */
+const DISK_SNAPSHOT_MS = 1000;
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const REQUEST_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -57,51 +59,55 @@ export class PoolMetrics {
     }
 
     // ── per disk: state read at scrape time ───────────────────────────────────────────────────────────────────
-    // Registered first of the disk gauges: its collect fills them all for the scrape.
-    const capacity: Gauge<(typeof diskLabels)[number]> = new Gauge({
-      name: 'shardpool_disk_capacity_bytes',
-      help: 'Size of the disk (the filesystem for directory disks)',
-      labelNames: diskLabels,
-      registers,
-      collect: () => collectDisks(),
-    });
-    const used = new Gauge({ name: 'shardpool_disk_used_bytes', help: 'Bytes of fragments (headers included) the catalog places on the disk', labelNames: diskLabels, registers });
-    const free = new Gauge({ name: 'shardpool_disk_free_bytes', help: 'Bytes free for new fragments on the disk', labelNames: diskLabels, registers });
-    const fragments = new Gauge({ name: 'shardpool_disk_fragments', help: 'Fragments the catalog places on the disk', labelNames: diskLabels, registers });
-    const state = new Gauge({
+    // prom-client collects every metric of a scrape at once: they share one snapshot of the disks per scrape.
+    let snapshot: { atMs: number; disks: Promise<DiskSnapshot[]> } | undefined;
+    const disks = (): Promise<DiskSnapshot[]> => {
+      if (!snapshot || Date.now() - snapshot.atMs > DISK_SNAPSHOT_MS) snapshot = { atMs: Date.now(), disks: this.snapshotDisks() };
+      return snapshot.disks;
+    };
+    const diskGauge = (name: string, help: string, value: (disk: DiskSnapshot) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: diskLabels,
+        registers,
+        async collect() {
+          this.reset();
+          for (const disk of await disks()) {
+            const current = value(disk);
+            if (current !== undefined) this.set(disk.labels, current);
+          }
+        },
+      });
+    diskGauge('shardpool_disk_capacity_bytes', 'Size of the disk (the filesystem for directory disks)', (disk) => disk.capacityBytes);
+    diskGauge('shardpool_disk_free_bytes', 'Bytes free for new fragments on the disk', (disk) => disk.freeBytes);
+    diskGauge('shardpool_disk_used_bytes', 'Bytes of fragments (headers included) the catalog places on the disk', (disk) => disk.usedBytes);
+    diskGauge('shardpool_disk_fragments', 'Fragments the catalog places on the disk', (disk) => disk.fragments);
+    new Gauge({
       name: 'shardpool_disk_state',
       help: 'Health of the disk: 1 for its current state (healthy, draining, failed, offline), 0 for the others',
       labelNames: ['disk', 'path', 'state'],
       registers,
+      async collect() {
+        this.reset();
+        for (const disk of await disks()) {
+          for (const candidate of DISK_STATES) this.set({ disk: disk.labels.disk, path: disk.labels.path, state: candidate }, candidate === disk.state ? 1 : 0);
+        }
+      },
     });
-    const discarded = new Counter({ name: 'shardpool_disk_discarded_bytes_total', help: 'Bytes discarded (TRIM) on the block device', labelNames: ['disk'], registers });
-    const flushes = new Counter({ name: 'shardpool_device_flushes_total', help: 'fdatasync calls of the block device group commit', labelNames: ['disk'], registers });
-    const groupCommits = new Counter({ name: 'shardpool_device_group_commits_total', help: 'Group commits (journal records) of the block device', labelNames: ['disk'], registers });
-    const collectDisks = async () => {
-      capacity.reset();
-      used.reset();
-      free.reset();
-      fragments.reset();
-      state.reset();
-      const usage = pool.catalog.diskUsage();
-      for (const member of pool.listMembers()) {
-        const labels = { disk: String(member.row.id), path: member.row.path, kind: member.row.kind };
-        const current = member.row.state === 'failed' ? 'failed' : member.disk === undefined ? 'offline' : member.row.state;
-        for (const candidate of DISK_STATES) state.set({ disk: labels.disk, path: labels.path, state: candidate }, candidate === current ? 1 : 0);
-        fragments.set(labels, usage.get(member.row.id)?.fragmentCount ?? 0);
-        used.set(labels, usage.get(member.row.id)?.storedBytes ?? 0);
-        const space = await member.disk?.space().catch(() => undefined);
-        if (space) {
-          capacity.set(labels, space.capacityBytes);
-          free.set(labels, space.freeBytes);
-        }
-        if (member.disk instanceof DeviceDisk) {
-          setCounter(discarded, { disk: labels.disk }, member.disk.stats.discardedBytes);
-          setCounter(flushes, { disk: labels.disk }, member.disk.stats.flushes);
-          setCounter(groupCommits, { disk: labels.disk }, member.disk.stats.batches);
-        }
-      }
-    };
+    const deviceCounter = (name: string, help: string, value: (stats: DeviceDisk['stats']) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['disk'],
+        registers,
+        async collect() {
+          for (const disk of await disks()) if (disk.deviceStats) setCounter(this, { disk: disk.labels.disk }, value(disk.deviceStats));
+        },
+      });
+    deviceCounter('shardpool_disk_discarded_bytes_total', 'Bytes discarded (TRIM) on the block device', (stats) => stats.discardedBytes);
+    deviceCounter('shardpool_device_flushes_total', 'fdatasync calls of the block device group commit', (stats) => stats.flushes);
+    deviceCounter('shardpool_device_group_commits_total', 'Group commits (journal records) of the block device', (stats) => stats.batches);
     const fallbacks = new Counter({
       name: 'shardpool_direct_io_fallbacks_total',
       help: 'Block devices opened with O_SYNC because the kernel refused O_DIRECT (this process)',
@@ -246,6 +252,24 @@ export class PoolMetrics {
     this.registry.clear();
   }
 
+  private async snapshotDisks(): Promise<DiskSnapshot[]> {
+    const usage = this.pool.catalog.diskUsage();
+    const snapshots: DiskSnapshot[] = [];
+    for (const member of this.pool.listMembers()) {
+      const space = await member.disk?.space().catch(() => undefined);
+      snapshots.push({
+        labels: { disk: String(member.row.id), path: member.row.path, kind: member.row.kind },
+        state: member.row.state === 'failed' ? 'failed' : member.disk === undefined ? 'offline' : member.row.state,
+        capacityBytes: space?.capacityBytes,
+        freeBytes: space?.freeBytes,
+        usedBytes: usage.get(member.row.id)?.storedBytes ?? 0,
+        fragments: usage.get(member.row.id)?.fragmentCount ?? 0,
+        deviceStats: member.disk instanceof DeviceDisk ? member.disk.stats : undefined,
+      });
+    }
+    return snapshots;
+  }
+
   private diskId(diskUuid: string): string {
     let id = this.diskIdByUuid.get(diskUuid);
     if (id === undefined) {
@@ -262,6 +286,16 @@ export class PoolMetrics {
     }
     return this.redundancy;
   }
+}
+
+interface DiskSnapshot {
+  readonly labels: { disk: string; path: string; kind: string };
+  readonly state: (typeof DISK_STATES)[number];
+  readonly capacityBytes: number | undefined;
+  readonly freeBytes: number | undefined;
+  readonly usedBytes: number;
+  readonly fragments: number;
+  readonly deviceStats: DeviceDisk['stats'] | undefined;
 }
 
 /** Counters mirrored from a running total kept elsewhere. */

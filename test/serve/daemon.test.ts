@@ -76,7 +76,18 @@ test('/health and /metrics; background scrub runs and is counted', async (t) => 
     assert.ok(found, `metric ${name} is exported`);
     return found;
   };
-  for (const entry of families) assert.match(entry.name, /^[a-z_][a-z0-9_]*$/);
+  for (const entry of families) {
+    assert.match(entry.name, /^shardpool_[a-z0-9_]+$/);
+    assert.ok(entry.help.length > 0, `${entry.name} has HELP`);
+    if (entry.type === 'COUNTER') assert.match(entry.name, /_total$/, `counter ${entry.name} ends in _total`);
+  }
+  const latency = family('shardpool_disk_io_duration_seconds');
+  assert.equal(latency.type, 'HISTOGRAM');
+  assert.ok(latency.metrics.some((metric) => Number(metric.buckets?.['+Inf'] ?? 0) > 0), 'I/O latency is observed');
+  const states = family('shardpool_disk_state').metrics as Array<{ labels: Record<string, string>; value: string }>;
+  assert.equal(states.filter((metric) => metric.labels['state'] === 'healthy' && metric.value === '1').length, 4);
+  assert.ok(Number((family('shardpool_disk_capacity_bytes').metrics[0] as { value: string }).value) > 0);
+  assert.ok(family('shardpool_commit_batch_size').metrics.length > 0);
   const requests = family('shardpool_s3_requests_total').metrics as Array<{ labels: Record<string, string>; value: string }>;
   assert.ok(requests.some((metric) => metric.labels['operation'] === 'PutObject' && metric.labels['status'] === '200' && Number(metric.value) >= 1));
   assert.equal(Number((family('shardpool_pool_objects').metrics[0] as { value: string }).value), 2);
@@ -115,4 +126,29 @@ test('SIGTERM lets the upload in flight finish and closes the pool cleanly', asy
   assert.equal(recover.code, 0, `nothing left behind: ${recover.stdout.toString('utf8')}`);
   const files = await listFilesRecursively(pool);
   assert.ok(!files.includes('serve.sock'));
+});
+
+test('block-device disks report group-commit flushes, capacity and I/O through /metrics', async (t) => {
+  const root = await makeTempDir(t, 'serve-device');
+  const pool = path.join(root, 'pool');
+  await runCliOk(['init', '--pool', pool, '--policy', 'ec:2+2', '--extent-size', '64KiB']);
+  for (let index = 1; index <= 4; index += 1) {
+    const image = path.join(root, `disk${index}.img`);
+    await fs.writeFile(image, '');
+    await fs.truncate(image, 256 * 1024 * 1024);
+    await runCliOk(['add-disk', '--pool', pool, '--disk', image, '--device', '--yes']);
+  }
+  const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off']);
+  const data = randomBytes(500_000);
+  await runCliOk(['put', '--pool', pool, 'on-devices.bin'], { input: data });
+  assert.equal(sha256((await runCliOk(['get', '--pool', pool, 'on-devices.bin'])).stdout), sha256(data));
+  const families = parsePrometheusTextFormat(await (await fetch(`${daemon.opsEndpoint}/metrics`)).text());
+  const values = (name: string) =>
+    (families.find((entry) => entry.name === name)?.metrics ?? []).map((metric) => ({ labels: metric.labels ?? {}, value: Number(metric.value) }));
+  assert.equal(values('shardpool_device_flushes_total').filter((metric) => metric.value > 0).length, 4);
+  assert.equal(values('shardpool_device_group_commits_total').filter((metric) => metric.value > 0).length, 4);
+  assert.ok(values('shardpool_disk_capacity_bytes').every((metric) => metric.value > 200 * 1024 * 1024 && metric.labels['kind'] === 'block-device'));
+  assert.ok(values('shardpool_disk_read_bytes_total').some((metric) => metric.value > 0));
+  assert.equal(values('shardpool_io_alignment_failures_total')[0]?.value, 0);
+  assert.equal(await daemon.stop(), 0);
 });

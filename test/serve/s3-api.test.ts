@@ -15,6 +15,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListBucketsCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
@@ -167,6 +168,8 @@ test('the S3 API serves buckets, objects, ranges, listings and multipart uploads
 
     const aborted = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'big/abandoned' }));
     await s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'big/abandoned', UploadId: aborted.UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+    const open = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos' }));
+    assert.deepEqual(open.Uploads?.map((upload) => [upload.Key, upload.UploadId]), [['big/abandoned', aborted.UploadId]]);
     await s3.send(new AbortMultipartUploadCommand({ Bucket: 'photos', Key: 'big/abandoned', UploadId: aborted.UploadId }));
     const tooSmall = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'big/small-parts' }));
     const small1 = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'big/small-parts', UploadId: tooSmall.UploadId, PartNumber: 1, Body: randomBytes(100) }));
