@@ -100,6 +100,13 @@ test('the S3 API serves buckets, objects, ranges, listings and multipart uploads
     assert.deepEqual(await bodyBytes(got.Body), data);
   });
 
+  await t.test('a large put into a missing bucket is answered NoSuchBucket, and the client carries on', async () => {
+    const error = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'no-such-bucket', Key: 'k', Body: randomBytes(8 * MiB) })));
+    assert.equal(error.name, 'NoSuchBucket');
+    assert.equal(error.$metadata.httpStatusCode, 404);
+    await s3.send(new ListBucketsCommand({}));
+  });
+
   await t.test('a streamed body of unknown length is stored whole', async () => {
     const streamed = randomBytes(3 * MiB + 5);
     const body = Readable.from((function* () {

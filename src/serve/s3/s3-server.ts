@@ -92,10 +92,14 @@ function sendError(request: IncomingMessage, response: ServerResponse, error: S3
   }
   const resource = (request.url ?? '/').split('?')[0] ?? '/';
   const body = request.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(xmlError({ code: error.code, message: error.message, resource, requestId, details: error.details }));
-  response.writeHead(error.httpStatus, { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) });
+  const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) };
+  // Refused before its body was read (or part way through it): answer, then close the connection rather than read
+  // what may be gigabytes the client is still sending.
+  const unread = !request.complete;
+  if (unread) headers['Connection'] = 'close';
+  response.writeHead(error.httpStatus, headers);
   response.end(body);
-  // An error before the body was read: drain what the client still sends, so the connection can answer it.
-  if (!request.readableEnded) request.resume();
+  if (unread) response.once('finish', () => request.socket.destroySoon());
 }
 
 interface Target {
