@@ -182,7 +182,8 @@ test('rebuild after fail-disk restores full redundancy; killed mid-way and rerun
   assert.equal(status.extentsBelowFullRedundancy, 0);
   assert.equal(status.disks.find((disk) => disk.id === 2)?.fragmentCount, 0, 'the failed disk holds nothing, still listed');
   await auditPool(pool, { expected: objects, noOrphans: true, context: 'after rebuild' });
-  assert.equal((await runCli(['scrub', '--pool', pool])).code, 0);
+  const scrub = await runCli(['scrub', '--pool', pool]);
+  assert.equal(scrub.code, 0, `scrub after the rebuild: ${scrub.stdout.toString()}${scrub.stderr}`);
 });
 
 test('replace-disk moves everything from an old disk to a new device image', async (t) => {

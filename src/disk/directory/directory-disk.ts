@@ -165,7 +165,19 @@ export class DirectoryDisk implements Disk {
     // The unlink becomes durable with the next flush, like a write's rename.
     if (await this.io('delete', filePath, () => removeFileIfExists(filePath))) {
       this.directoriesToSync.add(path.dirname(filePath));
+      return;
     }
+    // No fragment file: the write may have been cut off before its rename (a crash during a move's copy), leaving
+    // its temp file. Only this uncommon path pays for listing the directory.
+    const directory = path.dirname(filePath);
+    const tempPrefix = `${path.basename(filePath)}${TEMP_FILE_MARKER}`;
+    let removed = false;
+    for (const name of await this.io('list', directory, () => listDirectory(directory).catch(() => []))) {
+      if (!name.startsWith(tempPrefix)) continue;
+      const tempPath = path.join(directory, name);
+      if (await this.io('delete', tempPath, () => removeFileIfExists(tempPath))) removed = true;
+    }
+    if (removed) this.directoriesToSync.add(directory);
   }
 
   async deleteVersion(versionId: string): Promise<number> {
