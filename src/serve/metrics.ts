@@ -14,14 +14,14 @@ import type { Pool } from '../pool/pool.js';
 /** The redundancy report scans every fragment row: scrapes within this long reuse the last one. */
 const REDUNDANCY_CACHE_MS = 10_000;
 const DISK_STATES = ['healthy', 'draining', 'failed', 'offline'] as const;
-/** Scrapes within this long share one reading of the disks' space. */
-const DISK_SNAPSHOT_MS = 1000;
+/** The metrics of one scrape (collected all at once) share one reading of the disks. */
+const DISK_SNAPSHOT_MS = 100;
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const REQUEST_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 export class PoolMetrics {
   readonly registry = new Registry();
-  private redundancy: { atMs: number; degraded: number; unreadable: number } | undefined;
+  private redundancy: { atMs: number; unavailable: string; degraded: number; unreadable: number } | undefined;
   private readonly diskIdByUuid = new Map<string, string>();
   private readonly s3Requests: Counter<'operation' | 'status'>;
   private readonly s3Duration: Histogram<'operation'>;
@@ -280,9 +280,11 @@ export class PoolMetrics {
   }
 
   private redundancyNow(): { degraded: number; unreadable: number } {
-    if (!this.redundancy || Date.now() - this.redundancy.atMs > REDUNDANCY_CACHE_MS) {
+    // Recomputed at once when a disk fails or comes back; otherwise at most every REDUNDANCY_CACHE_MS.
+    const unavailable = this.pool.unavailableDiskIds().join(',');
+    if (!this.redundancy || this.redundancy.unavailable !== unavailable || Date.now() - this.redundancy.atMs > REDUNDANCY_CACHE_MS) {
       const report = this.pool.catalog.redundancyReport(this.pool.unavailableDiskIds());
-      this.redundancy = { atMs: Date.now(), degraded: report.degradedExtents, unreadable: report.unreadableExtents };
+      this.redundancy = { atMs: Date.now(), unavailable, degraded: report.degradedExtents, unreadable: report.unreadableExtents };
     }
     return this.redundancy;
   }

@@ -96,6 +96,21 @@ test('/health and /metrics; background scrub runs and is counted', async (t) => 
   assert.equal(Number((family('shardpool_scrub_progress_ratio').metrics[0] as { value: string }).value), 1);
   assert.ok(Number((family('shardpool_scrub_last_completion_timestamp_seconds').metrics[0] as { value: string }).value) > 0);
   assert.equal(daemon.logs.every((entry) => typeof entry['level'] === 'number' && typeof entry['time'] === 'number'), true, 'logs are pino JSON');
+  // A failed disk shows at once: its state, the data below full redundancy, /health degraded, degraded reads counted.
+  await runCliOk(['fail-disk', '--pool', pool, '--disk', '1']);
+  await runCliOk(['get', '--pool', pool, 'seed.bin']);
+  const after = parsePrometheusTextFormat(await (await fetch(`${daemon.opsEndpoint}/metrics`)).text());
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    Number(
+      after
+        .find((entry) => entry.name === name)
+        ?.metrics.find((metric) => Object.entries(labels).every(([label, wanted]) => metric.labels?.[label] === wanted))?.value ?? NaN,
+    );
+  assert.equal(value('shardpool_disk_state', { disk: '1', state: 'failed' }), 1);
+  assert.ok(value('shardpool_pool_extents_degraded') > 0, 'extents below full redundancy are reported');
+  assert.equal(value('shardpool_pool_extents_unreadable'), 0);
+  assert.ok(value('shardpool_degraded_reads_total') > 0, 'the degraded read is counted');
+  assert.equal(((await (await fetch(`${daemon.opsEndpoint}/health`)).json()) as { status: string }).status, 'degraded');
   assert.equal(await daemon.stop('SIGINT'), 0);
 });
 
