@@ -20,6 +20,8 @@ import { EMPTY_SHA256, hmacHex, sameSignature, signatureMismatch, sha256Hex, typ
 const LINE_BYTES_MAX = 4096;
 const TRAILER_LINES_MAX = 16;
 const CHUNK_BYTES_MAX = 64 * 1024 * 1024;
+/** x-amz-checksum-* headers that carry no digest: CreateMultipartUpload's algorithm, GetObject's mode, the type. */
+const CHECKSUM_HEADERS_NOT_A_DIGEST = new Set(['x-amz-checksum-algorithm', 'x-amz-checksum-mode', 'x-amz-checksum-type']);
 
 type State = 'size-line' | 'data' | 'data-end' | 'trailer' | 'done';
 
@@ -29,7 +31,9 @@ export function createAwsChunkedDecoder(verified: VerifiedRequest, options: { re
 
 /** For a body that is not aws-chunked: verifies an x-amz-checksum-* header against it, if one was sent. */
 export function createChecksumHeaderCheck(headers: IncomingHttpHeaders): Transform | undefined {
-  const name = Object.keys(headers).find((header) => header.startsWith('x-amz-checksum-') && header !== 'x-amz-checksum-type');
+  const names = Object.keys(headers).filter((header) => header.startsWith('x-amz-checksum-') && !CHECKSUM_HEADERS_NOT_A_DIGEST.has(header));
+  if (names.length > 1) throw new S3Error('InvalidRequest', 400, 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.');
+  const name = names[0];
   if (name === undefined) return undefined;
   const algorithm = checksumAlgorithmOf(name);
   const expected = String(headers[name]);
