@@ -129,6 +129,10 @@ class AwsChunkedDecoder extends Transform {
           this.chunkHash?.update(piece);
           this.checksum?.update(piece);
           this.decodedBytes += take;
+          // Refuse at once, not at the end: a body announcing 5 bytes must not stream gigabytes into a put first.
+          if (this.decodedContentLength !== undefined && this.decodedBytes > this.decodedContentLength) {
+            throw new S3Error('IncompleteBody', 400, `the decoded body is longer than x-amz-decoded-content-length (${this.decodedContentLength} bytes)`);
+          }
           this.push(piece);
           if (this.remaining === 0) {
             this.state = 'data-end';
