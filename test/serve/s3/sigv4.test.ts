@@ -1,16 +1,16 @@
 // Signature Version 4 verification and aws-chunked decoding, against AWS's published chunked-upload example and
 // against requests signed by the AWS SDK's own signer (@smithy/signature-v4).
 import assert from 'node:assert/strict';
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { createAwsChunkedDecoder } from '../../../src/serve/s3/aws-chunked.js';
 import { S3Error } from '../../../src/serve/s3/s3-error.js';
 import { verifySignature, type SignedRequest, type VerifiedRequest } from '../../../src/serve/s3/sigv4.js';
+import { sdkSigner as signer } from './signing-server.js';
 
 const ACCESS_KEY = 'AKIAIOSFODNN7EXAMPLE';
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -102,26 +102,6 @@ test('the header signature of the example is checked: a changed header, path or 
   assert.throws(() => verifySignature(example, { ...options, nowMs: exampleNow + 3600_000 }), (error) => s3Code(error) === 'RequestTimeTooSkewed');
   assert.throws(() => verifySignature(changed({}, { authorization: 'AWS AKIAIOSFODNN7EXAMPLE:abc=' }), options), (error) => s3Code(error) === 'InvalidRequest');
   assert.throws(() => verifySignature(changed({}, { authorization: undefined }), options), (error) => s3Code(error) === 'AccessDenied');
-});
-
-const signer = new SignatureV4({
-  service: 's3',
-  region: 'us-east-1',
-  credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET },
-  sha256: class {
-    private readonly hash: Hash | Hmac;
-    constructor(secret?: string | Uint8Array) {
-      this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
-    }
-    update(data: string | Uint8Array) {
-      this.hash.update(data);
-    }
-    async digest() {
-      return new Uint8Array(this.hash.digest());
-    }
-  } as never,
-  uriEscapePath: false,
-  applyChecksum: true,
 });
 
 /** A path encoded as the S3 clients put it on the request line (and sign it, without encoding it again). */
