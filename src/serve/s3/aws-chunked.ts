@@ -19,7 +19,11 @@ import { EMPTY_SHA256, hmacHex, sameSignature, signatureMismatch, sha256Hex, typ
 
 const LINE_BYTES_MAX = 4096;
 const TRAILER_LINES_MAX = 16;
-const CHUNK_BYTES_MAX = 64 * 1024 * 1024;
+/**
+ * S3's largest single upload. Chunk bytes stream through without being buffered, so the bound is a sanity check,
+ * not a memory limit: the AWS SDK sends one chunk per buffer its source stream yields, whatever its size.
+ */
+const CHUNK_BYTES_MAX = 5 * 1024 * 1024 * 1024;
 /** x-amz-checksum-* headers that carry no digest: CreateMultipartUpload's algorithm, GetObject's mode, the type. */
 const CHECKSUM_HEADERS_NOT_A_DIGEST = new Set(['x-amz-checksum-algorithm', 'x-amz-checksum-mode', 'x-amz-checksum-type']);
 
@@ -159,7 +163,7 @@ class AwsChunkedDecoder extends Transform {
 
   private startChunk(line: string): void {
     const [sizeText = '', ...extensions] = line.split(';');
-    if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) throw framingError(`bad chunk size ${JSON.stringify(sizeText.slice(0, 20))}`);
+    if (!/^[0-9a-fA-F]{1,10}$/.test(sizeText)) throw framingError(`bad chunk size ${JSON.stringify(sizeText.slice(0, 20))}`);
     const size = parseInt(sizeText, 16);
     if (size > CHUNK_BYTES_MAX) throw framingError(`chunks are at most ${CHUNK_BYTES_MAX} bytes`);
     this.chunkSignature = extensions.map((extension) => /^chunk-signature=([0-9a-f]{64})$/.exec(extension.trim())?.[1]).find((value) => value !== undefined);

@@ -17,7 +17,11 @@ export interface DecodedBody {
   sizeBytes(): number;
 }
 
-export function decodeBody(request: IncomingMessage, verified: VerifiedRequest): DecodedBody {
+export function decodeBody(
+  request: IncomingMessage,
+  verified: VerifiedRequest,
+  options: { checksumHeadersDescribeBody: boolean } = { checksumHeadersDescribeBody: true },
+): DecodedBody {
   const headers = request.headers;
   const stages: Array<NodeJS.ReadWriteStream> = [];
   const decodedLength = numberHeader(headers['x-amz-decoded-content-length']);
@@ -28,7 +32,7 @@ export function decodeBody(request: IncomingMessage, verified: VerifiedRequest):
   if (chunked) stages.push(createAwsChunkedDecoder(verified, { decodedContentLength: decodedLength, headers }));
   else {
     if (verified.payload.kind === 'sha256') stages.push(createPayloadHashCheck(verified.payload.hexDigest));
-    const checksum = createChecksumHeaderCheck(headers);
+    const checksum = options.checksumHeadersDescribeBody ? createChecksumHeaderCheck(headers) : undefined;
     if (checksum) stages.push(checksum);
   }
   const expectedMd5 = contentMd5(headers['content-md5']);

@@ -28,8 +28,11 @@ export interface S3Call {
   readonly query: URLSearchParams;
   readonly verified: VerifiedRequest;
   readonly requestId: string;
-  /** The decoded request body (read at most once). */
-  body(): DecodedBody;
+  /**
+   * The decoded request body (read at most once). `checksumHeadersDescribeBody: false` when x-amz-checksum-* headers
+   * describe something else (CompleteMultipartUpload: the whole object, not its XML body).
+   */
+  body(options?: { checksumHeadersDescribeBody: boolean }): DecodedBody;
 }
 
 export function sendXml(call: S3Call, status: number, xml: string, headers: Record<string, string> = {}): void {

@@ -68,7 +68,7 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
       query: target.query,
       verified,
       requestId,
-      body: () => (body ??= decodeBody(request, verified)),
+      body: (options) => (body ??= decodeBody(request, verified, options)),
     };
     await route.handler(call);
   } catch (error) {

@@ -231,14 +231,14 @@ test('a changed chunk, chunk signature, trailer checksum or trailer signature is
   assert.equal(await build({ signature: (body) => body.replace(/x-amz-trailer-signature:[0-9a-f]{64}\r\n/, '') }), 'SignatureDoesNotMatch');
 });
 
-test('framing garbage is refused with an S3 error: bad hex, a chunk over 64 MiB, missing CRLFs, extra bytes, wrong lengths', async () => {
+test('framing garbage is refused with an S3 error: bad hex, a chunk over 5 GiB, missing CRLFs, extra bytes, wrong lengths', async () => {
   const unsigned: VerifiedRequest = { accessKeyId: ACCESS_KEY, payload: { kind: 'streaming-unsigned-trailer' }, chunkSigning: undefined };
   const run = (text: string, decodedLength?: number) => s3Code(decode(unsigned, [Buffer.from(text, 'latin1')], {}, decodedLength));
   assert.equal(await run('5\r\nhello\r\n0\r\n\r\n', 5), 'no error');
   assert.equal(await run('zz\r\nhello\r\n0\r\n\r\n'), 'IncompleteBody');
   assert.equal(await run('-5\r\nhello\r\n0\r\n\r\n'), 'IncompleteBody');
   assert.equal(await run('\r\nhello\r\n0\r\n\r\n'), 'IncompleteBody');
-  assert.equal(await run(`${(64 * 1024 * 1024 + 1).toString(16)}\r\nhello`), 'IncompleteBody');
+  assert.equal(await run(`${(5 * 1024 * 1024 * 1024 + 1).toString(16)}\r\nhello`), 'IncompleteBody');
   assert.equal(await run('123456789\r\nhello'), 'IncompleteBody');
   assert.equal(await run('5\r\nhelloX\r\n0\r\n\r\n'), 'IncompleteBody');
   assert.equal(await run('5\nhello\r\n0\r\n\r\n'), 'IncompleteBody');
