@@ -44,6 +44,11 @@ export function diskReference(value: unknown): string {
   return /^\d+$/.test(text) || /^[0-9a-f]{8}-[0-9a-f]{4}-/.test(text) ? text : resolveUserPath(text);
 }
 
+/** The optional --disk of a command: undefined when not given. */
+export function optionalDiskReference(value: unknown): string | undefined {
+  return value === undefined ? undefined : diskReference(value);
+}
+
 export function lockWaitMs(options: CommonOptions): number {
   if (options.wait === undefined) return POOL_LOCK_WAIT_DEFAULT_MS;
   const seconds = Number(options.wait);

@@ -9,7 +9,7 @@ import { FINDING_KINDS, scrubPool, type ScrubReport } from '../maintain/scrub.js
 import { trimPool } from '../maintain/trim.js';
 import { ShardpoolError } from '../errors.js';
 import { Pool } from '../pool/pool.js';
-import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, progressEnabled, withPool, diskReference } from './context.js';
+import { directIoMode, jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, progressEnabled, withPool, diskReference, optionalDiskReference } from './context.js';
 import { moveProgress, startByteProgress } from './progress.js';
 import { EXIT_PROBLEMS_FOUND } from './exit-codes.js';
 import { formatBytes, parseRate } from './units.js';
@@ -83,7 +83,7 @@ export function registerMaintainCommands(program: Command): void {
       const options = optionsOf(command);
       const progress = moveProgress('rebuilding', progressEnabled(options));
       const results = await withPool(options, 'write', (pool) =>
-        rebuildFailedDisks(pool, options.disk === undefined ? undefined : diskReference(options.disk), (_disk, state) => progress.onProgress(state)).finally(
+        rebuildFailedDisks(pool, optionalDiskReference(options.disk), (_disk, state) => progress.onProgress(state)).finally(
           () => progress.stop(),
         ),
       );
@@ -101,7 +101,7 @@ export function registerMaintainCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool trim --pool /srv/pool\n\nSee also: shardpool config --discard online|batch|off')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const results = await withPool(options, 'write', (pool) => trimPool(pool, options.disk === undefined ? undefined : diskReference(options.disk)));
+      const results = await withPool(options, 'write', (pool) => trimPool(pool, optionalDiskReference(options.disk)));
       if (options.json) printJson(results);
       else if (results.length === 0) printLine('no block devices to trim');
       else for (const result of results) printLine(`disk ${result.diskId} ${result.path}: discarded ${formatBytes(result.discardedBytes)} of free space`);
@@ -116,7 +116,7 @@ export function registerMaintainCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool defrag --pool /srv/pool --disk /dev/sdb')
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
-      const results = await withPool(options, 'write', (pool) => defragPool(pool, options.disk === undefined ? undefined : diskReference(options.disk)));
+      const results = await withPool(options, 'write', (pool) => defragPool(pool, optionalDiskReference(options.disk)));
       if (options.json) printJson(results);
       else if (results.length === 0) printLine('no block devices to defragment');
       else {

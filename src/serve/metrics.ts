@@ -108,75 +108,59 @@ export class PoolMetrics {
     deviceCounter('shardpool_disk_discarded_bytes_total', 'Bytes discarded (TRIM) on the block device', (stats) => stats.discardedBytes);
     deviceCounter('shardpool_device_flushes_total', 'fdatasync calls of the block device group commit', (stats) => stats.flushes);
     deviceCounter('shardpool_device_group_commits_total', 'Group commits (journal records) of the block device', (stats) => stats.batches);
-    const fallbacks = new Counter({
-      name: 'shardpool_direct_io_fallbacks_total',
-      help: 'Block devices opened with O_SYNC because the kernel refused O_DIRECT (this process)',
-      registers,
-      collect() {
-        setCounter(this, {}, ioCounters.directIoFallbacks);
-      },
-    });
-    const misaligned = new Counter({
-      name: 'shardpool_io_alignment_failures_total',
-      help: 'I/O requests refused before any system call because they were not sector-aligned (a bug if ever above 0)',
-      registers,
-      collect() {
-        setCounter(this, {}, ioCounters.alignmentFailures);
-      },
-    });
-    void fallbacks;
-    void misaligned;
+    // Values kept elsewhere, read when Prometheus scrapes.
+    const gaugeOf = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    const counterOf = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          setCounter(this, {}, read());
+        },
+      });
+    counterOf(
+      'shardpool_direct_io_fallbacks_total',
+      'Block devices opened with O_SYNC because the kernel refused O_DIRECT (this process)',
+      () => ioCounters.directIoFallbacks,
+    );
+    counterOf(
+      'shardpool_io_alignment_failures_total',
+      'I/O requests refused before any system call because they were not sector-aligned (a bug if ever above 0)',
+      () => ioCounters.alignmentFailures,
+    );
 
     // ── pool ──────────────────────────────────────────────────────────────────────────────────────────────────
-    new Gauge({
-      name: 'shardpool_pool_objects',
-      help: 'Objects in the pool (multipart parts in progress included)',
-      registers,
-      collect() {
-        this.set(pool.catalog.objectTotals().objectCount);
-      },
-    });
-    new Gauge({
-      name: 'shardpool_pool_logical_bytes',
-      help: 'Bytes of object data stored (before redundancy)',
-      registers,
-      collect() {
-        this.set(pool.catalog.objectTotals().logicalBytes);
-      },
-    });
-    new Gauge({
-      name: 'shardpool_pool_extents_degraded',
-      help: 'Extents with at least one fragment on a failed or unreachable disk (below full redundancy)',
-      registers,
-      collect() {
-        this.set(metrics().degraded);
-      },
-    });
-    new Gauge({
-      name: 'shardpool_pool_extents_unreadable',
-      help: 'Extents with fewer readable fragments than their policy needs (data loss unless a disk comes back)',
-      registers,
-      collect() {
-        this.set(metrics().unreadable);
-      },
-    });
-    const metrics = () => this.redundancyNow();
-    new Counter({
-      name: 'shardpool_degraded_reads_total',
-      help: 'Extents read back degraded: rebuilt from redundancy because a fragment was missing, corrupt or unreachable',
-      registers,
-      collect() {
-        setCounter(this, {}, pool.catalog.counters()[COUNTER_EXTENTS_READ_DEGRADED] ?? 0);
-      },
-    });
-    new Counter({
-      name: 'shardpool_fragment_read_failures_total',
-      help: 'Fragments that could not be read or failed verification during reads',
-      registers,
-      collect() {
-        setCounter(this, {}, pool.catalog.counters()[COUNTER_FRAGMENT_READ_FAILURES] ?? 0);
-      },
-    });
+    gaugeOf('shardpool_pool_objects', 'Objects in the pool (multipart parts in progress included)', () => pool.catalog.objectTotals().objectCount);
+    gaugeOf('shardpool_pool_logical_bytes', 'Bytes of object data stored (before redundancy)', () => pool.catalog.objectTotals().logicalBytes);
+    gaugeOf(
+      'shardpool_pool_extents_degraded',
+      'Extents with at least one fragment on a failed or unreachable disk (below full redundancy)',
+      () => this.redundancyNow().degraded,
+    );
+    gaugeOf(
+      'shardpool_pool_extents_unreadable',
+      'Extents with fewer readable fragments than their policy needs (data loss unless a disk comes back)',
+      () => this.redundancyNow().unreadable,
+    );
+    counterOf(
+      'shardpool_degraded_reads_total',
+      'Extents read back degraded: rebuilt from redundancy because a fragment was missing, corrupt or unreachable',
+      () => pool.catalog.counters()[COUNTER_EXTENTS_READ_DEGRADED] ?? 0,
+    );
+    counterOf(
+      'shardpool_fragment_read_failures_total',
+      'Fragments that could not be read or failed verification during reads',
+      () => pool.catalog.counters()[COUNTER_FRAGMENT_READ_FAILURES] ?? 0,
+    );
     const batchSize = new Histogram({
       name: 'shardpool_commit_batch_size',
       help: 'Puts and other catalog changes committed together in one SQLite transaction (catalog group commit)',

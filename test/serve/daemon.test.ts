@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -123,10 +124,18 @@ test('SIGTERM lets the upload in flight finish and closes the pool cleanly', asy
   t.after(() => s3.destroy());
   await s3.send(new CreateBucketCommand({ Bucket: 'uploads' }));
   const big = randomBytes(24 * 1024 * 1024);
-  const upload = s3.send(new PutObjectCommand({ Bucket: 'uploads', Key: 'big', Body: big }));
+  // The body trickles in over about a second, so the stop surely arrives while the upload is in flight.
+  const slowBody = Readable.from(
+    (async function* () {
+      for (let offset = 0; offset < big.length; offset += 1024 * 1024) {
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        yield big.subarray(offset, offset + 1024 * 1024);
+      }
+    })(),
+  );
+  const upload = s3.send(new PutObjectCommand({ Bucket: 'uploads', Key: 'big', Body: slowBody, ContentLength: big.length }));
   // Stop while the body is still arriving.
-  await daemon.waitForLog(/./);
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await new Promise((resolve) => setTimeout(resolve, 250));
   const stopped = daemon.stop('SIGTERM');
   const result = await upload;
   assert.ok(result.ETag);

@@ -208,11 +208,16 @@ function describeQuery(query: URLSearchParams): string {
 function authenticate(context: S3Context, request: IncomingMessage, target: Target): VerifiedRequest {
   const hasCredentials = request.headers.authorization !== undefined || target.query.has('X-Amz-Signature') || target.query.has('Signature');
   if (!hasCredentials) throw new S3Error('AccessDenied', 403, 'Access Denied: this request carries no AWS Signature Version 4 credentials');
-  if (context.s3.listUsers().length === 0) {
-    throw new S3Error('InvalidAccessKeyId', 403, 'The pool has no access keys yet: create one with "shardpool user add NAME"');
+  try {
+    return verifySignature(
+      { method: request.method ?? 'GET', rawPath: target.rawPath, rawQuery: target.rawQuery, headers: request.headers },
+      { region: context.region, lookupSecret: (accessKeyId) => context.s3.secretOf(accessKeyId), nowMs: Date.now() },
+    );
+  } catch (error) {
+    // The commonest first-day mistake, answered with what to do about it.
+    if (error instanceof S3Error && error.code === 'InvalidAccessKeyId' && context.s3.listUsers().length === 0) {
+      throw new S3Error('InvalidAccessKeyId', 403, 'The pool has no access keys yet: create one with "shardpool user add NAME"');
+    }
+    throw error;
   }
-  return verifySignature(
-    { method: request.method ?? 'GET', rawPath: target.rawPath, rawQuery: target.rawQuery, headers: request.headers },
-    { region: context.region, lookupSecret: (accessKeyId) => context.s3.secretOf(accessKeyId), nowMs: Date.now() },
-  );
 }
