@@ -78,7 +78,12 @@ function serveConnection(socket: Socket, options: { served: ServedPool; runComma
           return;
         }
         started = true;
-        const hello = JSON.parse(frame.payload.toString('utf8')) as CommandHello;
+        const hello = parseHello(frame.payload);
+        if (!hello) {
+          options.log.warn('a malformed command on the command socket was refused');
+          socket.destroy();
+          return;
+        }
         stdin = new Readable({ read: () => socket.resume() });
         void runCommand(socket, hello, stdin, interruptHandlers, options);
         continue;
@@ -150,6 +155,23 @@ async function runCommand(
   }
   await Promise.all([finish(terminal.stdout), finish(terminal.stderr)]);
   if (!socket.destroyed) socket.end(encodeFrame(FRAME.exit, JSON.stringify({ exitCode: code })));
+}
+
+/** The client's first frame, or undefined when it is not a well-formed CommandHello. */
+function parseHello(payload: Buffer): CommandHello | undefined {
+  try {
+    const hello = JSON.parse(payload.toString('utf8')) as Partial<CommandHello>;
+    const valid =
+      Array.isArray(hello.argv) &&
+      hello.argv.every((arg) => typeof arg === 'string') &&
+      typeof hello.cwd === 'string' &&
+      typeof hello.stdinIsTty === 'boolean' &&
+      typeof hello.stdoutIsTty === 'boolean' &&
+      typeof hello.stderrIsTty === 'boolean';
+    return valid ? (hello as CommandHello) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function finish(stream: Writable): Promise<void> {

@@ -97,7 +97,8 @@ export class Daemon {
       let daemon: Daemon | undefined;
       const metricsServer = options.metricsListen
         ? createServer((request, response) => {
-            void daemon?.serveOps(request.url ?? '/', request.method ?? 'GET', response);
+            if (daemon) void daemon.serveOps(request.url ?? '/', request.method ?? 'GET', response);
+            else response.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
           })
         : undefined;
       if (metricsServer && options.metricsListen) {

@@ -1,0 +1,73 @@
+// Bad input to the daemon's commands and sockets: one clear line, a stable code, the pool untouched.
+import assert from 'node:assert/strict';
+import { connect, createServer } from 'node:net';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { createCliPool, runCli, runCliOk } from '../support/cli.js';
+import { startDaemon } from '../support/daemon.js';
+import { makeTempDir } from '../support/temp-dir.js';
+
+function oneErrorLine(stderr: string, code: string): void {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line, got: ${stderr}`);
+  assert.match(lines[0] as string, new RegExp(`^shardpool: error ${code}: `));
+}
+
+test('serve and user refuse bad input with one line and a stable code', async (t) => {
+  const root = await makeTempDir(t, 'serve-input');
+  const pool = await createCliPool(root, { disks: 4, policy: 'ec:2+2' });
+  for (const [args, code] of [
+    [['--listen', 'nowhere'], 'USAGE_INVALID'],
+    [['--listen', '127.0.0.1:70000'], 'USAGE_INVALID'],
+    [['--metrics-listen', 'x:y'], 'USAGE_INVALID'],
+    [['--scrub-interval', 'weekly'], 'USAGE_INVALID'],
+    [['--scrub-rate', '0'], 'USAGE_INVALID'],
+  ] as const) {
+    const result = await runCli(['serve', '--pool', pool, ...args]);
+    assert.equal(result.code, 2, `serve ${args.join(' ')}`);
+    oneErrorLine(result.stderr, code);
+  }
+  // An address in use.
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as { port: number }).port;
+  const busy = await runCli(['serve', '--pool', pool, '--listen', `127.0.0.1:${port}`, '--metrics-listen', 'off']);
+  assert.equal(busy.code, 2);
+  oneErrorLine(busy.stderr, 'SERVE_FAILED');
+  const missing = await runCli(['serve', '--pool', path.join(root, 'no-pool')]);
+  oneErrorLine(missing.stderr, 'POOL_NOT_FOUND');
+
+  await runCliOk(['user', 'add', '--pool', pool, 'ops']);
+  const twice = await runCli(['user', 'add', '--pool', pool, 'ops']);
+  assert.equal(twice.code, 2);
+  oneErrorLine(twice.stderr, 'USER_ALREADY_EXISTS');
+  const badName = await runCli(['user', 'add', '--pool', pool, 'bad name!']);
+  oneErrorLine(badName.stderr, 'USAGE_INVALID');
+  const noPool = await runCli(['user', 'list', '--pool', path.join(root, 'no-pool')]);
+  oneErrorLine(noPool.stderr, 'POOL_NOT_FOUND');
+  // Nothing was changed by any of it: the pool still opens, holds its one user and no objects.
+  const users = JSON.parse((await runCliOk(['user', 'list', '--pool', pool, '--json'])).stdout.toString('utf8')) as unknown[];
+  assert.equal(users.length, 1);
+  assert.equal(JSON.parse((await runCliOk(['status', '--pool', pool, '--json'])).stdout.toString('utf8')).objectCount, 0);
+});
+
+test('garbage on the command socket is refused without harming the daemon', async (t) => {
+  const root = await makeTempDir(t, 'serve-socket');
+  const pool = await createCliPool(root, { disks: 4, policy: 'ec:2+2' });
+  const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off']);
+  for (const payload of [Buffer.from('not a frame at all, just text\n'), Buffer.from([0x48, 0, 0, 0, 5, 0x7b, 0x7d, 0x7d, 0x7d, 0x7d]), Buffer.from([0x48, 0xff, 0xff, 0xff, 0xff])]) {
+    await new Promise<void>((resolve) => {
+      const socket = connect(path.join(pool, 'serve.sock'));
+      socket.on('error', () => resolve());
+      socket.on('close', () => resolve());
+      socket.on('connect', () => socket.write(payload));
+      setTimeout(() => socket.destroy(), 500);
+    });
+  }
+  // Still serving: a command goes through and the process is alive.
+  const ls = await runCli(['ls', '--pool', pool]);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.equal(daemon.child.exitCode, null);
+  assert.equal(await daemon.stop(), 0);
+});
