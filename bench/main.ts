@@ -65,10 +65,15 @@ class Rig {
   ) {}
 
   async createDevices(count: number): Promise<void> {
-    for (let index = 0; index < count; index += 1) {
-      const image = path.join(this.root, `device${index}.img`);
+    const images = Array.from({ length: count }, (_, index) => path.join(this.root, `device${index}.img`));
+    for (const image of images) {
       await fs.writeFile(image, '');
       await fs.truncate(image, this.mode.deviceBytes);
+    }
+    // A sparse image is not a disk: its first write to each block allocates it in the filesystem underneath (about
+    // half the speed of writing it again, measured here). Filled, every block exists, as on a disk.
+    if (this.mode.loopDevices) await Promise.all(images.map((image) => fillWithZeros(image, 0, this.mode.deviceBytes)));
+    for (const [index, image] of images.entries()) {
       if (this.mode.loopDevices) {
         const sector = index % 2 === 0 ? '512' : '4096';
         const { stdout } = await run('losetup', ['--find', '--show', '--sector-size', sector, '--direct-io=on', image]);
@@ -110,6 +115,11 @@ async function rawFlushRate(device: string, writes: number): Promise<number> {
   return writes / seconds(started);
 }
 
+/** Writes zeros over a byte range of a file or device, in 4 MiB direct writes (bypassing the page cache). */
+async function fillWithZeros(target: string, offsetBytes: number, lengthBytes: number): Promise<void> {
+  await run('dd', ['if=/dev/zero', `of=${target}`, 'bs=4M', `seek=${offsetBytes}`, `count=${lengthBytes}`, 'iflag=count_bytes', 'oflag=seek_bytes,direct', 'conv=notrunc,fdatasync', 'status=none']);
+}
+
 async function openPool(directory: string): Promise<Pool> {
   return Pool.open(directory, { access: 'write', lockWaitMs: 10_000 });
 }
@@ -117,12 +127,22 @@ async function openPool(directory: string): Promise<Pool> {
 async function makePool(directory: string, disks: string[], kind: 'device' | 'directory'): Promise<void> {
   await Pool.create(directory, { policy: parsePolicy('ec:4+2'), extentSizeBytes: MiB });
   const pool = await openPool(directory);
+  const dataRegions: Array<{ device: string; offsetBytes: number; lengthBytes: number }> = [];
   try {
     for (const disk of disks) {
       await pool.addDisk(disk, kind === 'device' ? { device: true, force: true, confirm: async () => true } : { device: false });
     }
+    for (const member of pool.listMembers()) {
+      if (member.disk instanceof DeviceDisk) dataRegions.push({ device: member.disk.path, ...member.disk.dataRegion });
+    }
   } finally {
     await pool.close();
+  }
+  // Adding a device discards its data region, and a loop device turns a discard into a hole in its image file: the
+  // pool would then write into holes while the raw baseline wrote over allocated blocks. Zeros written back over the
+  // (empty) data region make both write to blocks that exist, as on a disk (where TRIM costs later writes nothing).
+  if (kind === 'device' && disks.every((disk) => disk.startsWith('/dev/'))) {
+    await Promise.all(dataRegions.map((region) => fillWithZeros(region.device, region.offsetBytes, region.lengthBytes)));
   }
 }
 
@@ -289,7 +309,8 @@ async function main(): Promise<void> {
       const dirs: string[] = [];
       for (const [index, device] of rig.devices.entries()) {
         await run('wipefs', ['--all', '--quiet', device]);
-        await run('mkfs.ext4', ['-q', '-F', device]);
+        // nodiscard: mkfs would otherwise punch the images full of holes again (see makePool).
+        await run('mkfs.ext4', ['-q', '-F', '-E', 'nodiscard', device]);
         const mount = path.join(rig.root, `mnt${index}`);
         await fs.mkdir(mount);
         await run('mount', [device, mount]);

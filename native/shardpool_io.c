@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -30,12 +31,15 @@
     }                                                                                                                  \
   } while (0)
 
-typedef enum { OP_OPEN, OP_FLOCK, OP_FDATASYNC, OP_FSYNC, OP_PREAD, OP_PWRITE, OP_DISCARD, OP_ZEROOUT, OP_INFO } op_t;
+typedef enum { OP_OPEN, OP_FLOCK, OP_FDATASYNC, OP_FSYNC, OP_PREAD, OP_PWRITE, OP_PWRITEV, OP_DISCARD, OP_ZEROOUT, OP_INFO } op_t;
+
+// pwritev takes a record in a few parts (head block, the fragment's own memory, tail block); a handful is plenty.
+#define PWRITEV_PARTS_MAX 8
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref buffer_ref;  // keeps the JS buffer alive while the kernel uses its memory
+  napi_ref buffer_ref;  // keeps the JS buffer (or pwritev's array of buffers) alive while the kernel uses its memory
   op_t op;
   int fd;
   int flags;            // open flags, or flock operation
@@ -43,6 +47,8 @@ typedef struct {
   uint8_t *data;
   size_t length;
   int64_t position;
+  struct iovec parts[PWRITEV_PARTS_MAX];  // OP_PWRITEV
+  int part_count;
   int64_t result;
   int error;            // errno of the failed call, 0 on success
   const char *syscall;
@@ -155,6 +161,33 @@ static void execute_transfer(request_t *request) {
   request->result = (int64_t)done;
 }
 
+// Writes every part in order from `position`, resuming after a short write (which only a signal or a full device
+// causes) at the first byte not yet written.
+static void execute_pwritev(request_t *request) {
+  struct iovec *iov = request->parts;
+  int count = request->part_count;
+  size_t done = 0;
+  while (count > 0) {
+    ssize_t n = pwritev(request->fd, iov, count, (off_t)(request->position + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(request, "pwritev");
+    }
+    if (n == 0) break;
+    done += (size_t)n;
+    while (count > 0 && (size_t)n >= iov->iov_len) {
+      n -= (ssize_t)iov->iov_len;
+      iov++;
+      count--;
+    }
+    if (count > 0) {
+      iov->iov_base = (uint8_t *)iov->iov_base + n;
+      iov->iov_len -= (size_t)n;
+    }
+  }
+  request->result = (int64_t)done;
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   request_t *request = data;
@@ -175,6 +208,8 @@ static void execute(napi_env env, void *data) {
       }
       request->result = 1;
       return;
+    case OP_PWRITEV:
+      return execute_pwritev(request);
     case OP_FDATASYNC:
       if (fdatasync(request->fd) != 0) fail(request, "fdatasync");
       return;
@@ -375,6 +410,50 @@ static napi_value transfer(napi_env env, napi_callback_info info, op_t op) {
   return queue(env, request);
 }
 
+// pwritev(fd, buffers[], position) → Promise<bytes>: one write of the buffers laid end to end, each buffer's own
+// memory handed to the kernel (the caller keeps every part aligned, as O_DIRECT requires of each one).
+static napi_value js_pwritev(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int64_t fd = 0, position = 0;
+  uint32_t count = 0;
+  if (!get_int64(env, argv[0], &fd) || !get_int64(env, argv[2], &position)) return NULL;
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[1], &is_array));
+  if (is_array) CHECK(napi_get_array_length(env, argv[1], &count));
+  if (!is_array || count == 0 || count > PWRITEV_PARTS_MAX) {
+    napi_throw_range_error(env, "USAGE_INVALID", "pwritev takes an array of 1 to 8 buffers");
+    return NULL;
+  }
+  request_t *request = new_request(env, OP_PWRITEV);
+  if (request == NULL) return NULL;
+  uint64_t total = 0;
+  for (uint32_t index = 0; index < count; index++) {
+    napi_value part;
+    void *data = NULL;
+    size_t length = 0;
+    if (napi_get_element(env, argv[1], index, &part) != napi_ok || napi_get_buffer_info(env, part, &data, &length) != napi_ok) {
+      free(request);
+      napi_throw_type_error(env, "USAGE_INVALID", "pwritev parts must be buffers");
+      return NULL;
+    }
+    request->parts[index].iov_base = data;
+    request->parts[index].iov_len = length;
+    total += length;
+  }
+  if ((uint64_t)position + total > MAX_SAFE_INTEGER) {
+    free(request);
+    napi_throw_range_error(env, "USAGE_INVALID", "buffer range out of bounds");
+    return NULL;
+  }
+  request->part_count = (int)count;
+  request->fd = (int)fd;
+  request->position = position;
+  request->length = (size_t)total;
+  napi_create_reference(env, argv[1], 1, &request->buffer_ref);
+  return queue(env, request);
+}
+
 static napi_value js_pread(napi_env env, napi_callback_info info) { return transfer(env, info, OP_PREAD); }
 static napi_value js_pwrite(napi_env env, napi_callback_info info) { return transfer(env, info, OP_PWRITE); }
 
@@ -476,6 +555,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_function(env, exports, "deviceInfo", js_info);
   export_function(env, exports, "pread", js_pread);
   export_function(env, exports, "pwrite", js_pwrite);
+  export_function(env, exports, "pwritev", js_pwritev);
   export_function(env, exports, "discard", js_discard);
   export_function(env, exports, "zeroOut", js_zero_out);
   export_function(env, exports, "allocateAligned", js_allocate_aligned);

@@ -73,9 +73,17 @@ export interface Disk {
   /**
    * Reads one fragment and verifies its header checksum, its identity (pool, disk, version, extent, fragment index)
    * and its data checksum. Throws FRAGMENT_MISSING, FRAGMENT_HEADER_INVALID, FRAGMENT_IDENTITY_MISMATCH,
-   * FRAGMENT_CHECKSUM_MISMATCH or DISK_IO_FAILED.
+   * FRAGMENT_CHECKSUM_MISMATCH or DISK_IO_FAILED. The caller owns the returned data. With a `destination` of the
+   * data's exact length, the verified data is placed there and `data` is `destination` (a caller assembling an
+   * extent reads each data fragment straight into its slot); otherwise, or when the length differs, `data` is new.
    */
-  readFragment(fragment: FragmentLocation): Promise<{ header: FragmentHeader; data: Buffer }>;
+  readFragment(fragment: FragmentLocation, destination?: Buffer): Promise<{ header: FragmentHeader; data: Buffer }>;
+
+  /**
+   * Reads and verifies one fragment like readFragment, for a caller that only needs to know it is intact (scrub):
+   * the data is not handed out, so a device reads it into reused memory.
+   */
+  verifyFragment(fragment: FragmentLocation): Promise<FragmentHeader>;
 
   /**
    * Deletes one fragment (a block device frees its units; the free is durable with the next flush). Deleting a

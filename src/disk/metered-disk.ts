@@ -23,6 +23,7 @@ export function setDiskIoObserver(next: ((event: DiskIoEvent) => void) | undefin
 const METERED: Readonly<Record<string, DiskOperation>> = {
   writeFragment: 'write',
   readFragment: 'read',
+  verifyFragment: 'read',
   deleteFragment: 'delete',
   flush: 'flush',
 };
@@ -42,7 +43,8 @@ export function meterDisk<D extends Disk>(disk: D): D {
           const result: unknown = await (value as (...args: unknown[]) => Promise<unknown>).apply(target, args);
           ok = true;
           if (operation === 'write') bytes = (args[1] as Buffer).length;
-          if (operation === 'read') bytes = (result as { data: Buffer }).data.length;
+          // readFragment returns the data; verifyFragment only the header, which says how much was read.
+          if (operation === 'read') bytes = (result as { data?: Buffer }).data?.length ?? (result as { dataLengthBytes: number }).dataLengthBytes;
           return result;
         } finally {
           observer?.({ diskUuid: target.diskUuid, operation, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9, ok });

@@ -96,6 +96,27 @@ export class BlockFile {
     await this.transfer('pwrite', buffer, bufferOffset, lengthBytes, positionBytes);
   }
 
+  /** Writes `parts` end to end at `positionBytes` in one pwritev; every part is sector-aligned in memory and length. */
+  async writeParts(parts: ReadonlyArray<Buffer>, positionBytes: number): Promise<void> {
+    let lengthBytes = 0;
+    for (const part of parts) {
+      this.assertRequest(part, 0, part.length, positionBytes + lengthBytes);
+      lengthBytes += part.length;
+    }
+    let done: number;
+    try {
+      done = await nativeIo().pwritev(this.fd, [...parts], positionBytes);
+    } catch (error) {
+      throw ioError(this.path, 'write', error);
+    }
+    if (done !== lengthBytes) {
+      throw new ShardpoolError('DISK_IO_FAILED', `${this.path}: short write of ${done} of ${lengthBytes} bytes at ${positionBytes}`, {
+        path: this.path,
+        positionBytes,
+      });
+    }
+  }
+
   /** Makes every completed write durable (fdatasync: the device's volatile cache is flushed too). */
   async flush(): Promise<void> {
     this.assertOpen();

@@ -38,6 +38,8 @@ export interface NativeIo {
   deviceInfo(fd: number): Promise<DeviceInfo>;
   pread(fd: number, buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<number>;
   pwrite(fd: number, buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<number>;
+  /** One write of `buffers` laid end to end (1 to 8 of them); resolves with the bytes written. */
+  pwritev(fd: number, buffers: ReadonlyArray<Buffer>, positionBytes: number): Promise<number>;
   discard(fd: number, positionBytes: number, lengthBytes: number): Promise<void>;
   zeroOut(fd: number, positionBytes: number, lengthBytes: number): Promise<void>;
   /** A Buffer, or a Uint8Array over an external ArrayBuffer where the runtime refuses external Buffers. */

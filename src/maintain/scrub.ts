@@ -176,7 +176,7 @@ async function checkFragment(pool: Pool, object: ObjectRow, extent: ExtentRow, f
     return { ...base, kind: 'unavailable', detail: member.row.state === 'failed' ? 'disk marked failed' : `disk offline: ${member.offlineReason ?? ''}` };
   }
   try {
-    await disk.readFragment(fragment);
+    await disk.verifyFragment(fragment);
     report.fragmentsRead += 1;
     report.bytesRead += fragment.storedBytes;
     return undefined;

@@ -113,7 +113,10 @@ export async function readExtent(
   codec: Codec,
   stats: ReadStats,
 ): Promise<Buffer> {
-  const gathered = await gatherFragments(pool, object, extent, codec, stats);
+  // Data fragments are read straight into their place in the extent, so an intact extent is decoded without a copy.
+  const assembly = Buffer.allocUnsafe(codec.assemblyBytes(extent.lengthBytes));
+  const slotOf = (fragmentIndex: number) => codec.slotOf(assembly, fragmentIndex, extent.lengthBytes);
+  const gathered = await gatherFragments(pool, object, extent, codec, stats, new Set(), slotOf);
   const data = await codec.decode(gathered.fragments, extent.lengthBytes);
   // Without a failure, the extent is the verified data fragments laid end to end (ec) or one verified copy (replica):
   // every byte already passed its fragment checksum. A rebuilt extent went through the coder and is checked whole
@@ -142,6 +145,8 @@ export async function gatherFragments(
   codec: Codec,
   stats: ReadStats,
   skip: ReadonlySet<number> = new Set(),
+  /** Where to read fragment i's data, when the caller has a place for it (see Codec.slotOf). */
+  slotOf: (fragmentIndex: number) => Buffer | undefined = () => undefined,
 ): Promise<{ fragments: Array<Buffer | undefined>; degraded: boolean }> {
   assert(extent.fragments.length === codec.fragmentCount, 'the catalog holds every fragment of an extent');
   const fragments: Array<Buffer | undefined> = new Array(codec.fragmentCount).fill(undefined);
@@ -160,7 +165,7 @@ export async function gatherFragments(
       try {
         const disk = pool.readableDisk(fragment.diskId);
         assert(disk !== undefined, 'queued fragments are on readable disks');
-        const { data } = await disk.readFragment(fragment);
+        const { data } = await disk.readFragment(fragment, slotOf(fragment.fragmentIndex));
         fragments[fragment.fragmentIndex] = data;
         readable += 1;
       } catch (error) {

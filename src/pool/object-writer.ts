@@ -15,6 +15,8 @@ import { PUT_EXTENTS_IN_FLIGHT_MAX } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
 import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
+import { PAGE_BYTES } from '../io/aligned-buffer.js';
+import { dataBuffers } from '../io/buffer-pool.js';
 import { newUuid } from '../format/uuid.js';
 import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
@@ -94,6 +96,8 @@ class ExtentWriter {
   private readonly touchedDisks = new Set<number>();
   /** Disks that failed a write during this put; no further fragment of this put goes there. */
   private readonly excludedDisks = new Set<number>();
+  /** Where this put's extents and parity live: laid out so that block devices write fragments without a copy. */
+  private readonly memory: FragmentMemory;
 
   private constructor(
     private readonly pool: Pool,
@@ -101,7 +105,9 @@ class ExtentWriter {
     private readonly key: string,
     /** Free bytes per writable disk, decremented as fragments are placed so one put spreads by what is left. */
     private readonly freeBytes: Map<number, number>,
-  ) {}
+  ) {
+    this.memory = new FragmentMemory(fragmentHeaderLengthBytes(key));
+  }
 
   static async start(pool: Pool, codec: Codec, key: string): Promise<ExtentWriter> {
     const writable = pool.writableMembers();
@@ -132,7 +138,7 @@ class ExtentWriter {
     let failure: { error: unknown } | undefined;
     let sizeBytes = 0;
     let extentIndex = 0;
-    for await (const extentData of cutIntoExtents(source, extentSizeBytes)) {
+    for await (const extentData of cutIntoExtents(source, extentSizeBytes, this.memory.allocate)) {
       // Waiting here stops the for-await from pulling more input: that is the back-pressure.
       await inFlight.acquire();
       if (failure) {
@@ -143,6 +149,8 @@ class ExtentWriter {
       extentIndex += 1;
       const task = this.writeExtent(index, extentData)
         .then((row) => {
+          // Only after success: a failed extent's other fragment writes may still be reading its memory.
+          this.memory.giveBack(extentData);
           extents[index] = row;
           sizeBytes += extentData.length;
           onProgress?.(sizeBytes);
@@ -168,7 +176,12 @@ class ExtentWriter {
 
   private async writeExtent(extentIndex: number, data: Buffer): Promise<ExtentRow> {
     const extentChecksum = checksum128(data);
-    const fragments = await this.codec.encode(data);
+    const created: Buffer[] = [];
+    const fragments = await this.codec.encode(data, (lengthBytes) => {
+      const parity = this.memory.allocate(lengthBytes);
+      created.push(parity);
+      return parity;
+    });
     assert(fragments.length === this.codec.fragmentCount, 'the codec returns every fragment');
     const storedBytes = fragmentHeaderLengthBytes(this.key) + this.codec.fragmentLengthBytes(data.length);
     const diskIds = this.place(storedBytes, this.codec.fragmentCount, new Set());
@@ -186,6 +199,7 @@ class ExtentWriter {
         }),
       ),
     );
+    for (const buffer of created) this.memory.giveBack(buffer);
     return { versionId: this.versionId, extentIndex, lengthBytes: data.length, checksum: extentChecksum, fragments: rows };
   }
 
@@ -267,14 +281,44 @@ class ExtentWriter {
 }
 
 /**
+ * Memory for one put's extents and parity, lent from the data-path pool and given back once their fragments are
+ * written. Each buffer starts `headerBytes` past a page boundary (mod the page size): a fragment that begins at a
+ * page multiple inside it (every shard of a full extent, when the shard length is a page multiple) then has its
+ * bytes page-aligned exactly where its record's second page begins on the device, and a block device writes the
+ * record from this memory instead of copying it (DeviceDisk.writeRecord).
+ */
+class FragmentMemory {
+  private readonly lent = new Map<Buffer, Buffer>();
+
+  constructor(private readonly headerBytes: number) {}
+
+  readonly allocate = (lengthBytes: number): Buffer => {
+    const offset = this.headerBytes % PAGE_BYTES;
+    const lent = dataBuffers.lend(lengthBytes + offset);
+    const view = lent.subarray(offset, offset + lengthBytes);
+    this.lent.set(view, lent);
+    return view;
+  };
+
+  /** Gives back a buffer `allocate` returned (anything else, such as a view of one, is left to the collector). */
+  giveBack(view: Buffer): void {
+    const lent = this.lent.get(view);
+    if (!lent) return;
+    this.lent.delete(view);
+    dataBuffers.giveBack(lent);
+  }
+}
+
+/**
  * Cuts a byte stream into extents of exactly `extentSizeBytes` (the last one shorter, none when the stream is
- * empty). Each extent is a fresh buffer the caller owns.
+ * empty). Each extent is a buffer from `allocate` (by default a fresh one) that the caller owns.
  */
 export async function* cutIntoExtents(
   source: ObjectSource,
   extentSizeBytes: number,
+  allocate: (lengthBytes: number) => Buffer = (lengthBytes) => Buffer.allocUnsafe(lengthBytes),
 ): AsyncGenerator<Buffer> {
-  let extent = Buffer.allocUnsafe(extentSizeBytes);
+  let extent = allocate(extentSizeBytes);
   let filledBytes = 0;
   for await (const chunk of source as AsyncIterable<Buffer | string>) {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
@@ -285,7 +329,7 @@ export async function* cutIntoExtents(
       offset += copied;
       if (filledBytes === extentSizeBytes) {
         yield extent;
-        extent = Buffer.allocUnsafe(extentSizeBytes);
+        extent = allocate(extentSizeBytes);
         filledBytes = 0;
       }
     }

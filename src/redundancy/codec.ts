@@ -13,9 +13,19 @@ export interface Codec {
 
   /**
    * Encode one extent into exactly `fragmentCount` fragments, index 0 first. For ec, fragments 0..K-1 are the
-   * data (zero-padded to the shard length) and K..K+M-1 the parity. Never mutates `extent`.
+   * data (zero-padded to the shard length) and K..K+M-1 the parity. Never mutates `extent`. Memory for the
+   * fragments it creates comes from `allocate` when given (a writer chooses its alignment), else from Node.
    */
-  encode(extent: Buffer): Promise<Buffer[]>;
+  encode(extent: Buffer, allocate?: (lengthBytes: number) => Buffer): Promise<Buffer[]>;
+
+  /**
+   * Where fragment `fragmentIndex` lies, whole, inside an extent being assembled in `assembly` (a buffer of
+   * `assemblyBytes` bytes): ec data fragments at their shard's place, any replica over the whole. undefined for a
+   * fragment that has no such place (ec parity). A reader that reads fragments straight into these slots lets decode
+   * return the assembly without copying.
+   */
+  slotOf(assembly: Buffer, fragmentIndex: number, extentLengthBytes: number): Buffer | undefined;
+  assemblyBytes(extentLengthBytes: number): number;
 
   /**
    * Rebuild the extent from the fragments that survive: `fragments[i]` is fragment i or undefined when it is

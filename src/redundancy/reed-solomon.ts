@@ -46,23 +46,40 @@ export class ReedSolomonCodec implements Codec {
     return Math.ceil(unpadded / EC_SHARD_ALIGNMENT_BYTES) * EC_SHARD_ALIGNMENT_BYTES;
   }
 
-  async encode(extent: Buffer): Promise<Buffer[]> {
+  async encode(extent: Buffer, allocate: (lengthBytes: number) => Buffer = (lengthBytes) => Buffer.allocUnsafe(lengthBytes)): Promise<Buffer[]> {
     const { dataFragments: k, parityFragments: m } = this.policy;
     const shardBytes = this.fragmentLengthBytes(extent.length);
     // When the extent divides into K whole shards (every full extent of a power-of-two size does), the shards are
     // views of it: the coder only reads the sources, so no copy is needed. A short last extent is copied and padded.
     const data = extent.length === shardBytes * k ? extent : Buffer.alloc(shardBytes * k);
     if (data !== extent) extent.copy(data);
-    const parity = Buffer.alloc(shardBytes * m);
+    // Not zero-filled: the coder writes every byte of the parity shards it is asked for.
+    const parity = shardBytes > 0 ? allocate(shardBytes * m) : Buffer.alloc(0);
     if (shardBytes > 0) await this.run(data, parity, maskOf(range(0, k)), maskOf(range(k, k + m)));
     return [...shardsOf(data, k, shardBytes), ...shardsOf(parity, m, shardBytes)];
+  }
+
+  assemblyBytes(extentLengthBytes: number): number {
+    return this.fragmentLengthBytes(extentLengthBytes) * this.policy.dataFragments;
+  }
+
+  slotOf(assembly: Buffer, fragmentIndex: number, extentLengthBytes: number): Buffer | undefined {
+    assert(assembly.length === this.assemblyBytes(extentLengthBytes), 'an assembly holds every data shard');
+    if (fragmentIndex >= this.policy.dataFragments) return undefined;
+    const shardBytes = this.fragmentLengthBytes(extentLengthBytes);
+    return assembly.subarray(fragmentIndex * shardBytes, (fragmentIndex + 1) * shardBytes);
   }
 
   async decode(fragments: ReadonlyArray<Buffer | undefined>, extentLengthBytes: number): Promise<Buffer> {
     const k = this.policy.dataFragments;
     const shardBytes = this.fragmentLengthBytes(extentLengthBytes);
     const dataPresent = range(0, k).every((index) => fragments[index]?.length === shardBytes);
-    // Fast path: all data shards are intact, so the extent is their concatenation; no coding needed.
+    // Fast path: all data shards are intact, so the extent is their concatenation; no coding needed. When they
+    // already lie end to end in one buffer (read into their slots of an assembly), that is the extent: no copy.
+    if (dataPresent && shardBytes > 0 && laidEndToEnd(fragments.slice(0, k) as Buffer[])) {
+      const first = fragments[0] as Buffer;
+      return Buffer.from(first.buffer, first.byteOffset, extentLengthBytes);
+    }
     const shards = dataPresent ? fragments : await this.withRebuilt(fragments, shardBytes, range(0, k));
     const extent = Buffer.concat(range(0, k).map((index) => shards[index] as Buffer));
     return extent.subarray(0, extentLengthBytes);
@@ -111,6 +128,17 @@ export class ReedSolomonCodec implements Codec {
       );
     });
   }
+}
+
+/** True when each buffer starts where the previous one ends, in the same memory. */
+function laidEndToEnd(buffers: ReadonlyArray<Buffer>): boolean {
+  const first = buffers[0] as Buffer;
+  let offset = first.byteOffset;
+  for (const buffer of buffers) {
+    if (buffer.buffer !== first.buffer || buffer.byteOffset !== offset) return false;
+    offset += buffer.length;
+  }
+  return true;
 }
 
 function range(from: number, to: number): number[] {

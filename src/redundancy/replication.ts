@@ -21,6 +21,15 @@ export class ReplicationCodec implements Codec {
     return Array.from({ length: this.fragmentCount }, () => extent);
   }
 
+  assemblyBytes(extentLengthBytes: number): number {
+    return extentLengthBytes;
+  }
+
+  slotOf(assembly: Buffer, fragmentIndex: number, extentLengthBytes: number): Buffer | undefined {
+    assert(assembly.length === extentLengthBytes && fragmentIndex >= 0 && fragmentIndex < this.fragmentCount, 'a slot of an assembly');
+    return assembly;
+  }
+
   async decode(fragments: ReadonlyArray<Buffer | undefined>, extentLengthBytes: number): Promise<Buffer> {
     const copy = this.firstCopy(fragments, extentLengthBytes);
     assert(copy.length === extentLengthBytes, 'a replica has the extent length');

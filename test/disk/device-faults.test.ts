@@ -9,7 +9,9 @@ import { test } from 'node:test';
 import { formatDeviceStorage, openDeviceStorage, type DeviceDisk } from '../../src/disk/device/device-disk.js';
 import type { FragmentLocation } from '../../src/disk/disk.js';
 import { isShardpoolError } from '../../src/errors.js';
+import { fragmentHeaderLengthBytes } from '../../src/format/fragment-header.js';
 import { newUuid } from '../../src/format/uuid.js';
+import { PAGE_BYTES, allocateAlignedBuffer } from '../../src/io/aligned-buffer.js';
 import { checksum128 } from '../../src/redundancy/checksum.js';
 import { seededRandom, testSeed } from '../support/seeded-random.js';
 import { SimulatedCrash, SimulatedMedium, type SimulatedStorage } from '../support/simulated-storage.js';
@@ -19,6 +21,12 @@ const iterationsFlag = process.argv.indexOf('--iterations');
 const ITERATIONS = Number(iterationsFlag > 0 ? process.argv[iterationsFlag + 1] : (process.env.SHARDPOOL_FAULT_ITERATIONS ?? 150));
 const DEVICE_BYTES = 8 * 1024 * 1024;
 const IDENTITY = { poolUuid: '11111111-2222-4333-8444-555555555555', diskUuid: '66666666-7777-4888-9999-aaaaaaaaaaaa' };
+
+/** A buffer of `lengthBytes` starting `headerBytes` past a page boundary, as a put's extents and parity are. */
+function recordAlignedBuffer(lengthBytes: number, headerBytes: number): Buffer {
+  const offset = headerBytes % PAGE_BYTES;
+  return allocateAlignedBuffer(lengthBytes + offset).subarray(offset, offset + lengthBytes);
+}
 
 interface Acknowledged {
   readonly location: FragmentLocation;
@@ -81,12 +89,19 @@ class Run {
     const versionId = newUuid();
     const written = await Promise.all(
       Array.from({ length: count }, async (_, index) => {
-        const data = Buffer.alloc(1 + Math.floor(this.random() * 70_000), Math.floor(this.random() * 256));
+        const objectKey = `object-${versionId.slice(0, 8)}`;
+        // Half the fragments are laid out as a put lays out its extents (page-aligned where the record's second page
+        // starts), so the device writes them as one gathered write from their own memory; the rest are copied whole.
+        const data = this.random() < 0.5
+          ? Buffer.alloc(1 + Math.floor(this.random() * 70_000))
+          : recordAlignedBuffer(1 + Math.floor(this.random() * 70_000), fragmentHeaderLengthBytes(objectKey));
+        const seed = Math.floor(this.random() * 251);
+        for (let offset = 0; offset < data.length; offset += 1) data[offset] = (offset * 7 + seed) % 251;
         const address = { versionId, extentIndex: index, fragmentIndex: Math.floor(this.random() * 6) };
         const { locationBytes } = await this.disk.writeFragment(
           {
             ...address,
-            key: `object-${versionId.slice(0, 8)}`,
+            key: objectKey,
             policy: { kind: 'ec', dataFragments: 4, parityFragments: 2 },
             extentLengthBytes: data.length * 4,
             extentChecksum: checksum128(data),

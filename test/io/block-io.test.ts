@@ -154,6 +154,18 @@ for (const sectorBytes of [512, 4096] as const) {
           await assert.rejects(file.write(data, 0, 512, MiB), (error: unknown) => isShardpoolError(error, 'IO_MISALIGNED'));
         }
 
+        // A gathered write (pwritev) lays its parts end to end: a head page, a view into a larger aligned buffer,
+        // a tail page; one part that is not whole sectors or not aligned in memory is refused before any I/O.
+        const head = patterned(allocateAlignedBuffer(4096), 11);
+        const body = patterned(allocateAlignedBuffer(5 * 4096), 12);
+        const tail = patterned(allocateAlignedBuffer(4096), 13);
+        await file.writeParts([head, body.subarray(4096, 4 * 4096), tail], 2 * MiB);
+        const gathered = allocateAlignedBuffer(5 * 4096);
+        await file.read(gathered, 0, gathered.length, 2 * MiB);
+        assert.ok(gathered.equals(Buffer.concat([head, body.subarray(4096, 4 * 4096), tail])), 'pwritev wrote the parts in order');
+        await assert.rejects(file.writeParts([head, Buffer.alloc(sectorBytes + 1).subarray(1)], 2 * MiB), (error: unknown) => isShardpoolError(error, 'IO_MISALIGNED'));
+        await assert.rejects(file.writeParts([head, body.subarray(0, sectorBytes / 2)], 2 * MiB), (error: unknown) => isShardpoolError(error, 'IO_MISALIGNED'));
+
         // A plain open still succeeds (so it proves nothing); only a second O_EXCL open is refused.
         await closeFd(await openDevice(loop.path, { direct: false, exclusive: false, readOnly: true, sync: false }));
         await assert.rejects(

@@ -106,3 +106,48 @@ test('checksum128 covers the concatenation of its parts and notices a one-bit fl
   flipped[54_321] = (flipped[54_321] ?? 0) ^ 0x10;
   assert.ok(!checksum128(flipped).equals(whole));
 });
+
+test('checksum128 is xxh3-128 as an independent implementation (hash-wasm) computes it, for any length and view', async () => {
+  const { createXXHash128 } = await import('hash-wasm');
+  const reference = await createXXHash128();
+  const backing = seededBytes(300_000, 3);
+  // Empty, the xxh3 size classes (≤16, ≤128, ≤240, long), stripes and blocks, odd offsets into a larger buffer.
+  for (const length of [0, 1, 3, 16, 17, 128, 129, 240, 241, 1024, 1025, 65_536, 262_144 + 7]) {
+    for (const offset of [0, 1, 13]) {
+      const view = backing.subarray(offset, offset + length);
+      reference.init();
+      reference.update(view);
+      const expected = Buffer.from(reference.digest('binary'));
+      assert.ok(checksum128(view).equals(expected), `length ${length} at offset ${offset}`);
+      const cut = Math.floor(length / 3);
+      assert.ok(checksum128(view.subarray(0, cut), new Uint8Array(0), view.subarray(cut)).equals(expected), `parts of ${length}`);
+    }
+  }
+  // The published xxh3-128 of empty input (seed 0).
+  assert.equal(checksum128(Buffer.alloc(0)).toString('hex'), '99aa06d3014798d86001c324468d497f');
+});
+
+for (const policyText of POLICIES) {
+  test(`${policyText}: fragments placed in their assembly slots decode without a copy; a missing one still decodes`, async () => {
+    const codec = createCodec(parsePolicy(policyText));
+    for (const length of [1, 4096, 65536 + 13, 1024 * 1024]) {
+      const extent = seededBytes(length, length + 11);
+      const fragments = await codec.encode(extent);
+      const assembly = Buffer.alloc(codec.assemblyBytes(length));
+      const placed = fragments.map((fragment, index) => {
+        const slot = codec.slotOf(assembly, index, length);
+        if (!slot) return fragment;
+        assert.equal(slot.length, fragment.length, 'a slot has the fragment length');
+        fragment.copy(slot);
+        return slot;
+      });
+      const decoded = await codec.decode(placed, length);
+      assert.ok(decoded.equals(extent), `${length} bytes decode`);
+      assert.equal(decoded.buffer, assembly.buffer, 'decoded in place: a view of the assembly');
+      // Fragment 0 lost: rebuilt from the rest, into new memory.
+      if (codec.fragmentCount - 1 < codec.fragmentsNeeded) continue;
+      const degraded = await codec.decode([undefined, ...placed.slice(1)], length);
+      assert.ok(degraded.equals(extent), `${length} bytes decode without fragment 0`);
+    }
+  });
+}

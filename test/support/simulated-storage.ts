@@ -72,6 +72,15 @@ export class SimulatedStorage implements BlockStorage {
     this.volatile.push({ positionBytes, bytes: Buffer.from(buffer.subarray(bufferOffset, bufferOffset + lengthBytes)) });
   }
 
+  /** A gathered write is one write, torn or dropped like any other; each part must be whole sectors long. */
+  async writeParts(parts: ReadonlyArray<Buffer>, positionBytes: number): Promise<void> {
+    for (const part of parts) {
+      if (part.length % this.info.logicalSectorBytes !== 0) throw new Error(`simulated storage: a part of ${part.length} bytes is not whole sectors`);
+    }
+    const whole = Buffer.concat(parts);
+    await this.write(whole, 0, whole.length, positionBytes);
+  }
+
   async flush(): Promise<void> {
     this.tick();
     for (const write of this.volatile.splice(0)) write.bytes.copy(this.medium.durable, write.positionBytes);

@@ -10,6 +10,11 @@ export interface BlockStorage {
   readonly direct: boolean;
   read(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void>;
   write(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void>;
+  /**
+   * One write of `parts` laid end to end at `positionBytes` (a gathered write, so a record can be written from the
+   * fragment's own memory between two small blocks). Each part is sector-aligned in memory and length.
+   */
+  writeParts(parts: ReadonlyArray<Buffer>, positionBytes: number): Promise<void>;
   /** Every write that completed before the call is durable when it resolves. */
   flush(): Promise<void>;
   discard(positionBytes: number, lengthBytes: number): Promise<void>;

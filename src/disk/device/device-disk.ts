@@ -20,7 +20,8 @@ import {
 } from '../../format/fragment-header.js';
 import { roundUp } from '../../format/device-layout.js';
 import type { JournalEntry } from '../../format/journal-record.js';
-import { allocateAlignedBuffer } from '../../io/aligned-buffer.js';
+import { allocateAlignedBuffer, isAligned } from '../../io/aligned-buffer.js';
+import { dataBuffers, withLentBuffer } from '../../io/buffer-pool.js';
 import { BlockFile, type DirectIoMode } from '../../io/block-io.js';
 import { lockFile } from '../../io/file-lock.js';
 import { killPoint } from '../../pool/kill-points.js';
@@ -169,6 +170,12 @@ export class DeviceDisk implements Disk {
     return this.allocator !== undefined && this.failure === undefined;
   }
 
+  /** Where fragment records live on the device (everything before is labels, journal and allocator checkpoints). */
+  get dataRegion(): { offsetBytes: number; lengthBytes: number } {
+    const { regions } = this.metadata;
+    return { offsetBytes: regions.dataOffsetBytes, lengthBytes: regions.dataUnits * regions.allocationUnitBytes };
+  }
+
   /** Sector sizes, allocation unit and whether O_DIRECT is in use, for list-disks. */
   get geometry(): DiskGeometry {
     return {
@@ -192,12 +199,9 @@ export class DeviceDisk implements Disk {
     const locationBytes = this.metadata.regions.dataOffsetBytes + startUnit * unitBytes;
     const allocation: PendingAllocation = { type: 'allocate', startUnit, unitCount, versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
     try {
-      const buffer = allocateAlignedBuffer(recordBytes, RECORD_ALIGNMENT_BYTES, false);
-      encodeFragmentHeader({ ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid, locationBytes }).copy(buffer);
-      data.copy(buffer, headerBytes);
-      buffer.fill(0, headerBytes + data.length); // the padding: never leak old memory to the device
       assert(locationBytes + recordBytes <= this.metadata.regions.dataOffsetBytes + allocator.unitCount * unitBytes, 'records stay inside the data region');
-      await this.storage.write(buffer, 0, recordBytes, locationBytes);
+      const header = encodeFragmentHeader({ ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid, locationBytes });
+      await this.writeRecord(header, data, recordBytes, locationBytes);
     } catch (error) {
       // Give the units back through the journal like any free: a checkpoint may already have recorded them.
       allocator.free(startUnit, unitCount);
@@ -209,6 +213,44 @@ export class DeviceDisk implements Disk {
     this.queued.push(allocation);
     this.changed += 1;
     return { locationBytes };
+  }
+
+  /**
+   * Writes header + data + zero padding as one record. When the data's memory is page-aligned where the record's
+   * second page begins (a writer that knows the header length lays its extents out so), the record goes out in one
+   * gathered write straight from that memory, with only its first and last page assembled in lent buffers; otherwise
+   * the whole record is assembled in a lent buffer. Either way the device sees the same bytes.
+   */
+  private async writeRecord(header: Buffer, data: Buffer, recordBytes: number, locationBytes: number): Promise<void> {
+    const headerBytes = header.length;
+    const inHead = (RECORD_ALIGNMENT_BYTES - (headerBytes % RECORD_ALIGNMENT_BYTES)) % RECORD_ALIGNMENT_BYTES;
+    const middleBytes = Math.floor((data.length - inHead) / RECORD_ALIGNMENT_BYTES) * RECORD_ALIGNMENT_BYTES;
+    if (middleBytes <= 0 || !isAligned(data.subarray(inHead), RECORD_ALIGNMENT_BYTES)) {
+      await withLentBuffer(dataBuffers, recordBytes, async (buffer) => {
+        header.copy(buffer);
+        data.copy(buffer, headerBytes);
+        buffer.fill(0, headerBytes + data.length); // the padding: a lent buffer holds earlier records' bytes
+        await this.storage.write(buffer, 0, recordBytes, locationBytes);
+      });
+      return;
+    }
+    const head = dataBuffers.lend(headerBytes + inHead);
+    const tailBytes = recordBytes - head.length - middleBytes;
+    const tail = tailBytes > 0 ? dataBuffers.lend(tailBytes) : undefined;
+    try {
+      header.copy(head);
+      data.copy(head, headerBytes, 0, inHead);
+      const parts = [head, data.subarray(inHead, inHead + middleBytes)];
+      if (tail) {
+        const tailData = data.copy(tail, 0, inHead + middleBytes);
+        tail.fill(0, tailData);
+        parts.push(tail);
+      }
+      await this.storage.writeParts(parts, locationBytes);
+    } finally {
+      dataBuffers.giveBack(head);
+      if (tail) dataBuffers.giveBack(tail);
+    }
   }
 
   async flush(): Promise<void> {
@@ -227,7 +269,21 @@ export class DeviceDisk implements Disk {
     if (this.failure) throw this.failure;
   }
 
-  async readFragment(fragment: FragmentLocation): Promise<{ header: FragmentHeader; data: Buffer }> {
+  async readFragment(fragment: FragmentLocation, destination?: Buffer): Promise<{ header: FragmentHeader; data: Buffer }> {
+    return this.readRecord(fragment, (header, data) => {
+      // Out of the lent buffer before it goes back: into the caller's slot when it fits, else into new memory.
+      const owned = destination?.length === data.length ? destination : Buffer.allocUnsafe(data.length);
+      data.copy(owned);
+      return { header, data: owned };
+    });
+  }
+
+  async verifyFragment(fragment: FragmentLocation): Promise<FragmentHeader> {
+    return this.readRecord(fragment, (header) => header);
+  }
+
+  /** Reads a record into a lent buffer, verifies it, and lets `use` take what it needs before the buffer goes back. */
+  private async readRecord<T>(fragment: FragmentLocation, use: (header: FragmentHeader, data: Buffer) => T): Promise<T> {
     const { regions } = this.metadata;
     const source = `${this.path} at ${fragment.locationBytes}`;
     const recordBytes = roundUp(fragment.storedBytes, RECORD_ALIGNMENT_BYTES);
@@ -235,22 +291,22 @@ export class DeviceDisk implements Disk {
     if (fragment.locationBytes < regions.dataOffsetBytes || fragment.locationBytes + recordBytes > end || fragment.locationBytes % RECORD_ALIGNMENT_BYTES !== 0) {
       throw new ShardpoolError('FRAGMENT_MISSING', `${source}: the catalog's location is outside the data region`, { path: this.path });
     }
-    const buffer = allocateAlignedBuffer(recordBytes, RECORD_ALIGNMENT_BYTES, false);
-    try {
-      await this.storage.read(buffer, 0, recordBytes, fragment.locationBytes);
-    } catch (error) {
-      throw isShardpoolError(error) ? error : new ShardpoolError('DISK_IO_FAILED', `read failed on ${source}: ${(error as Error).message}`, { path: this.path });
-    }
-    const header = decodeFragmentHeader(buffer, source);
-    if (header.locationBytes !== fragment.locationBytes) {
-      throw new ShardpoolError('FRAGMENT_IDENTITY_MISMATCH', `${source} holds a record written for offset ${header.locationBytes}`, { path: this.path });
-    }
-    verifyFragmentIdentity(header, { ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid }, source);
-    const headerBytes = fragmentHeaderLengthBytes(header.key);
-    // A view of the aligned read buffer, not a copy: the buffer belongs to this read alone.
-    const data = buffer.subarray(headerBytes, headerBytes + header.dataLengthBytes);
-    verifyFragmentData(header, data, source);
-    return { header, data };
+    return withLentBuffer(dataBuffers, recordBytes, async (buffer) => {
+      try {
+        await this.storage.read(buffer, 0, recordBytes, fragment.locationBytes);
+      } catch (error) {
+        throw isShardpoolError(error) ? error : new ShardpoolError('DISK_IO_FAILED', `read failed on ${source}: ${(error as Error).message}`, { path: this.path });
+      }
+      const header = decodeFragmentHeader(buffer, source);
+      if (header.locationBytes !== fragment.locationBytes) {
+        throw new ShardpoolError('FRAGMENT_IDENTITY_MISMATCH', `${source} holds a record written for offset ${header.locationBytes}`, { path: this.path });
+      }
+      verifyFragmentIdentity(header, { ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid }, source);
+      const headerBytes = fragmentHeaderLengthBytes(header.key);
+      const data = buffer.subarray(headerBytes, headerBytes + header.dataLengthBytes);
+      verifyFragmentData(header, data, source);
+      return use(header, data);
+    });
   }
 
   async deleteFragment(fragment: FragmentAddress & { readonly locationBytes?: number }): Promise<void> {

@@ -144,7 +144,7 @@ export class DirectoryDisk implements Disk {
     }
   }
 
-  async readFragment(address: FragmentLocation): Promise<{ header: FragmentHeader; data: Buffer }> {
+  async readFragment(address: FragmentLocation, destination?: Buffer): Promise<{ header: FragmentHeader; data: Buffer }> {
     const filePath = this.fragmentPath(address);
     const bytes = await this.io('read', filePath, () => readFileIfExists(filePath));
     if (!bytes) {
@@ -157,7 +157,15 @@ export class DirectoryDisk implements Disk {
     verifyFragmentIdentity(header, { ...address, poolUuid: this.poolUuid, diskUuid: this.diskUuid }, filePath);
     const data = bytes.subarray(fragmentHeaderLengthBytes(header.key));
     verifyFragmentData(header, data, filePath);
+    if (destination?.length === data.length) {
+      data.copy(destination);
+      return { header, data: destination };
+    }
     return { header, data };
+  }
+
+  async verifyFragment(address: FragmentLocation): Promise<FragmentHeader> {
+    return (await this.readFragment(address)).header;
   }
 
   async deleteFragment(address: FragmentAddress): Promise<void> {
