@@ -94,8 +94,12 @@ export interface Disk {
   /** Deletes every fragment of one object version (cleanup after a put that never committed). Returns the count. */
   deleteVersion(versionId: string): Promise<number>;
 
-  /** Every fragment on the disk whose header verifies, found by scanning the disk itself (for recover and scrub). */
-  scanFragments(): AsyncIterable<FoundFragment>;
+  /**
+   * Every fragment on the disk whose header verifies, found by scanning the disk itself (for recover and scrub).
+   * `expectedLocations` (where the catalog says records start) lets a device read those headers ahead, several at
+   * once, instead of one after another; every header is still read from the device and verified.
+   */
+  scanFragments(expectedLocations?: ReadonlyArray<number>): AsyncIterable<FoundFragment>;
 
   /**
    * Allocations the catalog has not yet been seen to reference (block devices; always empty for directories).

@@ -32,6 +32,7 @@ export interface RecoverReport {
 export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Promise<RecoverReport> {
   if (options.cleanup) pool.assertWritable();
   const disks: DiskRecoverReport[] = [];
+  const checks: Array<Promise<void>> = [];
   for (const member of pool.listMembers()) {
     const report: DiskRecoverReport = {
       id: member.row.id,
@@ -49,8 +50,12 @@ export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Pr
       Object.assign(report, { skipped: member.row.state === 'failed' ? 'marked failed' : `offline: ${member.offlineReason}` });
       continue;
     }
-    await checkDisk(pool, member.row.id, member.disk, report, options.cleanup);
+    checks.push(checkDisk(pool, member.row.id, member.disk, report, options.cleanup));
   }
+  // Disks are scanned side by side: each scan waits on its own device.
+  // Every scan finishes (a cleanup is never left running) before the first failure, if any, is reported.
+  const failed = (await Promise.allSettled(checks)).find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
   const problems = disks.reduce((sum, disk) => sum + disk.orphans.length + disk.strays.length + disk.missing.length, 0);
   return { disks, problems, cleaned: options.cleanup };
 }
@@ -58,7 +63,7 @@ export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Pr
 async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRecoverReport, cleanup: boolean): Promise<void> {
   const referenced = new Map(pool.catalog.fragmentsOnDisk(diskId).map((row) => [nameOf(row), row]));
   const found = new Map<string, FoundFragment>();
-  for await (const fragment of disk.scanFragments()) found.set(nameOf(fragment), fragment);
+  for await (const fragment of disk.scanFragments([...referenced.values()].map((row) => row.locationBytes))) found.set(nameOf(fragment), fragment);
   (report as { scannedFragments: number }).scannedFragments = found.size;
   const orphans: FoundFragment[] = [];
   const moving = new Set(pool.catalog.listMoves().map((move) => nameOf(move)));

@@ -97,3 +97,29 @@ test('a flipped bit in a gathered record is caught by read and verify alike, and
   await assert.rejects(disk.verifyFragment(location), (error: unknown) => isShardpoolError(error, 'FRAGMENT_CHECKSUM_MISMATCH'));
   await disk.close();
 });
+
+test('a scan finds the same records whatever locations it is told to expect, right, wrong or stale', async () => {
+  const medium = new SimulatedMedium(8 * 1024 * 1024, { logicalSectorBytes: 512, physicalSectorBytes: 4096 });
+  await formatDeviceStorage(medium.boot(), IDENTITY);
+  const disk = await openDeviceStorage(medium.boot(), IDENTITY, 'write');
+  const locations: number[] = [];
+  for (let extentIndex = 0; extentIndex < 12; extentIndex += 1) {
+    const data = seededBytes(5_000 + extentIndex * 9_000, extentIndex);
+    locations.push((await disk.writeFragment(fragmentOf(`key-${extentIndex}`, data, extentIndex), data)).locationBytes);
+  }
+  await disk.flush();
+  // Free two records: their units keep stale bytes but are no longer allocated, so a scan must not list them.
+  for (const extentIndex of [3, 7]) await disk.deleteFragment({ versionId: VERSION, extentIndex, fragmentIndex: 0, locationBytes: locations[extentIndex] as number });
+  await disk.flush();
+  const scan = async (expected?: number[]) => {
+    const found = [];
+    for await (const fragment of disk.scanFragments(expected)) found.push(`${fragment.extentIndex}@${fragment.locationBytes}`);
+    return found;
+  };
+  const truth = await scan();
+  assert.deepEqual(truth, locations.filter((_, index) => index !== 3 && index !== 7).map((location, index) => `${index >= 3 ? (index >= 6 ? index + 2 : index + 1) : index}@${location}`));
+  assert.deepEqual(await scan(locations), truth, 'the catalog right, stale entries included');
+  const wrong = [...locations.map((location) => location + 4096), 0, 8 * 1024 * 1024 - 4096, locations[5] as number];
+  assert.deepEqual(await scan(wrong), truth, 'locations inside records, before and past the data region');
+  await disk.close();
+});

@@ -20,7 +20,7 @@ import {
 } from '../../format/fragment-header.js';
 import { roundUp } from '../../format/device-layout.js';
 import type { JournalEntry } from '../../format/journal-record.js';
-import { allocateAlignedBuffer, isAligned } from '../../io/aligned-buffer.js';
+import { isAligned } from '../../io/aligned-buffer.js';
 import { dataBuffers, withLentBuffer } from '../../io/buffer-pool.js';
 import { BlockFile, type DirectIoMode } from '../../io/block-io.js';
 import { lockFile } from '../../io/file-lock.js';
@@ -332,19 +332,19 @@ export class DeviceDisk implements Disk {
     return victims.length;
   }
 
-  async *scanFragments(): AsyncIterable<FoundFragment> {
+  async *scanFragments(expectedLocations: ReadonlyArray<number> = []): AsyncIterable<FoundFragment> {
     const { regions } = this.metadata;
     const unitBytes = regions.allocationUnitBytes;
     // Only allocated units can hold live records (freed ones keep stale bytes). Without a trustworthy allocator
     // (damaged metadata) every unit is probed, and stale records may be listed too.
     const allocator = this.allocator ?? (await this.readOnlyAllocator());
     const runs = allocator ? [...allocator.allocatedRuns()] : [{ start: 0, unitCount: regions.dataUnits }];
-    const probe = allocateAlignedBuffer(Math.min(HEADER_PROBE_BYTES, unitBytes * 1));
+    const ahead = new ProbesAhead((locationBytes) => this.probeRecordAt(locationBytes), expectedLocations);
     for (const run of runs) {
       let unit = run.start;
       while (unit < run.start + run.unitCount) {
         const locationBytes = regions.dataOffsetBytes + unit * unitBytes;
-        const found = await this.probeRecord(probe, locationBytes);
+        const found = await ahead.probe(locationBytes);
         if (found) {
           yield found;
           unit += Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / unitBytes);
@@ -574,8 +574,7 @@ export class DeviceDisk implements Disk {
 
   /** Reads the header at a location to learn how many units the record there spans; undefined if none is there. */
   private async runOfRecordAt(locationBytes: number, expected: FragmentAddress): Promise<{ startUnit: number; unitCount: number } | undefined> {
-    const probe = allocateAlignedBuffer(HEADER_PROBE_BYTES);
-    const found = await this.probeRecord(probe, locationBytes);
+    const found = await this.probeRecordAt(locationBytes);
     if (!found || pendingKey(found) !== pendingKey(expected)) return undefined;
     const { regions } = this.metadata;
     const startUnit = (locationBytes - regions.dataOffsetBytes) / regions.allocationUnitBytes;
@@ -586,11 +585,17 @@ export class DeviceDisk implements Disk {
     return { startUnit, unitCount };
   }
 
-  private async probeRecord(probe: Buffer, locationBytes: number): Promise<FoundFragment | undefined> {
+  /** Reads and decodes the record header at a location, in lent memory; undefined if no record of ours starts there. */
+  private async probeRecordAt(locationBytes: number): Promise<FoundFragment | undefined> {
     const { regions } = this.metadata;
     const end = regions.dataOffsetBytes + regions.dataUnits * regions.allocationUnitBytes;
-    const length = Math.min(probe.length, end - locationBytes);
+    const length = Math.min(HEADER_PROBE_BYTES, regions.allocationUnitBytes, end - locationBytes);
     if (length < RECORD_ALIGNMENT_BYTES) return undefined;
+    return withLentBuffer(dataBuffers, length, (probe) => this.probeRecord(probe, locationBytes));
+  }
+
+  private async probeRecord(probe: Buffer, locationBytes: number): Promise<FoundFragment | undefined> {
+    const length = probe.length;
     await this.storage.read(probe, 0, length, locationBytes);
     try {
       const header = decodeFragmentHeader(probe.subarray(0, length), `${this.path} at ${locationBytes}`);
@@ -629,5 +634,49 @@ export class DeviceDisk implements Disk {
           );
     if (what === 'flush') this.failure = failure;
     return failure;
+  }
+}
+
+/** Header probes kept in flight ahead of a scan, at the locations the catalog expects records. */
+const PROBES_IN_FLIGHT = 16;
+
+/**
+ * Reads record headers ahead of a sequential scan. A scan learns where the next record starts only from the current
+ * one's header, so alone it waits for one read at a time; the catalog's locations let it start the next reads early.
+ * A probe at a location the scan never reaches (the catalog was wrong) is simply dropped; its failure, if any, is
+ * reported only if the scan asks for that location.
+ */
+class ProbesAhead {
+  private readonly expected: number[];
+  private next = 0;
+  private readonly inFlight = new Map<number, Promise<{ found: FoundFragment | undefined } | { error: unknown }>>();
+
+  constructor(
+    private readonly probeAt: (locationBytes: number) => Promise<FoundFragment | undefined>,
+    expectedLocations: ReadonlyArray<number>,
+  ) {
+    this.expected = [...new Set(expectedLocations)].sort((a, b) => a - b);
+  }
+
+  async probe(locationBytes: number): Promise<FoundFragment | undefined> {
+    for (const location of this.inFlight.keys()) if (location < locationBytes) this.inFlight.delete(location);
+    while (this.next < this.expected.length && (this.expected[this.next] as number) < locationBytes) this.next += 1;
+    const early = this.inFlight.get(locationBytes);
+    this.inFlight.delete(locationBytes);
+    this.startAhead(locationBytes);
+    if (!early) return this.probeAt(locationBytes);
+    const result = await early;
+    if ('error' in result) throw result.error;
+    return result.found;
+  }
+
+  private startAhead(after: number): void {
+    while (this.inFlight.size < PROBES_IN_FLIGHT && this.next < this.expected.length) {
+      const location = this.expected[this.next] as number;
+      this.next += 1;
+      if (location <= after) continue;
+      // Settled, so a probe the scan never asks for cannot become an unhandled rejection.
+      this.inFlight.set(location, this.probeAt(location).then((found) => ({ found }), (error: unknown) => ({ error })));
+    }
   }
 }
