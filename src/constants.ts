@@ -32,8 +32,19 @@ export const EC_SHARD_ALIGNMENT_BYTES = 8;
 
 /** Streaming: how many extents of one object may be encoded and in flight at once (bounds memory). */
 export const PUT_EXTENTS_IN_FLIGHT_MAX = 4;
-/** How many extents a get reads ahead of the consumer (bounds memory). */
-export const GET_EXTENTS_READ_AHEAD_MAX = 4;
+/**
+ * How far a get reads ahead of the consumer: up to 8 extents (at the default 1 MiB extent, 8 reads of 256 KiB in
+ * flight per disk of an ec:4+2 pool on average about 5; 4 extents left the disks idle between requests: large gets
+ * ran at 0.55 of the raw read rate, 8 at 0.75–0.95 on this machine), but no more than 16 MiB of extents, and at least
+ * 2 so the next extent is always on its way.
+ */
+export const GET_EXTENTS_READ_AHEAD_MAX = 8;
+export const GET_READ_AHEAD_BYTES_MAX = 16 * MiB;
+export const GET_EXTENTS_READ_AHEAD_MIN = 2;
+
+export function extentsReadAhead(extentSizeBytes: number): number {
+  return Math.max(GET_EXTENTS_READ_AHEAD_MIN, Math.min(GET_EXTENTS_READ_AHEAD_MAX, Math.floor(GET_READ_AHEAD_BYTES_MAX / extentSizeBytes)));
+}
 
 /** A mutating command waits this long for the pool lock before failing with POOL_BUSY. */
 export const POOL_LOCK_WAIT_DEFAULT_MS = 30_000;
@@ -51,4 +62,5 @@ assert(EXTENT_SIZE_DEFAULT_BYTES <= EXTENT_SIZE_MAX_BYTES, 'default extent size 
 assert(EXTENT_SIZE_ALIGNMENT_BYTES % EC_SHARD_ALIGNMENT_BYTES === 0, 'extent alignment implies shard alignment');
 // A put holds at most (in flight) × (extent + parity) bytes; keep the worst case well under 1 GiB.
 assert(PUT_EXTENTS_IN_FLIGHT_MAX * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'put memory is bounded');
-assert(GET_EXTENTS_READ_AHEAD_MAX * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'get memory is bounded');
+assert(extentsReadAhead(EXTENT_SIZE_MAX_BYTES) * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'get memory is bounded');
+assert(extentsReadAhead(EXTENT_SIZE_MIN_BYTES) * EXTENT_SIZE_MIN_BYTES <= GET_READ_AHEAD_BYTES_MAX, 'read-ahead is bounded');

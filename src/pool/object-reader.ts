@@ -1,10 +1,10 @@
-// The read path. An object is streamed out extent by extent, with up to GET_EXTENTS_READ_AHEAD_MAX extents read
+// The read path. An object is streamed out extent by extent, with up to extentsReadAhead() extents read
 // ahead. Each extent is rebuilt from the fewest fragments its policy needs (the data fragments first, so the common
 // case decodes nothing); every fragment is verified on read, and a missing, corrupt or unreachable fragment is
 // replaced by another one transparently (a degraded read, counted). A rebuilt extent is checked against the
 // extent checksum recorded at put time before a byte of it is returned.
 import { assert } from '../assert.js';
-import { GET_EXTENTS_READ_AHEAD_MAX } from '../constants.js';
+import { extentsReadAhead } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import { checksum128, checksumEquals } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
@@ -68,10 +68,11 @@ async function* readChunks(pool: Pool, object: ObjectRow, stats: ReadStats, rang
     : allExtents;
   // Settled promises, so a read-ahead that fails while the consumer is slow is never an unhandled rejection.
   const ahead: Array<Promise<{ data: Buffer } | { error: unknown }>> = [];
+  const readAhead = extentsReadAhead(object.extentSizeBytes);
   let next = 0;
   let consumed = 0;
   const schedule = () => {
-    while (ahead.length < GET_EXTENTS_READ_AHEAD_MAX && next < extents.length) {
+    while (ahead.length < readAhead && next < extents.length) {
       const extent = extents[next] as ExtentRow;
       next += 1;
       ahead.push(
