@@ -159,10 +159,14 @@ export async function gatherFragments(
     else failures.push({ ...position(fragment), reason: 'UNAVAILABLE' });
   }
   let readable = 0;
+  let reading = 0;
+  // Exactly as many reads in flight as fragments still needed: a worker whose read fails reads the next candidate,
+  // and no worker starts a read that the reads in flight already cover (that read every parity fragment too).
   const worker = async (): Promise<void> => {
-    while (readable < codec.fragmentsNeeded) {
+    while (readable + reading < codec.fragmentsNeeded) {
       const fragment = queue.shift();
       if (!fragment) return;
+      reading += 1;
       try {
         const disk = pool.readableDisk(fragment.diskId);
         assert(disk !== undefined, 'queued fragments are on readable disks');
@@ -172,6 +176,8 @@ export async function gatherFragments(
       } catch (error) {
         if (!isShardpoolError(error)) throw error;
         failures.push({ ...position(fragment), reason: error.code });
+      } finally {
+        reading -= 1;
       }
     }
   };

@@ -61,3 +61,24 @@ test('random sizes up to 64 MiB round-trip under every policy with 1 MiB extents
     }
   });
 });
+
+test('a get of intact extents reads just the fragments the policy needs, data fragments only', async (t) => {
+  const { setDiskIoObserver } = await import('../../src/disk/metered-disk.js');
+  const testPool = await createTestPool(t, { disks: 6, extentSizeBytes: EXTENT_BYTES });
+  await testPool.withPool(async (pool) => {
+    for (const [policy, perExtent] of [['ec:4+2', 4], ['ec:2+1', 2], ['replica:3', 1]] as const) {
+      const data = seededBytes(10 * EXTENT_BYTES + 5, 3);
+      await pool.put(`reads/${policy}`, [data], { policy: parsePolicy(policy) });
+      let reads = 0;
+      setDiskIoObserver((event) => {
+        if (event.operation === 'read') reads += 1;
+      });
+      try {
+        assert.ok((await getBuffer(pool, `reads/${policy}`)).equals(data));
+      } finally {
+        setDiskIoObserver(undefined);
+      }
+      assert.equal(reads, 11 * perExtent, `${policy}: ${perExtent} fragment reads per extent`);
+    }
+  });
+});
