@@ -93,13 +93,35 @@ function sendError(request: IncomingMessage, response: ServerResponse, error: S3
   const resource = (request.url ?? '/').split('?')[0] ?? '/';
   const body = request.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(xmlError({ code: error.code, message: error.message, resource, requestId, details: error.details }));
   const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) };
-  // Refused before its body was read (or part way through it): answer, then close the connection rather than read
-  // what may be gigabytes the client is still sending.
-  const unread = !request.complete;
-  if (unread) headers['Connection'] = 'close';
   response.writeHead(error.httpStatus, headers);
   response.end(body);
-  if (unread) response.once('finish', () => request.socket.destroySoon());
+  if (!request.complete) lingerThenClose(request);
+}
+
+/** What a refused request may still send, and for how long, before its connection is cut. */
+const LINGER_BYTES_MAX = 64 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
+/**
+ * A request refused before its body was read (or part way through it): the answer is sent, and the rest of the body
+ * is read and dropped so the client can finish sending and then read the answer (closing at once made it fail
+ * with EPIPE instead of the error, as nginx's lingering close also avoids). Past 64 MiB or 5 s of it, the connection
+ * is cut rather than read what may be gigabytes; a body that ends in time leaves the connection usable.
+ */
+function lingerThenClose(request: IncomingMessage): void {
+  let drained = 0;
+  const cut = (): void => {
+    request.socket.destroy();
+  };
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  request.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > LINGER_BYTES_MAX) cut();
+  });
+  request.once('end', () => clearTimeout(timer));
+  request.once('close', () => clearTimeout(timer));
+  request.resume();
 }
 
 interface Target {
