@@ -71,3 +71,58 @@ test('garbage on the command socket is refused without harming the daemon', asyn
   assert.equal(daemon.child.exitCode, null);
   assert.equal(await daemon.stop(), 0);
 });
+
+/** Sends raw HTTP on one connection; resolves with everything the server sent and how many body bytes got out. */
+function rawExchange(endpoint: string, head: string, bodyBytes: number, then?: string): Promise<{ received: string; sentBody: number; closedEarly: boolean }> {
+  const { hostname, port } = new URL(endpoint);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    let sentBody = 0;
+    let closed = false;
+    const finish = () => resolve({ received, sentBody, closedEarly: sentBody < bodyBytes });
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (then !== undefined && sentBody >= bodyBytes && (received.match(/HTTP\/1\.1 /g) ?? []).length >= 2) socket.end();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      closed = true;
+      finish();
+    });
+    socket.on('connect', async () => {
+      socket.write(head);
+      const chunk = Buffer.alloc(1024 * 1024, 0x61);
+      while (sentBody < bodyBytes && !closed) {
+        const piece = chunk.subarray(0, Math.min(chunk.length, bodyBytes - sentBody));
+        if (!socket.write(piece)) await new Promise((drained) => socket.once('drain', drained).once('close', drained));
+        if (!closed) sentBody += piece.length;
+      }
+      if (!closed && then !== undefined) socket.write(then);
+      else if (!closed) setTimeout(() => socket.end(), 1000);
+    });
+  });
+}
+
+test('a refused upload is answered and its body drained: the connection is reused, or cut past 64 MiB', async (t) => {
+  const { REFUSED_BODY_DRAIN_BYTES_MAX } = await import('../../src/serve/s3/s3-server.js');
+  const root = await makeTempDir(t, 'serve-drain');
+  const pool = await createCliPool(root, { disks: 4, policy: 'ec:2+2' });
+  const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off']);
+  const host = `Host: ${new URL(daemon.s3Endpoint).host}\r\n`;
+  // Unsigned, so refused (403) before a byte of the body is read; the body ends within the limit, so the client
+  // finishes sending, reads the answer, and its next request on the same connection is answered too.
+  const small = 8 * 1024 * 1024;
+  const reused = await rawExchange(daemon.s3Endpoint, `PUT /b/k HTTP/1.1\r\n${host}Content-Length: ${small}\r\n\r\n`, small, `GET / HTTP/1.1\r\n${host}\r\n`);
+  assert.equal(reused.sentBody, small, 'the whole body went out');
+  assert.equal((reused.received.match(/HTTP\/1\.1 403/g) ?? []).length, 2, `two answers on one connection: ${reused.received.slice(0, 200)}`);
+  assert.match(reused.received, /<Code>AccessDenied<\/Code>/);
+  // A body far past the limit: answered, then the connection is cut once the limit is passed.
+  const huge = 4 * REFUSED_BODY_DRAIN_BYTES_MAX;
+  const cut = await rawExchange(daemon.s3Endpoint, `PUT /b/k HTTP/1.1\r\n${host}Content-Length: ${huge}\r\n\r\n`, huge);
+  assert.match(cut.received, /^HTTP\/1\.1 403/);
+  assert.ok(cut.closedEarly, 'the server cut the connection');
+  assert.ok(cut.sentBody > REFUSED_BODY_DRAIN_BYTES_MAX / 2 && cut.sentBody < huge, `cut after about 64 MiB, at ${cut.sentBody}`);
+  assert.equal(daemon.child.exitCode, null);
+  assert.equal(await daemon.stop(), 0);
+});

@@ -95,29 +95,30 @@ function sendError(request: IncomingMessage, response: ServerResponse, error: S3
   const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) };
   response.writeHead(error.httpStatus, headers);
   response.end(body);
-  if (!request.complete) lingerThenClose(request);
+  if (!request.complete) drainRefusedBody(request);
 }
 
 /** What a refused request may still send, and for how long, before its connection is cut. */
-const LINGER_BYTES_MAX = 64 * 1024 * 1024;
-const LINGER_MS = 5_000;
+export const REFUSED_BODY_DRAIN_BYTES_MAX = 64 * 1024 * 1024;
+const REFUSED_BODY_DRAIN_MS = 5_000;
 
 /**
  * A request refused before its body was read (or part way through it): the answer is sent, and the rest of the body
  * is read and dropped so the client can finish sending and then read the answer (closing at once made it fail
- * with EPIPE instead of the error, as nginx's lingering close also avoids). Past 64 MiB or 5 s of it, the connection
- * is cut rather than read what may be gigabytes; a body that ends in time leaves the connection usable.
+ * with EPIPE instead of the error; nginx's lingering close avoids the same). Past 64 MiB or 5 s of it, the
+ * connection is cut rather than read what may be gigabytes; a body that ends in time leaves the connection usable.
+ * The cost is bandwidth only: drained bytes are dropped as they arrive.
  */
-function lingerThenClose(request: IncomingMessage): void {
+function drainRefusedBody(request: IncomingMessage): void {
   let drained = 0;
   const cut = (): void => {
     request.socket.destroy();
   };
-  const timer = setTimeout(cut, LINGER_MS);
+  const timer = setTimeout(cut, REFUSED_BODY_DRAIN_MS);
   timer.unref();
   request.on('data', (chunk: Buffer) => {
     drained += chunk.length;
-    if (drained > LINGER_BYTES_MAX) cut();
+    if (drained > REFUSED_BODY_DRAIN_BYTES_MAX) cut();
   });
   request.once('end', () => clearTimeout(timer));
   request.once('close', () => clearTimeout(timer));
