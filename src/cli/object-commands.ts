@@ -92,6 +92,7 @@ export function registerObjectCommands(program: Command): void {
           else await writeToFile(resolveUserPath(file), chunks);
         } finally {
           progress.stop();
+          reader.close();
         }
         reportDegradedRead(reader);
       });

@@ -13,7 +13,6 @@
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { DiskRow, FragmentToMove } from '../pool/catalog.js';
 import { forEachBounded } from '../pool/concurrency.js';
-import { collectGarbage } from '../pool/garbage.js';
 import { relocateFragment } from './relocate.js';
 import type { Pool } from '../pool/pool.js';
 
@@ -54,7 +53,7 @@ export async function drainDisk(pool: Pool, reference: string, options: DrainOpt
     pool.refreshMember(diskId);
   }
   // Garbage on this disk needs no move; delete (or, on a failed disk, drop) it first.
-  await collectGarbage(pool);
+  await pool.collectAllGarbage();
   const total = pool.catalog.countFragmentsOnDisk(diskId);
   let moved = 0;
   let rebuilt = 0;

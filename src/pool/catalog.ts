@@ -215,8 +215,13 @@ export class Catalog {
   /**
    * Makes a new object version visible, atomically: inserts its extents and fragments, points the key at it,
    * queues the version it replaces (if any) as garbage and clears the put's intent. Returns the replaced version.
+   * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit); the
+   * versions it returns were queued as garbage by it.
    */
-  commitObject(newObject: NewObject): string | undefined {
+  commitObject(
+    newObject: NewObject,
+    inCommit?: () => ReadonlyArray<string> | void,
+  ): { replacedVersionId: string | undefined; alsoQueued: ReadonlyArray<string> } {
     const { object, extents } = newObject;
     assert(extents.length === object.extentCount, 'every extent of the object is committed');
     return this.db.transaction(() => {
@@ -270,7 +275,8 @@ export class Catalog {
           object.createdAtMs,
         );
       this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
-      return replaced;
+      const alsoQueued = inCommit?.() ?? [];
+      return { replacedVersionId: replaced, alsoQueued };
     }).immediate();
   }
 

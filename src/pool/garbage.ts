@@ -13,14 +13,15 @@ import type { Pool } from './pool.js';
 
 const GC_DELETES_IN_FLIGHT = 16;
 
-export async function collectGarbage(pool: Pool): Promise<void> {
-  for (const versionId of pool.catalog.listGarbage()) await collectGarbageVersion(pool, versionId);
-}
-
-/** Deletes a garbage version's fragments from every disk that can be reached; unreachable ones wait for later. */
+/**
+ * Deletes a garbage version's fragments from every disk that can be reached; unreachable ones wait for later.
+ * Only Pool.collectVersion calls this: it makes the collection single-flight, so this collector is the only one that
+ * frees the version's fragments (the owner rule in docs/architecture.md § concurrency).
+ */
 export async function collectGarbageVersion(pool: Pool, versionId: string): Promise<boolean> {
   // A reader in this process still streams the version; the last reader to finish collects it.
   if (pool.isVersionPinned(versionId)) return false;
+  if (!pool.catalog.isGarbage(versionId)) return false; // collected already (or never garbage)
   const deleted: FragmentRow[] = [];
   const flushDisks = new Set<number>();
   // Several at once: a device reads each record's header before freeing its units, and one at a time those reads

@@ -33,8 +33,10 @@ export interface ReadStats {
 export interface ObjectReader {
   readonly object: ObjectRow;
   readonly stats: ReadStats;
-  /** The object's bytes in order. Rejects with EXTENT_UNRECOVERABLE or OBJECT_CHANGED_DURING_READ. */
+  /** The object's bytes in order (once). Rejects with EXTENT_UNRECOVERABLE or OBJECT_CHANGED_DURING_READ. */
   chunks(): AsyncGenerator<Buffer>;
+  /** Lets go of the version (its pin); done by chunks() when it ends, needed only for a reader not read to its end. */
+  close(): void;
 }
 
 /** Bytes [startByte, endByteExclusive) of an object. */
@@ -43,18 +45,34 @@ export interface ByteRange {
   readonly endByteExclusive: number;
 }
 
-export function openObjectReader(pool: Pool, object: ObjectRow, range?: ByteRange): ObjectReader {
+/** `unpin` releases the pin the caller took on the version in the same turn as it looked the object up. */
+export function openObjectReader(pool: Pool, object: ObjectRow, unpin: () => void, range?: ByteRange): ObjectReader {
   assert(
     range === undefined || (range.startByte >= 0 && range.startByte <= range.endByteExclusive && range.endByteExclusive <= object.sizeBytes),
     'a read range lies within the object',
   );
   const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
-  return { object, stats, chunks: () => readChunks(pool, object, stats, range) };
+  let started = false;
+  return {
+    object,
+    stats,
+    chunks: () => {
+      assert(!started, 'an object reader is read once');
+      started = true;
+      return readChunks(pool, object, stats, range, unpin);
+    },
+    close: unpin,
+  };
 }
 
-async function* readChunks(pool: Pool, object: ObjectRow, stats: ReadStats, range: ByteRange | undefined): AsyncGenerator<Buffer> {
+async function* readChunks(
+  pool: Pool,
+  object: ObjectRow,
+  stats: ReadStats,
+  range: ByteRange | undefined,
+  unpin: () => void,
+): AsyncGenerator<Buffer> {
   const codec = createCodec(parsePolicy(object.policy));
-  const unpin = pool.pinVersion(object.versionId);
   const allExtents = pool.catalog.extentsOf(object.versionId);
   if (allExtents.length !== object.extentCount) {
     unpin();

@@ -24,7 +24,7 @@ import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, type Policy } from '../redundancy/policy.js';
 import type { ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog.js';
 import { Semaphore } from './concurrency.js';
-import { abandonVersion, collectGarbageVersion } from './garbage.js';
+import { abandonVersion } from './garbage.js';
 import { killPoint } from './kill-points.js';
 import { chooseDisks } from './placement.js';
 import type { Pool } from './pool.js';
@@ -47,6 +47,8 @@ export async function writeObject(
     onProgress?: ((bytesWritten: number) => void) | undefined;
     /** Called once the source is read to its end, before the commit: the version's S3 metadata. */
     metadata?: (() => ObjectMetadata) | undefined;
+    /** Runs inside the commit transaction (PutOptions.inCommit). */
+    inCommit?: (() => ReadonlyArray<string> | void) | undefined;
   },
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);
@@ -55,6 +57,7 @@ export async function writeObject(
   killPoint('put.intent-recorded');
   let object: ObjectRow;
   let replacedVersionId: string | undefined;
+  let alsoQueued: ReadonlyArray<string> = [];
   try {
     const { sizeBytes, extents } = await writer.writeAll(source, pool.config.extentSizeBytes, options.onProgress);
     await writer.flushTouchedDisks();
@@ -71,14 +74,21 @@ export async function writeObject(
       createdAtMs: Date.now(),
     };
     const committed = { object, extents, metadata: options.metadata?.() };
-    replacedVersionId = await pool.catalog.inBatch(() => pool.catalog.commitObject(committed));
+    const result = await pool.catalog.inBatch(() => {
+      const replaced = pool.catalog.commitObject(committed, options.inCommit);
+      return replaced;
+    });
+    replacedVersionId = result.replacedVersionId;
+    alsoQueued = result.alsoQueued;
     settleFragments(pool, extents.flatMap((extent) => extent.fragments));
   } catch (error) {
     await abandonVersion(pool, writer.versionId);
     throw error;
   }
   killPoint('put.committed');
-  if (replacedVersionId !== undefined) await collectGarbageVersion(pool, replacedVersionId);
+  for (const versionId of [...(replacedVersionId === undefined ? [] : [replacedVersionId]), ...alsoQueued]) {
+    await pool.collectVersion(versionId);
+  }
   return { object, replacedVersionId };
 }
 

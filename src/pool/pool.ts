@@ -31,7 +31,6 @@ import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectMetadata, type Obj
 import {
   cleanUpInterruptedMoves,
   cleanUpInterruptedPuts,
-  collectGarbage,
   collectGarbageVersion,
   reconcilePendingAllocations,
 } from './garbage.js';
@@ -66,6 +65,15 @@ export class Pool {
   private lifecycle: PoolState = 'opening';
   private members = new Map<number, Member>();
   private readonly versionPins = new Map<string, number>();
+  /** Garbage collections in flight, one per version (single-flight): only its collector frees a version's fragments. */
+  private readonly collections = new Map<string, Promise<boolean>>();
+  /** Work the pool started on its own (a collection when the last reader of a version lets go); close awaits it. */
+  private readonly backgroundWork = new Set<Promise<unknown>>();
+  /**
+   * How background work is run: the daemon passes its gate's shared mode, so a collection never overlaps
+   * maintenance that runs alone. Direct by default (a CLI process runs one command at a time).
+   */
+  private backgroundRunner: <T>(work: () => Promise<T>) => Promise<T> = (work) => work();
 
   private constructor(
     readonly directory: string,
@@ -130,7 +138,7 @@ export class Pool {
         await cleanUpInterruptedPuts(pool);
         await cleanUpInterruptedMoves(pool);
         await reconcilePendingAllocations(pool);
-        await collectGarbage(pool);
+        await pool.collectAllGarbage();
       }
       pool.lifecycle = 'open';
       return pool;
@@ -149,6 +157,8 @@ export class Pool {
   async close(): Promise<void> {
     if (this.lifecycle === 'closed') return;
     this.lifecycle = 'closing';
+    // Nothing new starts once closing; what already runs finishes before the disks (and their checkpoints) close.
+    await this.settleBackgroundWork();
     await this.closeMembers();
     this.catalog.close();
     await this.lock?.unlock();
@@ -338,12 +348,15 @@ export class Pool {
       policy: options.policy ?? this.config.defaultPolicy,
       onProgress: options.onProgress,
       metadata: options.metadata,
+      inCommit: options.inCommit,
     });
   }
 
   /**
-   * Keeps a version's fragments from being garbage collected while it is read: in a long-running process (the
-   * daemon) an overwrite or delete may commit while a GET of the old version is still streaming.
+   * Keeps a version's fragments from being garbage collected while it is read or maintained: in a long-running
+   * process (the daemon) an overwrite or delete may commit while a GET of the old version is still streaming.
+   * Pin in the same turn of the event loop as reading the version from the catalog as current (see pinCurrent):
+   * a version that is already garbage may be under collection, and a pin cannot stop a collection in flight.
    */
   pinVersion(versionId: string): () => void {
     this.versionPins.set(versionId, (this.versionPins.get(versionId) ?? 0) + 1);
@@ -358,19 +371,76 @@ export class Pool {
       }
       this.versionPins.delete(versionId);
       if (this.access === 'write' && this.lifecycle === 'open' && this.catalog.isGarbage(versionId)) {
-        void collectGarbageVersion(this, versionId).catch(() => undefined);
+        this.inBackground(() => this.collectVersion(versionId));
       }
     };
+  }
+
+  /** Pins a version only while it is the key's current one (checked and pinned in one synchronous step). */
+  pinCurrent(object: { key: string; versionId: string }): (() => void) | undefined {
+    if (!this.catalog.isCurrentVersion(object.key, object.versionId)) return undefined;
+    return this.pinVersion(object.versionId);
   }
 
   isVersionPinned(versionId: string): boolean {
     return this.versionPins.has(versionId);
   }
 
-  /** Opens an object for reading; the reader streams it extent by extent, verified. */
+  /**
+   * Collects one garbage version. Single-flight: a second call while one runs waits for the same collection, so two
+   * collectors never free the same fragments (a device would free units that a newer put was given meanwhile).
+   */
+  collectVersion(versionId: string): Promise<boolean> {
+    const running = this.collections.get(versionId);
+    if (running) return running;
+    const collection = collectGarbageVersion(this, versionId).finally(() => {
+      assert(this.collections.get(versionId) === collection, 'one collection per version at a time');
+      this.collections.delete(versionId);
+    });
+    this.collections.set(versionId, collection);
+    return collection;
+  }
+
+  /** True while a collection of this version runs (nobody may start reading or moving its fragments then). */
+  isBeingCollected(versionId: string): boolean {
+    return this.collections.has(versionId);
+  }
+
+  /** Collects every garbage version (each through collectVersion, so never twice at once). */
+  async collectAllGarbage(): Promise<void> {
+    for (const versionId of this.catalog.listGarbage()) await this.collectVersion(versionId);
+  }
+
+  /** The daemon runs the pool's own background work through its gate (see backgroundRunner). */
+  setBackgroundRunner(runner: <T>(work: () => Promise<T>) => Promise<T>): void {
+    this.backgroundRunner = runner;
+  }
+
+  /** Background work in flight (tests and shutdown wait for it). */
+  async settleBackgroundWork(): Promise<void> {
+    while (this.backgroundWork.size > 0) await Promise.allSettled([...this.backgroundWork]);
+  }
+
+  private inBackground(work: () => Promise<unknown>): void {
+    const task: Promise<unknown> = this.backgroundRunner(async () => {
+      // Re-checked when the runner lets it start: the pool may be closing by then.
+      if (this.lifecycle !== 'open') return undefined;
+      return work();
+    })
+      .catch(() => undefined) // a collection that fails is retried by the next one (or the next write-open)
+      .finally(() => this.backgroundWork.delete(task));
+    this.backgroundWork.add(task);
+  }
+
+  /**
+   * Opens an object for reading; the reader streams it extent by extent, verified. The version is pinned at once
+   * (not when the first byte is pulled): a copy that starts reading later still reads what it looked up. The reader
+   * lets go when its chunks end, or at close() for a reader that is never read to its end.
+   */
   openObject(key: string, range?: ByteRange): ObjectReader {
     this.assertOpen();
-    return openObjectReader(this, this.requireObject(validateKey(key)), range);
+    const object = this.requireObject(validateKey(key));
+    return openObjectReader(this, object, this.pinVersion(object.versionId), range);
   }
 
   statObject(key: string): ObjectDescription {
@@ -390,8 +460,9 @@ export class Pool {
   async removeObject(key: string): Promise<ObjectRow> {
     this.assertWritable();
     const object = this.requireObject(validateKey(key));
-    this.catalog.removeObject(object.key);
-    await collectGarbage(this);
+    const removed = this.catalog.removeObject(object.key);
+    assert(removed === object.versionId, 'the removed version is the one looked up');
+    await this.collectVersion(removed);
     return object;
   }
 
@@ -451,6 +522,13 @@ export interface PutOptions {
   readonly metadata?: () => ObjectMetadata;
   /** Allows keys under the reserved prefix (multipart upload parts). */
   readonly internal?: boolean;
+  /**
+   * Runs inside the catalog transaction that commits the new version, after the key points at it: the caller's own
+   * rows change atomically with the object (an S3 part row, a finished upload), and a throw refuses the commit (the
+   * put is abandoned and nothing of it remains: a put into a bucket deleted meanwhile). Synchronous, catalog only.
+   * Returns versions the same transaction queued as garbage (keys it removed), which the put then collects.
+   */
+  readonly inCommit?: (() => ReadonlyArray<string> | void) | undefined;
 }
 
 export { POOL_LOCK_FILE_NAME };

@@ -51,15 +51,22 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   if (!replace && source.bucket === bucket && source.key === key) {
     throw new S3Error('InvalidRequest', 400, 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata.');
   }
+  // Pinned now, in the turn that looked the source up: an overwrite of a hot source while this copy waits for the
+  // gate cannot take the version away (the copy reads what it looked up).
   const reader = call.context.pool.openObject(sourceObject.key);
-  const result = await call.context.gate.shared(() =>
-    call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
-      metadata: () =>
-        replace
-          ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
-          : sourceMetadata,
-    }),
-  );
+  let result;
+  try {
+    result = await call.context.gate.shared(() =>
+      call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
+        metadata: () =>
+          replace
+            ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
+            : sourceMetadata,
+      }),
+    );
+  } finally {
+    reader.close();
+  }
   sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
 }
 
