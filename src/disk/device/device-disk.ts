@@ -38,6 +38,9 @@ const RECORD_ALIGNMENT_BYTES = 4096;
 /** A fragment header (with the longest key) fits in this many bytes: what a scan reads to identify a record. */
 const HEADER_PROBE_BYTES = roundUp(FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_BYTES, RECORD_ALIGNMENT_BYTES);
 
+/** The owner of units held allocated only while a free run is discarded (no fragment's). */
+const DISCARD_HOLD = 'discard-hold';
+
 /** When freed units are discarded (TRIM): at once after their free is durable, by `shardpool trim`, or never. */
 export type DiscardMode = 'online' | 'batch' | 'off';
 export const DISCARD_MODES: ReadonlyArray<DiscardMode> = ['online', 'batch', 'off'];
@@ -150,6 +153,18 @@ export class DeviceDisk implements Disk {
   private batch: Promise<void> | undefined;
   /** A failed write or flush latches the device failed: a flush is never retried and trusted. */
   private failure: ShardpoolError | undefined;
+  /**
+   * The device's own record of whose units are whose, for every run allocated since it was opened (and every
+   * pending allocation it opened with): start unit → owner. A delete frees a run only when this record (or, for a
+   * run allocated before this open, the record's verified header with no in-process owner) says it is that
+   * fragment's; units that merely look allocated are never freed (a second collector of the same version would
+   * otherwise free a newer put's units that first fit handed out again).
+   */
+  private readonly owners = new Map<number, { owner: string; unitCount: number }>();
+  /** One bit per data unit: set while the unit lies in a run of `owners`. */
+  private readonly ownedUnits: Uint8Array;
+  /** Deletes of records allocated before this open, in flight by location (single-flight). */
+  private readonly deletesInFlight = new Map<number, Promise<void>>();
 
   constructor(
     private readonly storage: BlockStorage,
@@ -160,6 +175,8 @@ export class DeviceDisk implements Disk {
   ) {
     this.poolUuid = metadata.deviceLabel.poolUuid;
     this.diskUuid = metadata.deviceLabel.deviceUuid;
+    this.ownedUnits = new Uint8Array(allocator ? Math.ceil(metadata.regions.dataUnits / 8) : 0);
+    for (const [key, allocation] of pending) this.own(allocation.startUnit, allocation.unitCount, key);
   }
 
   get path(): string {
@@ -198,12 +215,14 @@ export class DeviceDisk implements Disk {
     }
     const locationBytes = this.metadata.regions.dataOffsetBytes + startUnit * unitBytes;
     const allocation: PendingAllocation = { type: 'allocate', startUnit, unitCount, versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
+    this.own(startUnit, unitCount, pendingKey(fragment));
     try {
       assert(locationBytes + recordBytes <= this.metadata.regions.dataOffsetBytes + allocator.unitCount * unitBytes, 'records stay inside the data region');
       const header = encodeFragmentHeader({ ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid, locationBytes });
       await this.writeRecord(header, data, recordBytes, locationBytes);
     } catch (error) {
       // Give the units back through the journal like any free: a checkpoint may already have recorded them.
+      this.disown(startUnit, unitCount);
       allocator.free(startUnit, unitCount);
       this.queued.push(allocation, { type: 'free', startUnit, unitCount });
       this.changed += 1;
@@ -310,20 +329,89 @@ export class DeviceDisk implements Disk {
   }
 
   async deleteFragment(fragment: FragmentAddress & { readonly locationBytes?: number }): Promise<void> {
-    const allocator = this.writable();
+    this.writable();
     const key = pendingKey(fragment);
-    const pending = this.pending.get(key);
-    let run: { startUnit: number; unitCount: number } | undefined;
-    if (fragment.locationBytes !== undefined && fragment.locationBytes > 0) {
-      run = await this.runOfRecordAt(fragment.locationBytes, fragment);
-    } else if (pending) {
-      run = pending;
+    if (fragment.locationBytes === undefined || fragment.locationBytes <= 0) {
+      // By address: only an allocation this device knows as pending (an uncommitted put's, or a drain copy's).
+      const pending = this.pending.get(key);
+      if (pending) this.freeOwnedRun(pending.startUnit, key);
+      return;
     }
-    if (!run) return; // nothing of it on this device
-    this.pending.delete(key);
-    allocator.free(run.startUnit, run.unitCount);
+    const startUnit = this.unitAt(fragment.locationBytes);
+    if (startUnit === undefined) return; // not a record start of this device
+    const known = this.owners.get(startUnit);
+    if (known) {
+      if (known.owner === key) this.freeOwnedRun(startUnit, key);
+      return; // else: the units were freed and given to another fragment; nothing of this one is left here
+    }
+    if (this.isOwned(startUnit, 1)) return; // inside a run allocated since the open: not a record of this fragment
+    // Allocated before this open (or free): the verified header is the only record of whose the units are.
+    const running = this.deletesInFlight.get(startUnit);
+    if (running) return running;
+    const deletion = this.deleteRecordFromBefore(fragment, startUnit).finally(() => this.deletesInFlight.delete(startUnit));
+    this.deletesInFlight.set(startUnit, deletion);
+    return deletion;
+  }
+
+  /** Frees the run of a record allocated before this open, once its header says it is this fragment's. */
+  private async deleteRecordFromBefore(fragment: FragmentAddress & { readonly locationBytes?: number }, startUnit: number): Promise<void> {
+    const run = await this.runOfRecordAt(fragment.locationBytes as number, fragment);
+    if (!run) return;
+    assert(run.startUnit === startUnit, 'a record run starts where its record does');
+    // Checked again after the read: while it ran, its units may have been freed (by nobody but this single-flight
+    // delete) or taken by a new allocation, which `owners` would show.
+    if (this.owners.has(startUnit) || this.isOwned(run.startUnit, run.unitCount) || !this.allocator?.isRangeAllocated(run.startUnit, run.unitCount)) return;
+    this.forgetPending(pendingKey(fragment), run.startUnit);
+    this.allocator.free(run.startUnit, run.unitCount);
     this.queued.push({ type: 'free', startUnit: run.startUnit, unitCount: run.unitCount });
     this.changed += 1;
+  }
+
+  /** Frees a run this device allocated (or opened as pending) for `owner`, with its journal entry. */
+  private freeOwnedRun(startUnit: number, owner: string): void {
+    const allocator = this.writable();
+    const run = this.owners.get(startUnit);
+    assert(run !== undefined && run.owner === owner, 'only the owner of a run frees it');
+    this.disown(startUnit, run.unitCount);
+    this.forgetPending(owner, startUnit);
+    allocator.free(startUnit, run.unitCount);
+    this.queued.push({ type: 'free', startUnit, unitCount: run.unitCount });
+    this.changed += 1;
+  }
+
+  /** Drops a pending allocation once its run is freed (only that run's: a move within the device has two). */
+  private forgetPending(key: string, startUnit: number): void {
+    if (this.pending.get(key)?.startUnit === startUnit) this.pending.delete(key);
+  }
+
+  /** The data unit a record location starts at, or undefined when it is not a unit start inside the data region. */
+  private unitAt(locationBytes: number): number | undefined {
+    const { regions } = this.metadata;
+    const offset = locationBytes - regions.dataOffsetBytes;
+    if (offset < 0 || offset % regions.allocationUnitBytes !== 0) return undefined;
+    const unit = offset / regions.allocationUnitBytes;
+    return unit < regions.dataUnits ? unit : undefined;
+  }
+
+  private own(startUnit: number, unitCount: number, owner: string): void {
+    assert(!this.owners.has(startUnit) && !this.isOwned(startUnit, unitCount), 'a unit has one owner at a time');
+    this.owners.set(startUnit, { owner, unitCount });
+    for (let unit = startUnit; unit < startUnit + unitCount; unit += 1) this.ownedUnits[unit >> 3] = (this.ownedUnits[unit >> 3] as number) | (1 << (unit & 7));
+  }
+
+  private disown(startUnit: number, unitCount: number): void {
+    const run = this.owners.get(startUnit);
+    assert(run !== undefined && run.unitCount === unitCount, 'a run is disowned as it was owned');
+    this.owners.delete(startUnit);
+    for (let unit = startUnit; unit < startUnit + unitCount; unit += 1) this.ownedUnits[unit >> 3] = (this.ownedUnits[unit >> 3] as number) & ~(1 << (unit & 7));
+  }
+
+  /** True when any of the units lies in a run allocated since the open. */
+  private isOwned(startUnit: number, unitCount: number): boolean {
+    for (let unit = startUnit; unit < startUnit + unitCount; unit += 1) {
+      if (((this.ownedUnits[unit >> 3] ?? 0) & (1 << (unit & 7))) !== 0) return true;
+    }
+    return false;
   }
 
   async deleteVersion(versionId: string): Promise<number> {
@@ -379,6 +467,8 @@ export class DeviceDisk implements Disk {
       const count = Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / unitBytes);
       covered.fill(1, start, start + count);
     }
+    // A run allocated since the open has an owner even before its record is written (a put in flight): not a stray.
+    for (const [start, run] of this.owners) covered.fill(1, start, start + run.unitCount);
     for (const run of allocator.allocatedRuns()) {
       let start = -1;
       for (let unit = run.start; unit <= run.start + run.unitCount; unit += 1) {
@@ -394,6 +484,8 @@ export class DeviceDisk implements Disk {
 
   /** Frees units that hold nothing (recover --cleanup); durable with the next flush. */
   private freeUnits(startUnit: number, unitCount: number): void {
+    // Re-checked at release: a stray found by a scan is still unowned and allocated (nothing else frees it).
+    if (this.isOwned(startUnit, unitCount) || !this.allocator?.isRangeAllocated(startUnit, unitCount)) return;
     this.writable().free(startUnit, unitCount);
     this.queued.push({ type: 'free', startUnit, unitCount });
     this.changed += 1;
@@ -442,12 +534,14 @@ export class DeviceDisk implements Disk {
     if (!allocator.isRangeFree(startUnit, unitCount)) return;
     const { regions } = this.metadata;
     allocator.markAllocated(startUnit, unitCount);
+    this.own(startUnit, unitCount, DISCARD_HOLD);
     try {
       await this.storage.discard(regions.dataOffsetBytes + startUnit * regions.allocationUnitBytes, unitCount * regions.allocationUnitBytes);
       this.stats.discardedBytes += unitCount * regions.allocationUnitBytes;
     } catch {
       // A device without discard support simply keeps the bytes; nothing depends on it.
     } finally {
+      this.disown(startUnit, unitCount);
       allocator.free(startUnit, unitCount);
     }
   }
@@ -463,6 +557,7 @@ export class DeviceDisk implements Disk {
     }));
   }
 
+  /** The catalog references these now: they stop being pending; the device still knows they are theirs (`owners`). */
   settle(fragments: ReadonlyArray<FragmentAddress>): void {
     for (const fragment of fragments) this.pending.delete(pendingKey(fragment));
   }

@@ -100,6 +100,11 @@ export class UnitAllocator {
     return index < 0 ? undefined : this.runStarts[index];
   }
 
+  isRangeAllocated(start: number, unitCount: number): boolean {
+    for (let unit = start; unit < start + unitCount; unit += 1) if (!this.isAllocated(unit)) return false;
+    return true;
+  }
+
   isRangeFree(start: number, unitCount: number): boolean {
     for (let unit = start; unit < start + unitCount; unit += 1) if (this.isAllocated(unit)) return false;
     return true;

@@ -1,0 +1,127 @@
+// Who may free a device's units: only the owner of the run (docs/architecture.md § concurrency). These tests drive
+// the interleaving that lost acknowledged data under concurrent S3 load: two deletes of one fragment, a put given the
+// freed units in between, and a third put that would then overwrite the second.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { BlockStorage } from '../../src/disk/device/block-storage.js';
+import { formatDeviceStorage, openDeviceStorage, type DeviceDisk } from '../../src/disk/device/device-disk.js';
+import type { FragmentLocation } from '../../src/disk/disk.js';
+import { fragmentHeaderLengthBytes } from '../../src/format/fragment-header.js';
+import { newUuid } from '../../src/format/uuid.js';
+import { checksum128 } from '../../src/redundancy/checksum.js';
+import { SimulatedMedium } from '../support/simulated-storage.js';
+
+const IDENTITY = { poolUuid: '11111111-2222-4333-8444-555555555555', diskUuid: '66666666-7777-4888-9999-bbbbbbbbbbbb' };
+
+/** Storage whose reads wait while `held` is set, so a test decides when a delete's header read returns. */
+class HeldReads implements BlockStorage {
+  held = false;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly inner: BlockStorage) {}
+  get path(): string {
+    return this.inner.path;
+  }
+  get info() {
+    return this.inner.info;
+  }
+  get direct(): boolean {
+    return this.inner.direct;
+  }
+  async read(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void> {
+    await this.inner.read(buffer, bufferOffset, lengthBytes, positionBytes);
+    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    this.held = false;
+    for (const resume of this.waiting.splice(0)) resume();
+  }
+  get readsWaiting(): number {
+    return this.waiting.length;
+  }
+  write(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void> {
+    return this.inner.write(buffer, bufferOffset, lengthBytes, positionBytes);
+  }
+  writeParts(parts: ReadonlyArray<Buffer>, positionBytes: number): Promise<void> {
+    return this.inner.writeParts(parts, positionBytes);
+  }
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+  discard(positionBytes: number, lengthBytes: number): Promise<void> {
+    return this.inner.discard(positionBytes, lengthBytes);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+async function writeOne(disk: DeviceDisk, fill: number): Promise<FragmentLocation> {
+  const data = Buffer.alloc(20_000, fill);
+  const versionId = newUuid();
+  const { locationBytes } = await disk.writeFragment(
+    {
+      versionId,
+      extentIndex: 0,
+      fragmentIndex: 0,
+      key: `key-${fill}`,
+      policy: { kind: 'replica', copies: 1 },
+      extentLengthBytes: data.length,
+      extentChecksum: checksum128(data),
+      dataLengthBytes: data.length,
+      dataChecksum: checksum128(data),
+    },
+    data,
+  );
+  await disk.flush();
+  const location = { versionId, extentIndex: 0, fragmentIndex: 0, locationBytes, storedBytes: fragmentHeaderLengthBytes(`key-${fill}`) + data.length };
+  disk.settle([location]);
+  return location;
+}
+
+for (const when of ['allocated before this open', 'allocated by this process'] as const) {
+  test(`two deletes of one fragment never free the units a later put was given (${when})`, async () => {
+    const medium = new SimulatedMedium(64 * 1024 * 1024, { logicalSectorBytes: 4096, physicalSectorBytes: 4096 });
+    await formatDeviceStorage(medium.boot(), IDENTITY);
+    let storage = new HeldReads(medium.boot());
+    let disk = await openDeviceStorage(storage, IDENTITY, 'write');
+    const first = await writeOne(disk, 1);
+    if (when === 'allocated before this open') {
+      await disk.close();
+      storage = new HeldReads(medium.boot());
+      disk = await openDeviceStorage(storage, IDENTITY, 'write');
+    }
+    // Both deletes read the record's header; the reads are held until both have started.
+    storage.held = true;
+    const deleteA = disk.deleteFragment(first);
+    const deleteB = disk.deleteFragment(first);
+    storage.release();
+    await deleteA;
+    // First fit hands the freed units to the next put while the second delete may still be deciding.
+    storage.held = true;
+    const secondWrite = writeOne(disk, 2);
+    const deleteC = disk.deleteFragment(first); // a third, late collector of the same version
+    storage.release();
+    const second = await secondWrite;
+    await Promise.all([deleteB, deleteC]);
+    await disk.flush();
+    assert.equal(second.locationBytes, first.locationBytes, 'the second put reused the freed units (the dangerous case)');
+    const third = await writeOne(disk, 3);
+    assert.notEqual(third.locationBytes, second.locationBytes, 'the second put still owns its units');
+    const { data } = await disk.readFragment(second);
+    assert.ok(data.equals(Buffer.alloc(20_000, 2)), "the second put's committed fragment is intact");
+    await disk.close();
+  });
+}
+
+test('a delete by the wrong identity at an owned location frees nothing', async () => {
+  const medium = new SimulatedMedium(64 * 1024 * 1024, { logicalSectorBytes: 4096, physicalSectorBytes: 4096 });
+  await formatDeviceStorage(medium.boot(), IDENTITY);
+  const disk = await openDeviceStorage(medium.boot(), IDENTITY, 'write');
+  const kept = await writeOne(disk, 4);
+  const before = (await disk.space()).freeBytes;
+  await disk.deleteFragment({ ...kept, versionId: newUuid() });
+  await disk.deleteFragment({ ...kept, locationBytes: kept.locationBytes + 16 * 1024 });
+  await disk.flush();
+  assert.equal((await disk.space()).freeBytes, before, 'no unit changed hands');
+  await disk.close();
+});
