@@ -32,6 +32,7 @@ import {
   writeFileSynced,
 } from '../../io/durable-files.js';
 import type { Disk, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite, Stray } from '../disk.js';
+import { DirectorySyncs } from './directory-syncs.js';
 
 const FRAGMENTS_DIRECTORY = 'fragments';
 const FRAGMENT_SUFFIX = '.frag';
@@ -76,6 +77,8 @@ export async function formatDirectoryDisk(diskPath: string, identity: { poolUuid
 export async function openDirectoryDisk(
   diskPath: string,
   expected: { poolUuid: string; diskUuid: string },
+  /** Tests pass an fsync they control, to hold one in flight. */
+  options: { fsyncDirectory?: (directory: string) => Promise<void> } = {},
 ): Promise<DirectoryDisk> {
   await assertIsDirectory(diskPath);
   const label = await readDirectoryLabel(diskPath);
@@ -92,27 +95,33 @@ export async function openDirectoryDisk(
       { path: diskPath },
     );
   }
-  return new DirectoryDisk(diskPath, label);
+  return new DirectoryDisk(diskPath, label, options.fsyncDirectory ?? fsyncDirectory);
 }
 
 export class DirectoryDisk implements Disk {
   readonly kind = 'directory' as const;
-  readonly acceptsFragments = true;
+  /** False once an fsync failed: what it was to persist may be lost, so nothing new is written here until reopened. */
+  get acceptsFragments(): boolean {
+    return this.syncs.failure === undefined;
+  }
   readonly geometry = undefined;
   readonly poolUuid: string;
   readonly diskUuid: string;
-  /** Directories that gained a fragment since the last flush; each needs one fsync to make its renames durable. */
-  private readonly directoriesToSync = new Set<string>();
+  /** Directories whose renames and unlinks the next flush must make durable (and the fsyncs in flight). */
+  private readonly syncs: DirectorySyncs;
 
   constructor(
     readonly path: string,
     label: DiskLabel,
+    syncDirectory: (directory: string) => Promise<void> = fsyncDirectory,
   ) {
+    this.syncs = new DirectorySyncs(syncDirectory);
     this.poolUuid = label.poolUuid;
     this.diskUuid = label.diskUuid;
   }
 
   async writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<{ locationBytes: number }> {
+    if (this.syncs.failure !== undefined) throw this.ioError('write', this.path, this.syncs.failure);
     assert(data.length === fragment.dataLengthBytes, 'fragment data length matches its header');
     const header = encodeFragmentHeader({
       ...fragment,
@@ -125,18 +134,16 @@ export class DirectoryDisk implements Disk {
     await this.io('write', filePath, async () => {
       const created = await ensureDirectory(directory);
       // A new bucket directory is itself an entry of fragments/, durable only once fragments/ is synced too.
-      if (created !== undefined) this.directoriesToSync.add(path.dirname(created));
+      if (created !== undefined) this.syncs.changed(path.dirname(created));
       await writeFileSynced(filePath, [header, data]);
     });
-    this.directoriesToSync.add(directory);
+    this.syncs.changed(directory);
     return { locationBytes: 0 };
   }
 
   async flush(): Promise<void> {
-    const directories = [...this.directoriesToSync];
-    this.directoriesToSync.clear();
     try {
-      await Promise.all(directories.map((directory) => fsyncDirectory(directory)));
+      await this.syncs.flush();
     } catch (error) {
       // A failed fsync may have dropped the dirty state: retrying it and trusting the second answer is how
       // databases lost data (fsyncgate). Report the failure; the caller must not acknowledge.
@@ -172,7 +179,7 @@ export class DirectoryDisk implements Disk {
     const filePath = this.fragmentPath(address);
     // The unlink becomes durable with the next flush, like a write's rename.
     if (await this.io('delete', filePath, () => removeFileIfExists(filePath))) {
-      this.directoriesToSync.add(path.dirname(filePath));
+      this.syncs.changed(path.dirname(filePath));
       return;
     }
     // No fragment file: the write may have been cut off before its rename (a crash during a move's copy), leaving
@@ -185,7 +192,7 @@ export class DirectoryDisk implements Disk {
       const tempPath = path.join(directory, name);
       if (await this.io('delete', tempPath, () => removeFileIfExists(tempPath))) removed = true;
     }
-    if (removed) this.directoriesToSync.add(directory);
+    if (removed) this.syncs.changed(directory);
   }
 
   async deleteVersion(versionId: string): Promise<number> {
@@ -198,7 +205,7 @@ export class DirectoryDisk implements Disk {
       const filePath = path.join(directory, name);
       if (await this.io('delete', filePath, () => removeFileIfExists(filePath))) deleted += 1;
     }
-    if (deleted > 0) this.directoriesToSync.add(directory);
+    if (deleted > 0) this.syncs.changed(directory);
     return deleted;
   }
 
@@ -252,7 +259,7 @@ export class DirectoryDisk implements Disk {
           what: isTemp ? `temp file of an interrupted write ${filePath}` : `unreadable fragment file ${filePath}`,
           bytes: await fileSizeBytes(filePath).catch(() => 0),
           release: async () => {
-            if (await removeFileIfExists(filePath)) this.directoriesToSync.add(path.dirname(filePath));
+            if (await removeFileIfExists(filePath)) this.syncs.changed(path.dirname(filePath));
           },
         };
       }
