@@ -46,6 +46,19 @@ export function extentsReadAhead(extentSizeBytes: number): number {
   return Math.max(GET_EXTENTS_READ_AHEAD_MIN, Math.min(GET_EXTENTS_READ_AHEAD_MAX, Math.floor(GET_READ_AHEAD_BYTES_MAX / extentSizeBytes)));
 }
 
+/**
+ * A put records its progress (flush, commit the rows of what it wrote so far under its intent, settle) every this
+ * many extents, so it never holds more than about this many allocations pending on one device whatever its size: a
+ * device's checkpoint carries at most PENDING_ALLOCATIONS_MAX_COUNT (16,384), shared by every put in flight.
+ * SHARDPOOL_PUT_PROGRESS_EXTENTS overrides it (crash tests record progress in small objects).
+ */
+export const PUT_PROGRESS_EXTENTS = 256;
+
+export function putProgressExtents(): number {
+  const override = Number(process.env.SHARDPOOL_PUT_PROGRESS_EXTENTS);
+  return Number.isInteger(override) && override >= 1 ? override : PUT_PROGRESS_EXTENTS;
+}
+
 /** A mutating command waits this long for the pool lock before failing with POOL_BUSY. */
 export const POOL_LOCK_WAIT_DEFAULT_MS = 30_000;
 export const POOL_LOCK_POLL_INTERVAL_MS = 50;

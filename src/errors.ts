@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   DISK_OFFLINE: 'the disk cannot be reached or its label does not match the catalog',
   DISK_IO_FAILED: 'a read, write or flush on the disk failed',
   DISK_FULL: 'the disk has no space left for a fragment',
+  DEVICE_ALLOCATIONS_LIMIT: 'a block device holds as many uncommitted allocations as its checkpoint can carry',
   DRAIN_INCOMPLETE: 'remove-disk could not move every fragment off the disk',
   DISK_NOT_FAILED: 'rebuild was asked for a disk that is not marked failed',
   NOT_A_DEVICE: 'trim or defrag was asked for a disk that is not a block device',

@@ -105,7 +105,7 @@ export function formatDiskTable(disks: PoolDescription['disks']): string {
     ['ID', 'STATE', 'KIND', 'SECTORS', 'IO', 'CAPACITY', 'FREE', 'USED', 'FRAGMENTS', 'PATH'],
     disks.map((disk) => [
       String(disk.id),
-      disk.online || disk.state === 'failed' ? disk.state : `${disk.state},offline`,
+      !disk.online && disk.state !== 'failed' ? `${disk.state},offline` : disk.latchedFailure ? `${disk.state},latched` : disk.state,
       disk.kind,
       disk.geometry ? `${disk.geometry.logicalSectorBytes}/${disk.geometry.physicalSectorBytes}` : '-',
       disk.geometry ? (disk.geometry.directIo ? 'direct' : 'sync') : '-',
@@ -113,7 +113,11 @@ export function formatDiskTable(disks: PoolDescription['disks']): string {
       formatBytes(disk.freeBytes),
       formatBytes(disk.usedBytes),
       String(disk.fragmentCount),
-      disk.offlineReason && disk.state !== 'failed' ? `${disk.path}  (${disk.offlineReason})` : disk.path,
+      disk.offlineReason && disk.state !== 'failed'
+        ? `${disk.path}  (${disk.offlineReason})`
+        : disk.latchedFailure
+          ? `${disk.path}  (writes refused until reopened: ${disk.latchedFailure})`
+          : disk.path,
     ]),
   );
 }

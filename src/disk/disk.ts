@@ -1,5 +1,6 @@
 // The Disk interface: what the pool needs of one member disk, whatever backs it (a directory now, a raw block device
 // later). The pool never knows which; the disk knows nothing of objects beyond the identity in a fragment header.
+import type { ShardpoolError } from '../errors.js';
 import type { FragmentHeader } from '../format/fragment-header.js';
 
 export type DiskKind = 'directory' | 'block-device';
@@ -59,6 +60,11 @@ export interface Disk {
   readonly diskUuid: string;
   /** False when the disk cannot take new fragments now (a device opened read-only, or one that failed a flush). */
   readonly acceptsFragments: boolean;
+  /**
+   * Why the disk refuses writes since a flush failed (latched until the pool reopens it), else undefined. Reads may
+   * still work; list-disks, /health and the metrics show it.
+   */
+  readonly latchedFailure: ShardpoolError | undefined;
   readonly geometry: DiskGeometry | undefined;
 
   /**

@@ -223,29 +223,12 @@ export class Catalog {
     inCommit?: () => ReadonlyArray<string> | void,
   ): { replacedVersionId: string | undefined; alsoQueued: ReadonlyArray<string> } {
     const { object, extents } = newObject;
-    assert(extents.length === object.extentCount, 'every extent of the object is committed');
     return this.db.transaction(() => {
-      const insertExtent = this.db.prepare(
-        `INSERT INTO extents (version_id, extent_index, length_bytes, checksum) VALUES (?, ?, ?, ?)`,
-      );
-      const insertFragment = this.db.prepare(
-        `INSERT INTO fragments (version_id, extent_index, fragment_index, disk_id, stored_bytes, location_bytes)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-      );
-      for (const extent of extents) {
-        assert(extent.fragments.length === object.fragmentCount, 'every fragment of an extent is committed');
-        insertExtent.run(object.versionId, extent.extentIndex, extent.lengthBytes, extent.checksum);
-        for (const fragment of extent.fragments) {
-          insertFragment.run(
-            object.versionId,
-            extent.extentIndex,
-            fragment.fragmentIndex,
-            fragment.diskId,
-            fragment.storedBytes,
-            fragment.locationBytes,
-          );
-        }
-      }
+      this.insertExtents(object.versionId, extents);
+      const stored = this.db.prepare(`SELECT count(*) AS n FROM extents WHERE version_id = ?`).get(object.versionId) as { n: number };
+      assert(stored.n === object.extentCount, 'every extent of the object is committed (recorded progress included)');
+      const fragmentsStored = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE version_id = ?`).get(object.versionId) as { n: number };
+      assert(fragmentsStored.n === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
       if (newObject.metadata) {
         this.db
           .prepare(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata) VALUES (?, ?, ?, ?)`)
@@ -278,6 +261,40 @@ export class Catalog {
       const alsoQueued = inCommit?.() ?? [];
       return { replacedVersionId: replaced, alsoQueued };
     }).immediate();
+  }
+
+  /**
+   * A large put's progress: rows of extents written and flushed so far, under the put's intent (no object row points
+   * at them yet). An interrupted put's recorded rows tell its cleanup where the fragments are (abandonVersion).
+   */
+  recordIntentExtents(versionId: string, extents: ReadonlyArray<ExtentRow>): void {
+    this.db.transaction(() => {
+      assert(this.hasIntent(versionId), 'progress is recorded only under a live intent');
+      this.insertExtents(versionId, extents);
+    }).immediate();
+  }
+
+  /** Drops the rows a put recorded under its intent (after their fragments were deleted and the deletes flushed). */
+  dropIntentRows(versionId: string): void {
+    this.db.transaction(() => {
+      assert(this.db.prepare(`SELECT 1 FROM objects WHERE version_id = ?`).get(versionId) === undefined, 'rows of a committed version are never dropped as an intent');
+      this.db.prepare(`DELETE FROM fragments WHERE version_id = ?`).run(versionId);
+      this.db.prepare(`DELETE FROM extents WHERE version_id = ?`).run(versionId);
+    }).immediate();
+  }
+
+  private insertExtents(versionId: string, extents: ReadonlyArray<ExtentRow>): void {
+    const insertExtent = this.db.prepare(`INSERT INTO extents (version_id, extent_index, length_bytes, checksum) VALUES (?, ?, ?, ?)`);
+    const insertFragment = this.db.prepare(
+      `INSERT INTO fragments (version_id, extent_index, fragment_index, disk_id, stored_bytes, location_bytes)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    for (const extent of extents) {
+      insertExtent.run(versionId, extent.extentIndex, extent.lengthBytes, extent.checksum);
+      for (const fragment of extent.fragments) {
+        insertFragment.run(versionId, extent.extentIndex, fragment.fragmentIndex, fragment.diskId, fragment.storedBytes, fragment.locationBytes);
+      }
+    }
   }
 
   // ── objects ───────────────────────────────────────────────────────────────────────────────────────────────────

@@ -4,6 +4,7 @@
 // Both run before any change when a pool is opened for writing, so a crash at any point only delays cleanup.
 // Fragment rows are dropped only after the file deletions were flushed: a crash in between leaves a row whose file is
 // already gone, which the next collection deletes again harmlessly (deletes are idempotent).
+import { assert } from '../assert.js';
 import { isShardpoolError } from '../errors.js';
 import type { FragmentAddress } from '../disk/disk.js';
 import type { FragmentRow } from './catalog.js';
@@ -129,10 +130,30 @@ export async function cleanUpInterruptedPuts(pool: Pool): Promise<void> {
 
 /**
  * Deletes every fragment of an uncommitted version from every reachable disk and, when no live disk was out of
- * reach, drops its intent. A version with an unreachable disk keeps its intent so the cleanup is retried later.
+ * reach, drops its intent. Fragments a large put recorded under its intent are deleted by their catalog location
+ * first, and their rows dropped once those deletes are durable; the rest (never recorded) are found by the disks
+ * themselves (pending allocations, file names). A version with an unreachable disk keeps its intent (and rows) so
+ * the cleanup is retried later.
  */
 export async function abandonVersion(pool: Pool, versionId: string): Promise<void> {
   let complete = true;
+  const recorded = pool.catalog.fragmentsOfVersion(versionId);
+  const flushDisks = new Set<number>();
+  await forEachBounded(recorded, GC_DELETES_IN_FLIGHT, async (fragment) => {
+    const member = pool.member(fragment.diskId);
+    if (member.row.state === 'failed') return;
+    if (!member.disk) {
+      complete = false;
+      return;
+    }
+    try {
+      await member.disk.deleteFragment(fragment);
+      flushDisks.add(fragment.diskId);
+    } catch (error) {
+      if (!isShardpoolError(error)) throw error;
+      complete = false;
+    }
+  });
   for (const member of pool.listMembers()) {
     if (member.row.state === 'failed') continue;
     if (!member.disk) {
@@ -142,10 +163,14 @@ export async function abandonVersion(pool: Pool, versionId: string): Promise<voi
     try {
       await member.disk.deleteVersion(versionId);
       await member.disk.flush();
+      flushDisks.delete(member.row.id);
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
       complete = false;
     }
   }
-  if (complete) pool.catalog.dropIntent(versionId);
+  if (!complete) return;
+  assert(flushDisks.size === 0, 'every disk a recorded fragment was deleted from has been flushed');
+  if (recorded.length > 0) pool.catalog.dropIntentRows(versionId);
+  pool.catalog.dropIntent(versionId);
 }

@@ -8,6 +8,7 @@ let hits = 0;
 export const KILL_POINTS = [
   'put.intent-recorded',
   'put.fragment-written',
+  'put.progress-recorded',
   'put.fragments-flushed',
   'put.committed',
   'gc.fragment-deleted',

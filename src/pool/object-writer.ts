@@ -9,9 +9,14 @@
 //   4. one catalog transaction: the key points at the new version, the old one is queued as garbage, the intent goes
 //      (kill point put.committed) — only now is the put acknowledged
 //   5. delete the old version's fragments (garbage collection)
+// A large put records its progress every PUT_PROGRESS_EXTENTS extents (steps 3 and 4 for what is written so far,
+// without making the key point anywhere): the disks are flushed, the extents' fragment rows are committed under the
+// put's intent (kill point put.progress-recorded), and block devices settle them. So no put, whatever its size, holds
+// more than a bounded number of allocations pending on a device (a checkpoint carries at most 16,384), and an
+// interrupted put's recorded fragments are deleted by location like any other (abandonVersion).
 import type { Readable } from 'node:stream';
 import { assert } from '../assert.js';
-import { PUT_EXTENTS_IN_FLIGHT_MAX } from '../constants.js';
+import { PUT_EXTENTS_IN_FLIGHT_MAX, putProgressExtents } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
 import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
@@ -62,6 +67,7 @@ export async function writeObject(
     const { sizeBytes, extents } = await writer.writeAll(source, pool.config.extentSizeBytes, options.onProgress);
     await writer.flushTouchedDisks();
     killPoint('put.fragments-flushed');
+    const unrecorded = await writer.unrecordedExtents();
     object = {
       key,
       versionId: writer.versionId,
@@ -73,15 +79,16 @@ export async function writeObject(
       extentCount: extents.length,
       createdAtMs: Date.now(),
     };
-    const committed = { object, extents, metadata: options.metadata?.() };
+    const committed = { object, extents: unrecorded, metadata: options.metadata?.() };
     const result = await pool.catalog.inBatch(() => {
       const replaced = pool.catalog.commitObject(committed, options.inCommit);
       return replaced;
     });
     replacedVersionId = result.replacedVersionId;
     alsoQueued = result.alsoQueued;
-    settleFragments(pool, extents.flatMap((extent) => extent.fragments));
+    settleFragments(pool, unrecorded.flatMap((extent) => extent.fragments));
   } catch (error) {
+    await writer.settleProgress();
     await abandonVersion(pool, writer.versionId);
     throw error;
   }
@@ -108,6 +115,12 @@ class ExtentWriter {
   private readonly excludedDisks = new Set<number>();
   /** Where this put's extents and parity live: laid out so that block devices write fragments without a copy. */
   private readonly memory: FragmentMemory;
+  /** Written extents whose fragment rows are not yet in the catalog, by index. */
+  private readonly unrecorded = new Map<number, ExtentRow>();
+  /** The progress record being written (one at a time). */
+  private progress: Promise<void> | undefined;
+  private progressFailure: { error: unknown } | undefined;
+  private readonly progressEvery = putProgressExtents();
 
   private constructor(
     private readonly pool: Pool,
@@ -148,33 +161,41 @@ class ExtentWriter {
     let failure: { error: unknown } | undefined;
     let sizeBytes = 0;
     let extentIndex = 0;
-    for await (const extentData of cutIntoExtents(source, extentSizeBytes, this.memory.allocate)) {
-      // Waiting here stops the for-await from pulling more input: that is the back-pressure.
-      await inFlight.acquire();
-      if (failure) {
-        inFlight.release();
-        break;
-      }
-      const index = extentIndex;
-      extentIndex += 1;
-      const task = this.writeExtent(index, extentData)
-        .then((row) => {
-          // Only after success: a failed extent's other fragment writes may still be reading its memory.
-          this.memory.giveBack(extentData);
-          extents[index] = row;
-          sizeBytes += extentData.length;
-          onProgress?.(sizeBytes);
-        })
-        .catch((error: unknown) => {
-          failure ??= { error };
-        })
-        .finally(() => {
+    try {
+      for await (const extentData of cutIntoExtents(source, extentSizeBytes, this.memory.allocate)) {
+        // Waiting here stops the for-await from pulling more input: that is the back-pressure.
+        await inFlight.acquire();
+        if (failure) {
           inFlight.release();
-          running.delete(task);
-        });
-      running.add(task);
+          break;
+        }
+        const index = extentIndex;
+        extentIndex += 1;
+        const task = this.writeExtent(index, extentData)
+          .then((row) => {
+            // Only after success: a failed extent's other fragment writes may still be reading its memory.
+            this.memory.giveBack(extentData);
+            extents[index] = row;
+            this.unrecorded.set(index, row);
+            sizeBytes += extentData.length;
+            onProgress?.(sizeBytes);
+            if (this.unrecorded.size >= this.progressEvery && !this.progress) this.recordProgress();
+            if (this.progressFailure) throw this.progressFailure.error;
+          })
+          .catch((error: unknown) => {
+            failure ??= { error };
+          })
+          .finally(() => {
+            inFlight.release();
+            running.delete(task);
+          });
+        running.add(task);
+      }
+    } finally {
+      // Also when the source fails: the put is abandoned only after every fragment write in flight has ended, or a
+      // write finishing after the cleanup would leave its fragment behind.
+      await Promise.allSettled(running);
     }
-    await Promise.all(running);
     if (failure) throw failure.error;
     assert(extents.length === extentIndex, 'every extent was written');
     return { sizeBytes, extents };
@@ -182,6 +203,40 @@ class ExtentWriter {
 
   async flushTouchedDisks(): Promise<void> {
     await Promise.all([...this.touchedDisks].map((diskId) => this.diskFor(diskId).flush()));
+  }
+
+  /** After the last write: waits for a progress record in flight; what it did not record goes into the commit. */
+  async unrecordedExtents(): Promise<ExtentRow[]> {
+    await this.settleProgress();
+    if (this.progressFailure) throw this.progressFailure.error;
+    return [...this.unrecorded.values()].sort((a, b) => a.extentIndex - b.extentIndex);
+  }
+
+  /** Waits for a progress record in flight (before the put commits or is abandoned), never rejecting. */
+  async settleProgress(): Promise<void> {
+    await this.progress?.catch(() => undefined);
+  }
+
+  /**
+   * Records the extents written so far under the put's intent: flush their disks (a flush covers every write that
+   * completed before it), commit their rows, then settle them on their devices. Runs beside further writes.
+   */
+  private recordProgress(): void {
+    const batch = [...this.unrecorded.values()];
+    const disks = new Set(batch.flatMap((extent) => extent.fragments.map((fragment) => fragment.diskId)));
+    this.progress = (async () => {
+      await Promise.all([...disks].map((diskId) => this.diskFor(diskId).flush()));
+      await this.pool.catalog.inBatch(() => this.pool.catalog.recordIntentExtents(this.versionId, batch));
+      killPoint('put.progress-recorded');
+      for (const extent of batch) this.unrecorded.delete(extent.extentIndex);
+      settleFragments(this.pool, batch.flatMap((extent) => extent.fragments));
+    })()
+      .catch((error: unknown) => {
+        this.progressFailure ??= { error };
+      })
+      .finally(() => {
+        this.progress = undefined;
+      });
   }
 
   private async writeExtent(extentIndex: number, data: Buffer): Promise<ExtentRow> {
@@ -255,7 +310,8 @@ class ExtentWriter {
           locationBytes,
         };
       } catch (error) {
-        if (!isShardpoolError(error, 'DISK_IO_FAILED') && !isShardpoolError(error, 'DISK_FULL')) throw error;
+        const replaceable = (['DISK_IO_FAILED', 'DISK_FULL', 'DEVICE_ALLOCATIONS_LIMIT'] as const).some((code) => isShardpoolError(error, code));
+        if (!replaceable) throw error;
         this.excludedDisks.add(diskId);
         const replacement = this.tryPlaceOne(fragment.storedBytes, new Set(fragment.extentDisks));
         if (replacement === undefined) throw error;

@@ -18,6 +18,8 @@ export interface DiskDescription {
   /** Block devices: sector sizes, allocation unit and whether O_DIRECT is in use. */
   readonly geometry: DiskGeometry | undefined;
   readonly offlineReason: string | undefined;
+  /** Why the disk refuses writes since a failed flush (until the pool is reopened), else undefined. */
+  readonly latchedFailure: string | undefined;
   readonly capacityBytes: number | undefined;
   readonly freeBytes: number | undefined;
   /** Bytes of fragments (headers included) the catalog places on this disk. */
@@ -90,6 +92,7 @@ export async function describePool(pool: Pool): Promise<PoolDescription> {
       acceptsFragments: member.disk?.acceptsFragments ?? false,
       geometry: member.disk?.geometry,
       offlineReason: member.offlineReason,
+      latchedFailure: member.disk?.latchedFailure?.message,
       capacityBytes: space?.capacityBytes,
       freeBytes: space?.freeBytes,
       usedBytes: used?.storedBytes ?? 0,

@@ -181,13 +181,16 @@ export class Daemon {
     const unavailable = this.pool.unavailableDiskIds();
     const redundancy = this.pool.catalog.redundancyReport(unavailable);
     const lastScrub = this.scrub?.lastCompletedAtMs();
+    const latched = members.filter((member) => member.disk?.latchedFailure !== undefined);
     return {
-      status: unavailable.length === 0 && redundancy.degradedExtents === 0 ? 'ok' : 'degraded',
+      status: unavailable.length === 0 && latched.length === 0 && redundancy.degradedExtents === 0 ? 'ok' : 'degraded',
       pool: this.options.poolDirectory,
       uptimeSeconds: Math.round((Date.now() - this.startedAtMs) / 1000),
       disks: {
         total: members.length,
-        healthy: members.filter((member) => member.row.state === 'healthy' && member.disk !== undefined).length,
+        healthy: members.filter((member) => member.row.state === 'healthy' && member.disk !== undefined && member.disk.latchedFailure === undefined).length,
+        // Latched: a flush failed, so the disk takes no writes until the daemon is restarted (reads still work).
+        latched: latched.length,
         failed: members.filter((member) => member.row.state === 'failed').length,
         offline: members.filter((member) => member.row.state !== 'failed' && member.disk === undefined).length,
       },

@@ -13,7 +13,7 @@ import type { Pool } from '../pool/pool.js';
 
 /** The redundancy report scans every fragment row: scrapes within this long reuse the last one. */
 const REDUNDANCY_CACHE_MS = 10_000;
-const DISK_STATES = ['healthy', 'draining', 'failed', 'offline'] as const;
+const DISK_STATES = ['healthy', 'draining', 'failed', 'offline', 'latched'] as const;
 /** The metrics of one scrape (collected all at once) share one reading of the disks. */
 const DISK_SNAPSHOT_MS = 100;
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -85,7 +85,7 @@ export class PoolMetrics {
     diskGauge('shardpool_disk_fragments', 'Fragments the catalog places on the disk', (disk) => disk.fragments);
     new Gauge({
       name: 'shardpool_disk_state',
-      help: 'Health of the disk: 1 for its current state (healthy, draining, failed, offline), 0 for the others',
+      help: 'Health of the disk: 1 for its current state (healthy, draining, failed, offline, latched), 0 for the others',
       labelNames: ['disk', 'path', 'state'],
       registers,
       async collect() {
@@ -243,7 +243,14 @@ export class PoolMetrics {
       const space = await member.disk?.space().catch(() => undefined);
       snapshots.push({
         labels: { disk: String(member.row.id), path: member.row.path, kind: member.row.kind },
-        state: member.row.state === 'failed' ? 'failed' : member.disk === undefined ? 'offline' : member.row.state,
+        state:
+          member.row.state === 'failed'
+            ? 'failed'
+            : member.disk === undefined
+              ? 'offline'
+              : member.disk.latchedFailure !== undefined
+                ? 'latched'
+                : member.row.state,
         capacityBytes: space?.capacityBytes,
         freeBytes: space?.freeBytes,
         usedBytes: usage.get(member.row.id)?.storedBytes ?? 0,

@@ -19,8 +19,11 @@ function makePool(root: string): Promise<string> {
   return createCliPool(root, { disks: DISKS, policy: 'ec:4+2' });
 }
 
+/** Puts record their progress every 2 extents here, so a crash also strikes puts that have recorded some. */
+const PROGRESS_EVERY_2 = { SHARDPOOL_PUT_PROGRESS_EXTENTS: '2' };
+
 async function crash(args: string[], killAt: string, input?: Buffer): Promise<void> {
-  const result = await runCli(args, { env: { SHARDPOOL_KILL_AT: killAt }, ...(input ? { input } : {}) });
+  const result = await runCli(args, { env: { SHARDPOOL_KILL_AT: killAt, ...PROGRESS_EVERY_2 }, ...(input ? { input } : {}) });
   assert.equal(result.signal, 'SIGKILL', `${args[0]} must be killed at ${killAt} (exit ${result.code}: ${result.stderr})`);
 }
 
@@ -50,6 +53,8 @@ const PUT_CRASHES: Array<{ killAt: string; acknowledged: boolean }> = [
   { killAt: 'put.intent-recorded', acknowledged: false },
   { killAt: 'put.fragment-written', acknowledged: false },
   { killAt: 'put.fragment-written@17', acknowledged: false },
+  { killAt: 'put.progress-recorded', acknowledged: false },
+  { killAt: 'put.progress-recorded@2', acknowledged: false },
   { killAt: 'put.fragments-flushed', acknowledged: false },
   { killAt: 'put.committed', acknowledged: true },
   { killAt: 'gc.fragment-deleted', acknowledged: true },
@@ -79,7 +84,7 @@ test('a put overwriting a key, killed at any step, leaves the old object or the 
 test('a first put of a new key, killed before commit, leaves no object and no fragment', async (t) => {
   const root = await makeTempDir(t, 'crash-new');
   const pool = await makePool(root);
-  for (const killAt of ['put.intent-recorded', 'put.fragment-written@5', 'put.fragments-flushed']) {
+  for (const killAt of ['put.intent-recorded', 'put.fragment-written@5', 'put.progress-recorded', 'put.fragments-flushed']) {
     await crash(['put', '--pool', pool, `new-${killAt}`, '-'], killAt, seededBytes(3 * EXTENT_BYTES, 5));
     await auditPool(pool, { expected: new Map(), noOrphans: false, context: `after kill at ${killAt}` });
     await recoverByWriteOpen(pool);
@@ -141,10 +146,10 @@ test('on device disks, a put or rm killed at any step of the group commit or che
     const next = seededBytes(5 * EXTENT_BYTES + index * 999, 100 + index);
     // Checkpoints come when a closing writer finds the journal a quarter full: small puts fill it first, until one
     // of them reaches the kill point (every put before it completed normally).
-    let result = await runCli(['put', '--pool', pool, 'key', '-'], { env: { SHARDPOOL_KILL_AT: killAt }, input: next });
+    let result = await runCli(['put', '--pool', pool, 'key', '-'], { env: { SHARDPOOL_KILL_AT: killAt, ...PROGRESS_EVERY_2 }, input: next });
     for (let filler = 0; result.signal !== 'SIGKILL' && killAt.startsWith('device.') && filler < 80; filler += 1) {
       current = next;
-      result = await runCli(['put', '--pool', pool, 'key', '-'], { env: { SHARDPOOL_KILL_AT: killAt }, input: next });
+      result = await runCli(['put', '--pool', pool, 'key', '-'], { env: { SHARDPOOL_KILL_AT: killAt, ...PROGRESS_EVERY_2 }, input: next });
     }
     assert.equal(result.signal, 'SIGKILL', `a put reached ${killAt}: ${result.stderr}`);
     const stored = (await runCliOk(['get', '--pool', pool, 'key'])).stdout;

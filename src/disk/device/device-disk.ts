@@ -18,7 +18,7 @@ import {
   verifyFragmentIdentity,
   type FragmentHeader,
 } from '../../format/fragment-header.js';
-import { roundUp } from '../../format/device-layout.js';
+import { PENDING_ALLOCATIONS_MAX_COUNT, roundUp } from '../../format/device-layout.js';
 import type { JournalEntry } from '../../format/journal-record.js';
 import { isAligned } from '../../io/aligned-buffer.js';
 import { dataBuffers, withLentBuffer } from '../../io/buffer-pool.js';
@@ -187,6 +187,10 @@ export class DeviceDisk implements Disk {
     return this.allocator !== undefined && this.failure === undefined;
   }
 
+  get latchedFailure(): ShardpoolError | undefined {
+    return this.failure;
+  }
+
   /** Where fragment records live on the device (everything before is labels, journal and allocator checkpoints). */
   get dataRegion(): { offsetBytes: number; lengthBytes: number } {
     const { regions } = this.metadata;
@@ -209,6 +213,15 @@ export class DeviceDisk implements Disk {
     const recordBytes = roundUp(headerBytes + data.length, RECORD_ALIGNMENT_BYTES);
     const unitBytes = this.metadata.regions.allocationUnitBytes;
     const unitCount = Math.ceil(recordBytes / unitBytes);
+    if (this.pending.size >= PENDING_ALLOCATIONS_MAX_COUNT) {
+      // A checkpoint carries every pending allocation; one more could not be recorded. Refused, never latched: it
+      // clears as the puts in flight commit (each records its progress, so none holds more than a few hundred).
+      throw new ShardpoolError(
+        'DEVICE_ALLOCATIONS_LIMIT',
+        `${this.path} has ${this.pending.size} allocations not yet committed, as many as its checkpoint can carry; retry when puts in flight finish`,
+        { path: this.path },
+      );
+    }
     const startUnit = allocator.allocate(unitCount);
     if (startUnit === undefined) {
       throw new ShardpoolError('DISK_FULL', `${this.path} has no run of ${unitCount} free units for a fragment`, { path: this.path });
@@ -717,16 +730,21 @@ export class DeviceDisk implements Disk {
     return this.allocator;
   }
 
+  /**
+   * A failed flush latches the device: the writes it was to make durable may be lost, so the device takes no more
+   * (and every later flush fails) until it is reopened. Only I/O failures latch; a refusal by a logical limit (a
+   * typed error other than DISK_IO_FAILED) fails that call alone and leaves the device as it was.
+   */
   private latch(what: string, error: unknown): ShardpoolError {
-    const failure =
-      isShardpoolError(error) && error.code !== 'DISK_IO_FAILED'
-        ? error
-        : new ShardpoolError(
-            'DISK_IO_FAILED',
-            `${what} failed on ${this.path}: ${(error as Error).message}; the device is treated as failed until reopened`,
-            { path: this.path },
-            { cause: error },
-          );
+    if (isShardpoolError(error) && error.code !== 'DISK_IO_FAILED') return error;
+    const failure = isShardpoolError(error)
+      ? error
+      : new ShardpoolError(
+          'DISK_IO_FAILED',
+          `${what} failed on ${this.path}: ${(error as Error).message}; the device is treated as failed until reopened`,
+          { path: this.path },
+          { cause: error },
+        );
     if (what === 'flush') this.failure = failure;
     return failure;
   }

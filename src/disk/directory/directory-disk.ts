@@ -102,8 +102,14 @@ export class DirectoryDisk implements Disk {
   readonly kind = 'directory' as const;
   /** False once an fsync failed: what it was to persist may be lost, so nothing new is written here until reopened. */
   get acceptsFragments(): boolean {
-    return this.syncs.failure === undefined;
+    return this.latched === undefined;
   }
+
+  get latchedFailure(): ShardpoolError | undefined {
+    return this.latched;
+  }
+
+  private latched: ShardpoolError | undefined;
   readonly geometry = undefined;
   readonly poolUuid: string;
   readonly diskUuid: string;
@@ -121,7 +127,7 @@ export class DirectoryDisk implements Disk {
   }
 
   async writeFragment(fragment: FragmentToWrite, data: Buffer): Promise<{ locationBytes: number }> {
-    if (this.syncs.failure !== undefined) throw this.ioError('write', this.path, this.syncs.failure);
+    if (this.latched) throw this.latched;
     assert(data.length === fragment.dataLengthBytes, 'fragment data length matches its header');
     const header = encodeFragmentHeader({
       ...fragment,
@@ -146,8 +152,10 @@ export class DirectoryDisk implements Disk {
       await this.syncs.flush();
     } catch (error) {
       // A failed fsync may have dropped the dirty state: retrying it and trusting the second answer is how
-      // databases lost data (fsyncgate). Report the failure; the caller must not acknowledge.
-      throw this.ioError('flush', this.path, error);
+      // databases lost data (fsyncgate). Report the failure; the caller must not acknowledge. Latched: every later
+      // flush fails too (DirectorySyncs), and the disk takes no new fragments until the pool reopens it.
+      this.latched ??= this.ioError('flush', this.path, this.syncs.failure ?? error);
+      throw this.latched;
     }
   }
 

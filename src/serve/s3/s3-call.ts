@@ -112,6 +112,7 @@ function fromPoolError(error: ShardpoolError, call: { key: string | undefined })
       return new S3Error('InvalidArgument', 400, error.message, { Key: key });
     case 'POLICY_NEEDS_MORE_DISKS':
     case 'DISK_FULL':
+    case 'DEVICE_ALLOCATIONS_LIMIT':
       return new S3Error('ServiceUnavailable', 503, `${error.code}: ${error.message}`);
     case 'OBJECT_CHANGED_DURING_READ':
       return new S3Error('ServiceUnavailable', 503, 'The object changed while it was read; retry the request.');
