@@ -70,18 +70,18 @@ export function directIoMode(options: CommonOptions): DirectIoMode {
 /**
  * Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. Inside the daemon the command
  * uses the daemon's open pool instead: reads run at once, object writes (`shared`) beside other writes, and every
- * other change alone.
+ * other change as maintenance (one at a time, beside the writes).
  */
 export async function withPool<T>(
   options: CommonOptions,
   access: PoolAccess,
   action: (pool: Pool) => Promise<T>,
-  writeConcurrency: 'shared' | 'exclusive' = 'exclusive',
+  writeConcurrency: 'shared' | 'maintenance' = 'maintenance',
 ): Promise<T> {
   const served = terminal().served;
   if (served) {
     if (access === 'read') return action(served.pool);
-    return writeConcurrency === 'shared' ? served.shared(() => action(served.pool)) : served.exclusive(() => action(served.pool));
+    return writeConcurrency === 'shared' ? served.shared(() => action(served.pool)) : served.maintenance(() => action(served.pool));
   }
   const pool = await Pool.open(poolDirectory(options), {
     access,

@@ -14,8 +14,8 @@ export interface ServedPool {
   readonly pool: Pool;
   /** Runs an object write beside others (put, rm). */
   shared<T>(work: () => Promise<T>): Promise<T>;
-  /** Runs maintenance alone: writes wait until it is done. */
-  exclusive<T>(work: () => Promise<T>): Promise<T>;
+  /** Runs maintenance (anything but an object write) after the maintenance before it, beside object writes. */
+  maintenance<T>(work: () => Promise<T>): Promise<T>;
   /** Scrubs run one at a time (they share a resumable position file). */
   oneScrubAtATime<T>(work: () => Promise<T>): Promise<T>;
 }

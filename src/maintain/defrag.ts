@@ -35,7 +35,7 @@ export async function defragPool(pool: Pool, reference: string | undefined, onPr
       const extent = object ? pool.catalog.extentOf(fragment.versionId, fragment.extentIndex) : undefined;
       if (!object || !extent) continue; // garbage awaiting collection: not worth moving
       try {
-        await relocateFragment(pool, { object, extent, fragment }, { inPlace: true });
+        if ((await relocateFragment(pool, { object, extent, fragment }, { inPlace: true })) === 'skipped') continue;
         moved += 1;
         onProgress?.(moved);
       } catch (error) {

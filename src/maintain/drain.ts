@@ -52,22 +52,27 @@ export async function drainDisk(pool: Pool, reference: string, options: DrainOpt
     pool.catalog.setDiskState(diskId, 'draining');
     pool.refreshMember(diskId);
   }
+  // Puts that chose this disk before it stopped taking fragments may still place some there: let them end, so the
+  // walk below sees every fragment that will ever be on it.
+  await pool.waitForWritesInFlight();
   // Garbage on this disk needs no move; delete (or, on a failed disk, drop) it first.
   await pool.collectAllGarbage();
   const total = pool.catalog.countFragmentsOnDisk(diskId);
   let moved = 0;
   let rebuilt = 0;
   const failures = new Map<string, string>();
+  const skipped = new Set<string>();
   for (;;) {
     const batch = pool.catalog
       .fragmentsToMove(diskId, DRAIN_BATCH_COUNT)
-      .filter((move) => !failures.has(fragmentName(move)));
+      .filter((move) => !failures.has(fragmentName(move)) && !skipped.has(fragmentName(move)));
     if (batch.length === 0) break;
     await forEachBounded(batch, DRAIN_MOVES_IN_FLIGHT_MAX, async (move) => {
       try {
         const how = await relocateFragment(pool, move, { preferTargetId: options.preferTargetId });
         if (how === 'copied') moved += 1;
-        else rebuilt += 1;
+        else if (how === 'rebuilt') rebuilt += 1;
+        else skipped.add(fragmentName(move)); // overwritten or removed meanwhile: garbage, collected below
         onProgress({ moved, rebuilt, total });
       } catch (error) {
         if (!isShardpoolError(error)) throw error;
@@ -75,7 +80,9 @@ export async function drainDisk(pool: Pool, reference: string, options: DrainOpt
       }
     });
   }
-  const remaining = pool.catalog.countFragmentsOnDisk(diskId);
+  // Versions that became garbage during the drain: their collections free this disk too. One that a reader still
+  // streams is collected when the reader lets go; wait for that (readers end), within reason.
+  const remaining = await waitForGarbageToLeave(pool, diskId);
   if (remaining > 0) {
     const [firstFailure] = failures.values();
     throw new ShardpoolError(
@@ -93,6 +100,21 @@ export async function drainDisk(pool: Pool, reference: string, options: DrainOpt
     pool.refreshMember(diskId);
   }
   return { disk: member.row, moved, rebuilt };
+}
+
+/** How long a drain waits for readers of garbage versions on the disk to finish. */
+const GARBAGE_WAIT_MS = 60_000;
+
+async function waitForGarbageToLeave(pool: Pool, diskId: number): Promise<number> {
+  const deadline = Date.now() + GARBAGE_WAIT_MS;
+  for (;;) {
+    await pool.collectAllGarbage();
+    await pool.settleBackgroundWork();
+    const remaining = pool.catalog.countFragmentsOnDisk(diskId);
+    const garbageOnly = pool.catalog.fragmentsOnDisk(diskId).every((row) => pool.catalog.isGarbage(row.versionId));
+    if (remaining === 0 || !garbageOnly || Date.now() > deadline) return remaining;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /**

@@ -65,16 +65,20 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
   const found = new Map<string, FoundFragment>();
   for await (const fragment of disk.scanFragments([...referenced.values()].map((row) => row.locationBytes))) found.set(nameOf(fragment), fragment);
   (report as { scannedFragments: number }).scannedFragments = found.size;
-  const orphans: FoundFragment[] = [];
-  const moving = new Set(pool.catalog.listMoves().map((move) => nameOf(move)));
-  for (const [name, fragment] of found) {
-    // A put or a move in flight (another process, when this pool is open for reading) is not an orphan yet.
-    if (pool.catalog.hasIntent(fragment.versionId) || moving.has(name)) continue;
-    const row = referenced.get(name);
+  // Every decision reads the catalog as it is now, not as it was before the scan: in the daemon, puts commit and
+  // moves finish while a disk is scanned, and a fragment committed meanwhile is not an orphan.
+  const inFlight = (versionId: string) => pool.catalog.hasIntent(versionId) || pool.catalog.isMoving({ versionId });
+  const isOrphan = (fragment: FoundFragment): boolean => {
+    // A put or a move in flight (in this process, or another when this pool is open for reading) is not an orphan.
+    if (pool.catalog.hasIntent(fragment.versionId) || pool.catalog.isMoving(fragment)) return false;
+    const row = pool.catalog.fragmentRow(fragment);
     // On a device the location must match too: a stale copy elsewhere is an orphan even if the address is known.
-    if (!row || (disk.kind === 'block-device' && row.locationBytes !== fragment.locationBytes)) orphans.push(fragment);
-  }
-  for (const [name, row] of referenced) {
+    return !row || row.diskId !== diskId || (disk.kind === 'block-device' && row.locationBytes !== fragment.locationBytes);
+  };
+  const orphans = [...found.values()].filter(isOrphan);
+  for (const [name, scannedRow] of referenced) {
+    const row = pool.catalog.fragmentRow(scannedRow);
+    if (!row || row.diskId !== diskId || row.locationBytes !== scannedRow.locationBytes) continue; // moved or collected meanwhile
     const fragment = found.get(name);
     if (!fragment) report.missing.push({ ...addressOf(row), reason: 'not found on the disk' });
     else if (disk.kind === 'block-device' && fragment.locationBytes !== row.locationBytes) {
@@ -85,11 +89,12 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
     ...orphans.map((fragment) => ({ key: fragment.key, ...addressOf(fragment), locationBytes: fragment.locationBytes })),
   );
   const strays = [];
-  for await (const stray of disk.strays([...found.values()])) strays.push(stray);
+  for await (const stray of disk.strays([...found.values()], inFlight)) strays.push(stray);
   report.strays.push(...strays.map((stray) => ({ what: stray.what, bytes: stray.bytes })));
   if (!cleanup || (orphans.length === 0 && strays.length === 0)) return;
   const cleaned = { orphansDeleted: 0, straysReleased: 0, bytesReleased: 0 };
   for (const orphan of orphans) {
+    if (!isOrphan(orphan)) continue; // committed or moved here while the others were deleted
     try {
       await disk.deleteFragment(orphan);
       cleaned.orphansDeleted += 1;

@@ -26,7 +26,25 @@ export interface RelocateOptions {
   readonly rebuild?: boolean;
 }
 
-export async function relocateFragment(pool: Pool, move: FragmentToMove, options: RelocateOptions = {}): Promise<'copied' | 'rebuilt'> {
+/**
+ * Moves one fragment; 'skipped' when its version is no longer current or the fragment no longer lives where `move`
+ * says (overwritten, removed or moved since it was listed). The version is pinned for the whole move, so its
+ * collector cannot delete fragments under it; maintenance runs one at a time, so nothing else moves this fragment.
+ */
+export async function relocateFragment(pool: Pool, move: FragmentToMove, options: RelocateOptions = {}): Promise<'copied' | 'rebuilt' | 'skipped'> {
+  const unpin = pool.pinCurrent(move.object);
+  if (!unpin) return 'skipped';
+  try {
+    const row = pool.catalog.fragmentRow(move.fragment);
+    const extent = pool.catalog.extentOf(move.fragment.versionId, move.fragment.extentIndex);
+    if (!row || !extent || row.diskId !== move.fragment.diskId || row.locationBytes !== move.fragment.locationBytes) return 'skipped';
+    return await relocatePinned(pool, { object: move.object, extent, fragment: row }, options);
+  } finally {
+    unpin();
+  }
+}
+
+async function relocatePinned(pool: Pool, move: FragmentToMove, options: RelocateOptions): Promise<'copied' | 'rebuilt'> {
   const { object, extent, fragment } = move;
   const codec = createCodec(parsePolicy(object.policy));
   const source = pool.readableDisk(fragment.diskId);
@@ -71,7 +89,7 @@ export async function relocateFragment(pool: Pool, move: FragmentToMove, options
   const repointed = await pool.catalog.inBatch(() =>
     pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes }),
   );
-  assert(repointed, 'nothing else changes the pool while we hold its lock');
+  assert(repointed, 'a pinned version\'s fragment is moved by one maintenance at a time, so its row is as read');
   target.settle([address]);
   killPoint('drain.fragment-moved');
   await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId, sourceLocationBytes: fragment.locationBytes });

@@ -93,11 +93,11 @@ export async function scrubPool(pool: Pool, options: ScrubOptions): Promise<Scru
       }
       // Pinned: in the daemon an overwrite may commit meanwhile, and its garbage collection must not delete the
       // fragments being verified (they would look missing).
-      const unpin = pool.pinVersion(object.versionId);
+      const unpin = pool.pinCurrent(object);
       try {
-        if (pool.catalog.isCurrentVersion(object.key, object.versionId)) await scrubObject(pool, object, report, options);
+        if (unpin) await scrubObject(pool, object, report, options);
       } finally {
-        unpin();
+        unpin?.();
       }
       report.objectsScrubbed += 1;
       afterKey = object.key;
@@ -130,7 +130,7 @@ async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, o
   // Read and verify all fragments of several extents concurrently; repairs (which change the catalog) run after.
   const checked: Array<{ extent: ExtentRow; bad: Array<{ fragment: FragmentRow; finding: Finding }> }> = [];
   await forEachBounded(extents, EXTENTS_CHECKED_IN_PARALLEL, async (extent) => {
-    const findings = await Promise.all(extent.fragments.map((fragment) => checkFragment(pool, object, extent, fragment, report)));
+    const findings = await Promise.all(extent.fragments.map((fragment) => checkCurrentFragment(pool, object, extent, fragment, report)));
     const bad = extent.fragments
       .map((fragment, index) => ({ fragment, finding: findings[index] }))
       .filter((entry): entry is { fragment: FragmentRow; finding: Finding } => entry.finding !== undefined);
@@ -157,7 +157,8 @@ async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, o
         if (!current) break;
         const row = current.fragments.find((candidate) => candidate.fragmentIndex === fragment.fragmentIndex) ?? fragment;
         const onHealthyDisk = finding.kind !== 'unavailable' && pool.member(row.diskId).disk?.acceptsFragments === true;
-        await relocateFragment(pool, { object, extent: current, fragment: row }, { inPlace: onHealthyDisk, rebuild: true });
+        const how = await relocateFragment(pool, { object, extent: current, fragment: row }, { inPlace: onHealthyDisk, rebuild: true });
+        if (how === 'skipped') continue; // overwritten or removed meanwhile: nothing left to repair
         finding.repaired = true;
         report.repaired += 1;
       } catch (error) {
@@ -166,6 +167,22 @@ async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, o
       }
     }
   }
+}
+
+/**
+ * Checks a fragment where the catalog places it. A check that fails is repeated where the catalog places it now if
+ * the fragment was moved meanwhile (a drain or defrag runs beside a background scrub): its old copy is gone by design.
+ */
+async function checkCurrentFragment(pool: Pool, object: ObjectRow, extent: ExtentRow, fragment: FragmentRow, report: ScrubReport): Promise<Finding | undefined> {
+  let checked = fragment;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const finding = await checkFragment(pool, object, extent, checked, report);
+    if (!finding) return undefined;
+    const now = pool.catalog.fragmentRow(checked);
+    if (!now || (now.diskId === checked.diskId && now.locationBytes === checked.locationBytes)) return finding;
+    checked = now;
+  }
+  return checkFragment(pool, object, extent, checked, report);
 }
 
 async function checkFragment(pool: Pool, object: ObjectRow, extent: ExtentRow, fragment: FragmentRow, report: ScrubReport): Promise<Finding | undefined> {

@@ -487,6 +487,18 @@ export class Catalog {
     return this.db.prepare(`${FRAGMENT_SELECT} WHERE disk_id = ?`).all(diskId) as FragmentRow[];
   }
 
+  /** True while a move of this fragment (or, without indexes, of any fragment of the version) is recorded. */
+  isMoving(address: { versionId: string; extentIndex?: number; fragmentIndex?: number }): boolean {
+    if (address.extentIndex === undefined || address.fragmentIndex === undefined) {
+      return this.db.prepare(`SELECT 1 FROM moves WHERE version_id = ? LIMIT 1`).get(address.versionId) !== undefined;
+    }
+    return (
+      this.db
+        .prepare(`SELECT 1 FROM moves WHERE version_id = ? AND extent_index = ? AND fragment_index = ?`)
+        .get(address.versionId, address.extentIndex, address.fragmentIndex) !== undefined
+    );
+  }
+
   hasIntent(versionId: string): boolean {
     return this.db.prepare(`SELECT 1 FROM intents WHERE version_id = ?`).get(versionId) !== undefined;
   }

@@ -124,8 +124,42 @@ async function* readChunks(
   }
 }
 
-/** Reads and verifies one extent, degraded if it must be. */
+/**
+ * Reads and verifies one extent, degraded if it must be. Maintenance may move fragments of a version while it is
+ * read (a drain, a repair, a defrag run beside reads and delete a moved fragment's old copy): when too few fragments
+ * were found where the reader looked, it looks again where the catalog places them now.
+ */
 export async function readExtent(
+  pool: Pool,
+  object: ObjectRow,
+  extent: ExtentRow,
+  codec: Codec,
+  stats: ReadStats,
+): Promise<Buffer> {
+  let current = extent;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await readExtentAt(pool, object, current, codec, stats);
+    } catch (error) {
+      const tooFewFound = isShardpoolError(error, 'EXTENT_UNRECOVERABLE') || isShardpoolError(error, 'OBJECT_CHANGED_DURING_READ');
+      if (!tooFewFound || attempt >= EXTENT_READ_ATTEMPTS_MAX) throw error;
+      const now = pool.catalog.extentOf(object.versionId, extent.extentIndex);
+      if (!now || !fragmentsMoved(current, now)) throw error;
+      current = now;
+    }
+  }
+}
+
+const EXTENT_READ_ATTEMPTS_MAX = 3;
+
+function fragmentsMoved(before: ExtentRow, after: ExtentRow): boolean {
+  return after.fragments.some((fragment, index) => {
+    const old = before.fragments[index];
+    return old === undefined || old.diskId !== fragment.diskId || old.locationBytes !== fragment.locationBytes;
+  });
+}
+
+async function readExtentAt(
   pool: Pool,
   object: ObjectRow,
   extent: ExtentRow,

@@ -69,11 +69,8 @@ export class Pool {
   private readonly collections = new Map<string, Promise<boolean>>();
   /** Work the pool started on its own (a collection when the last reader of a version lets go); close awaits it. */
   private readonly backgroundWork = new Set<Promise<unknown>>();
-  /**
-   * How background work is run: the daemon passes its gate's shared mode, so a collection never overlaps
-   * maintenance that runs alone. Direct by default (a CLI process runs one command at a time).
-   */
-  private backgroundRunner: <T>(work: () => Promise<T>) => Promise<T> = (work) => work();
+  /** Puts in flight: a disk that stops taking fragments waits for these (waitForWritesInFlight). */
+  private readonly putsInFlight = new Set<Promise<unknown>>();
 
   private constructor(
     readonly directory: string,
@@ -310,7 +307,10 @@ export class Pool {
     const member = await this.findMember(reference);
     if (member.row.state === 'failed') return member.row;
     this.catalog.setDiskState(member.row.id, 'failed');
-    return this.refreshMember(member.row.id);
+    const row = this.refreshMember(member.row.id);
+    // Puts that chose the disk before it failed may still write there; once they ended, a rebuild sees all of it.
+    await this.waitForWritesInFlight();
+    return row;
   }
 
   /** When freed device units are discarded: 'online', 'batch' (by `shardpool trim`, the default) or 'off'. */
@@ -344,12 +344,24 @@ export class Pool {
 
   async put(key: string, source: ObjectSource, options: PutOptions = {}): Promise<PutResult> {
     this.assertWritable();
-    return writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
+    const put = writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
       policy: options.policy ?? this.config.defaultPolicy,
       onProgress: options.onProgress,
       metadata: options.metadata,
       inCommit: options.inCommit,
     });
+    const tracked = put.catch(() => undefined).finally(() => this.putsInFlight.delete(tracked));
+    this.putsInFlight.add(tracked);
+    return put;
+  }
+
+  /**
+   * Resolves once every put in flight at the call has ended (later ones do not count). A put chooses its disks when
+   * it starts, so after a disk stops being writable (draining, failed) this is the moment from which no put can still
+   * place a fragment on it.
+   */
+  async waitForWritesInFlight(): Promise<void> {
+    await Promise.allSettled([...this.putsInFlight]);
   }
 
   /**
@@ -411,22 +423,13 @@ export class Pool {
     for (const versionId of this.catalog.listGarbage()) await this.collectVersion(versionId);
   }
 
-  /** The daemon runs the pool's own background work through its gate (see backgroundRunner). */
-  setBackgroundRunner(runner: <T>(work: () => Promise<T>) => Promise<T>): void {
-    this.backgroundRunner = runner;
-  }
-
   /** Background work in flight (tests and shutdown wait for it). */
   async settleBackgroundWork(): Promise<void> {
     while (this.backgroundWork.size > 0) await Promise.allSettled([...this.backgroundWork]);
   }
 
   private inBackground(work: () => Promise<unknown>): void {
-    const task: Promise<unknown> = this.backgroundRunner(async () => {
-      // Re-checked when the runner lets it start: the pool may be closing by then.
-      if (this.lifecycle !== 'open') return undefined;
-      return work();
-    })
+    const task: Promise<unknown> = work()
       .catch(() => undefined) // a collection that fails is retried by the next one (or the next write-open)
       .finally(() => this.backgroundWork.delete(task));
     this.backgroundWork.add(task);

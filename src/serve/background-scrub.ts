@@ -73,8 +73,8 @@ export class BackgroundScrub {
         this.log.info({ rateBytesPerSecond: this.options.rateBytesPerSecond }, 'background scrub started');
         let verified = await scrubPool(this.pool, { repair: false, rateBytesPerSecond: this.options.rateBytesPerSecond, shouldStop });
         if (!verified.clean && !verified.interrupted && this.options.repair) {
-          this.log.warn({ counts: verified.counts }, 'background scrub found damage; repairing it (writes wait)');
-          verified = await this.served.exclusive(() => scrubPool(this.pool, { repair: true, restart: true, shouldStop }));
+          this.log.warn({ counts: verified.counts }, 'background scrub found damage; repairing it');
+          verified = await this.served.maintenance(() => scrubPool(this.pool, { repair: true, restart: true, shouldStop }));
         }
         return verified;
       });

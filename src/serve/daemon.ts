@@ -70,7 +70,7 @@ export class Daemon {
       const served: ServedPool = {
         pool,
         shared: (work) => gate.shared(work),
-        exclusive: (work) => gate.exclusive(work),
+        maintenance: (work) => gate.maintenance(work),
         oneScrubAtATime: async (work) => {
           await scrubTurn.acquire();
           try {

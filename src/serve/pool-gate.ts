@@ -1,39 +1,41 @@
 // Inside the daemon many requests share one open pool. Object writes (puts, deletes, multipart parts) run side by
-// side; maintenance that assumes nothing else changes the pool (repair, rebuild, drain, trim, defrag, recover's
-// cleanup) runs alone: it waits for writes in flight to finish and holds new ones back until it is done. Reads need
-// neither: a reader pins the version it streams (Pool.pinVersion).
+// side and are never held back by maintenance. Maintenance (repair, rebuild, drain, trim, defrag, recover's cleanup,
+// disk and user changes) runs one at a time, beside the writes: what makes that safe is stated where it happens
+// (docs/architecture.md § concurrency): a version's fragments are freed only by its single collector, anyone who
+// reads or moves a version pins it first, a disk that stops taking fragments waits for the writes that may still
+// place fragments on it (Pool.waitForWritesInFlight), recover decides on live catalog rows. So neither a slow upload
+// nor a long drain can stop the other: a maintenance command waits only for the one before it.
 
 export class PoolGate {
   private sharedHolders = 0;
-  private exclusiveHeld = false;
-  private readonly exclusiveWaiters: Array<() => void> = [];
-  private readonly sharedWaiters: Array<() => void> = [];
+  private maintenanceHeld = false;
+  private readonly maintenanceWaiters: Array<() => void> = [];
+  private readonly idleWaiters: Array<() => void> = [];
 
-  /** Runs an object write; waits while maintenance runs alone (or waits to). */
+  /** Runs an object write, at once. */
   async shared<T>(work: () => Promise<T>): Promise<T> {
-    while (this.exclusiveHeld || this.exclusiveWaiters.length > 0) {
-      await new Promise<void>((resolve) => this.sharedWaiters.push(resolve));
-    }
     this.sharedHolders += 1;
     try {
       return await work();
     } finally {
       this.sharedHolders -= 1;
-      this.wake();
+      this.wakeIdle();
     }
   }
 
-  /** Runs maintenance alone: after the writes in flight, before any new one. */
-  async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    while (this.exclusiveHeld || this.sharedHolders > 0) {
-      await new Promise<void>((resolve) => this.exclusiveWaiters.push(resolve));
-    }
-    this.exclusiveHeld = true;
+  /** Runs maintenance after the maintenance before it (FIFO), beside object writes. */
+  async maintenance<T>(work: () => Promise<T>): Promise<T> {
+    if (this.maintenanceHeld) await new Promise<void>((resolve) => this.maintenanceWaiters.push(resolve));
+    else this.maintenanceHeld = true;
     try {
       return await work();
     } finally {
-      this.exclusiveHeld = false;
-      this.wake();
+      const next = this.maintenanceWaiters.shift();
+      if (next) next(); // handed over: maintenanceHeld stays true
+      else {
+        this.maintenanceHeld = false;
+        this.wakeIdle();
+      }
     }
   }
 
@@ -42,17 +44,17 @@ export class PoolGate {
     return this.sharedHolders;
   }
 
-  /** Resolves once nothing holds the gate. */
-  async idle(): Promise<void> {
-    await this.exclusive(async () => undefined);
+  get maintenanceRunning(): boolean {
+    return this.maintenanceHeld;
   }
 
-  private wake(): void {
-    if (this.exclusiveHeld) return;
-    if (this.sharedHolders === 0 && this.exclusiveWaiters.length > 0) {
-      this.exclusiveWaiters.shift()?.();
-      return;
-    }
-    if (this.exclusiveWaiters.length === 0) for (const waiter of this.sharedWaiters.splice(0)) waiter();
+  /** Resolves once no write and no maintenance is running (at shutdown, after new work was refused). */
+  async idle(): Promise<void> {
+    while (this.sharedHolders > 0 || this.maintenanceHeld) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    if (this.sharedHolders > 0 || this.maintenanceHeld) return;
+    for (const waiter of this.idleWaiters.splice(0)) waiter();
   }
 }

@@ -54,7 +54,6 @@ const PUT_CRASHES: Array<{ killAt: string; acknowledged: boolean }> = [
   { killAt: 'put.fragment-written', acknowledged: false },
   { killAt: 'put.fragment-written@17', acknowledged: false },
   { killAt: 'put.progress-recorded', acknowledged: false },
-  { killAt: 'put.progress-recorded@2', acknowledged: false },
   { killAt: 'put.fragments-flushed', acknowledged: false },
   { killAt: 'put.committed', acknowledged: true },
   { killAt: 'gc.fragment-deleted', acknowledged: true },

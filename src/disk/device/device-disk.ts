@@ -457,6 +457,7 @@ export class DeviceDisk implements Disk {
   }
 
   /** `scanned`: what scanFragments just found, when the caller has it (saves a second scan). */
+  /** Runs owned since the open (a write in flight among them) are never strays, so `inFlight` is not needed here. */
   async *strays(scanned?: ReadonlyArray<FoundFragment>): AsyncIterable<Stray> {
     const unitBytes = this.metadata.regions.allocationUnitBytes;
     for await (const run of this.unaccountedRuns(scanned)) {
