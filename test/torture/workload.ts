@@ -27,7 +27,7 @@ import {
 import { runCli, runCliOk, type CliResult } from '../support/cli.js';
 import { addUser, startDaemon, type AfterHooks, type RunningDaemon } from '../support/daemon.js';
 import { createLoopDevice } from '../support/loop-device.js';
-import { auditAllocators, auditPool } from '../support/pool-audit.js';
+import { auditAllocators, auditLeftovers, auditPool } from '../support/pool-audit.js';
 import { seededRandom } from '../support/seeded-random.js';
 import { checkHistory, type HistoryOp, type Violation } from './checker.js';
 import { ABSENT, observe, segmentBytes, valueOf, VALUE_BLOCK_BYTES, type Observation, type Segment } from './values.js';
@@ -289,16 +289,27 @@ class Run {
     if (scrub.code !== 0) this.finalProblems.push(`scrub after the run exited ${scrub.code}: ${summarizeScrub(scrub)}`);
   }
 
-  /** After the daemon stopped: recover finds no orphans, strays or missing fragments; every fragment verifies. */
+  /**
+   * After the daemon stopped. The disks are read as a reader sees them (persisted state, no write-open) before and
+   * after recover, and recover runs twice: a difference between the phases tells a leak in the persisted state from
+   * one the writer sees. Then every object is read fragment by fragment, with no unreferenced fragment anywhere.
+   */
   async auditStopped(finalValues: Map<string, Buffer>): Promise<void> {
-    const recover = await this.cli(['recover', '--pool', this.rig.pool, '--json']);
-    if (recover.code !== 0) this.finalProblems.push(`recover after the run exited ${recover.code}: ${summarizeRecover(recover)}`);
+    const atRest = async (phase: string) => {
+      const problems = [...(await auditLeftovers(this.rig.pool)), ...(await auditAllocators(this.rig.pool))];
+      this.finalProblems.push(...problems.map((problem) => `${phase}: ${problem}`));
+    };
+    await atRest('at rest after serve stopped');
+    for (const round of ['recover', 'recover again']) {
+      const recover = await this.cli(['recover', '--pool', this.rig.pool, '--json']);
+      if (recover.code !== 0) this.finalProblems.push(`${round} after the run exited ${recover.code}: ${summarizeRecover(recover)}`);
+      await atRest(`at rest after ${round}`);
+    }
     try {
       await auditPool(this.rig.pool, { expected: finalValues, noOrphans: true, context: 'after the torture run' });
     } catch (error) {
       this.finalProblems.push(`pool audit: ${(error as Error).message.split('\n')[0]}`);
     }
-    this.finalProblems.push(...(await auditAllocators(this.rig.pool)));
   }
 
   private async client(): Promise<S3Client> {
