@@ -1,5 +1,6 @@
 // `npm run torture -- [--seconds N] [--seed S] [--disks directory|image|loop] [--clients N] [--cli-clients N] [--keys N]
-// [--json]`: one torture run (see workload.ts); exits 0 when the checker and the audit found nothing, 1 otherwise.
+// [--json] [--keep]`: one torture run (see workload.ts); exits 0 when the checker and the audit found nothing, 1
+// otherwise. --keep leaves a failed run's pool directory behind for inspection.
 // The seed is printed first and, on failure, the command that reruns the same workload.
 import { parseArgs } from 'node:util';
 import { formatReport, runTorture, type DiskKind } from './workload.js';
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
       'cli-clients': { type: 'string', default: '2' },
       keys: { type: 'string', default: '8' },
       json: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
     },
   });
   const disks = values.disks as DiskKind;
@@ -29,6 +31,7 @@ async function main(): Promise<void> {
     clients: Number(values.clients),
     cliClients: Number(values['cli-clients']),
     keys: Number(values.keys),
+    keepOnFailure: values.keep,
     log: values.json ? undefined : (line) => process.stdout.write(`${line}\n`),
   });
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

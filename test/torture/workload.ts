@@ -46,6 +46,8 @@ export interface TortureOptions {
   readonly keys: number;
   /** Progress lines (the seed first); silent when absent. */
   readonly log?: (line: string) => void;
+  /** Leave the pool directory (and image files) of a failed run behind for inspection; loop devices still go. */
+  readonly keepOnFailure?: boolean;
 }
 
 export interface TortureReport {
@@ -65,6 +67,8 @@ export interface TortureReport {
   readonly passed: boolean;
   /** Where the history was saved when the run failed. */
   readonly historyFile: string | undefined;
+  /** The pool directory, when a failed run kept it. */
+  readonly keptPool: string | undefined;
 }
 
 const KiB = 1024;
@@ -95,8 +99,9 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   const started = performance.now();
   const cleanup = new Cleanup();
   let daemon: RunningDaemon | undefined;
+  let keep = false;
   try {
-    const rig = await Rig.create(options, cleanup);
+    const rig = await Rig.create(options, cleanup, () => keep);
     daemon = await startDaemon(cleanup, rig.pool, ['--scrub-interval', '3s', '--shutdown-timeout', '10s']);
     const run = new Run(options, rig, daemon);
     await run.load();
@@ -109,6 +114,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     await run.auditStopped(finalValues);
     const passed = result.violations.length === 0 && run.maintenanceProblems.length === 0 && run.finalProblems.length === 0;
     const historyFile = passed ? undefined : await saveHistory(options, run.history);
+    keep = !passed && options.keepOnFailure === true;
     return {
       options,
       reproduce: reproduceCommand(options),
@@ -121,6 +127,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       daemonErrors: daemonErrorsOf(daemon),
       passed,
       historyFile,
+      keptPool: keep ? rig.pool : undefined,
     };
   } finally {
     // The daemon first: it holds the loop devices and image files the clean-up removes.
@@ -155,6 +162,7 @@ export function formatReport(report: TortureReport): string {
     for (const problem of problems.slice(0, LISTED_PROBLEMS_MAX)) lines.push(`  ${problem}`);
   }
   if (report.historyFile) lines.push(`history: ${report.historyFile}`);
+  if (report.keptPool) lines.push(`pool kept: ${report.keptPool}`);
   if (!report.passed) lines.push(`reproduce: ${report.reproduce}`);
   return lines.join('\n');
 }
@@ -191,9 +199,9 @@ class Rig {
     private readonly cleanup: Cleanup,
   ) {}
 
-  static async create(options: TortureOptions, cleanup: Cleanup): Promise<Rig> {
+  static async create(options: TortureOptions, cleanup: Cleanup, keep: () => boolean): Promise<Rig> {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-torture-'));
-    cleanup.after(() => fs.rm(root, { recursive: true, force: true }));
+    cleanup.after(() => (keep() ? undefined : fs.rm(root, { recursive: true, force: true })));
     const rig = new Rig(root, path.join(root, 'pool'), options.disks, cleanup);
     await runCliOk(['init', '--pool', rig.pool, '--policy', POLICY, '--extent-size', '64KiB']);
     for (let index = 0; index < DISK_COUNT; index += 1) await runCliOk(['add-disk', '--pool', rig.pool, ...(await rig.makeDisk())]);
@@ -541,17 +549,26 @@ class Run {
     }
   }
 
+  /** Adds a disk, then drains the oldest healthy one; a drain left incomplete is resumed first, as an operator would. */
   private async drainOne(): Promise<void> {
     this.drains += 1;
+    const unfinished = (await this.listDisks()).find((disk) => disk.state === 'draining');
+    if (unfinished) {
+      await this.maintain('remove-disk (resumed)', ['remove-disk', '--pool', this.rig.pool, '--disk', String(unfinished.id), '--json', '--no-progress']);
+      return;
+    }
     if (!(await this.maintain('add-disk', ['add-disk', '--pool', this.rig.pool, ...(await this.rig.makeDisk()), '--json']))) return;
-    const listed = await this.cli(['list-disks', '--pool', this.rig.pool, '--json']);
-    const disks = JSON.parse(listed.stdout.toString('utf8')) as Array<{ id: number; state: string }>;
-    const oldest = disks.find((disk) => disk.state === 'healthy');
+    const oldest = (await this.listDisks()).find((disk) => disk.state === 'healthy');
     if (!oldest) {
-      this.maintenanceProblems.push(`list-disks shows no healthy disk: ${listed.stdout.toString('utf8')}`);
+      this.maintenanceProblems.push('list-disks shows no healthy disk');
       return;
     }
     await this.maintain('remove-disk', ['remove-disk', '--pool', this.rig.pool, '--disk', String(oldest.id), '--json', '--no-progress']);
+  }
+
+  private async listDisks(): Promise<Array<{ id: number; state: string }>> {
+    const listed = await this.cli(['list-disks', '--pool', this.rig.pool, '--json']);
+    return JSON.parse(listed.stdout.toString('utf8')) as Array<{ id: number; state: string }>;
   }
 
   /** Runs one maintenance command; any exit but 0 is a problem of the run (scrub exits 1 when problems remain). */
