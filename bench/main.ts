@@ -1,6 +1,8 @@
 // `npm run bench [-- --quick] [-- --json]`: the pool measured against the physical limit of the same devices, in
 // one run, side by side. Needs root for loop devices (it creates and removes them itself). `--smoke` (used by the
 // test suite so this file cannot rot) runs every scenario in seconds on device image files without root.
+// `--torture [--seconds N] [--seed S]` is the long mode of the torture test (test/torture): 10 minutes of 24 S3 and
+// 2 CLI clients with maintenance on loop devices (device image files without root), then the checker and the audit.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -16,6 +18,7 @@ import { Pool } from '../src/pool/pool.js';
 import { checksum128 } from '../src/redundancy/checksum.js';
 import { createCodec } from '../src/redundancy/create-codec.js';
 import { parsePolicy } from '../src/redundancy/policy.js';
+import { formatReport, runTorture } from '../test/torture/workload.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -248,8 +251,30 @@ async function peakRssMiB(root: string, bytes: number): Promise<number> {
   return Number(stdout.trim());
 }
 
+const TORTURE_SECONDS = 600;
+
+/** The torture test's long mode: its report, op counts first; exits 1 when the checker or the audit found something. */
+async function tortureMode(args: ReadonlyArray<string>): Promise<void> {
+  const valueOf = (flag: string) => {
+    const index = args.indexOf(flag);
+    return index < 0 ? undefined : args[index + 1];
+  };
+  const report = await runTorture({
+    seconds: Number(valueOf('--seconds') ?? TORTURE_SECONDS),
+    seed: Number(valueOf('--seed') ?? Math.floor(Math.random() * 1_000_000)),
+    disks: process.getuid?.() === 0 ? 'loop' : 'image',
+    clients: 24,
+    cliClients: 2,
+    keys: 8,
+    log: args.includes('--json') ? undefined : (line) => process.stdout.write(`${line}\n`),
+  });
+  process.stdout.write(args.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  process.exitCode = report.passed ? 0 : 1;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args.includes('--torture')) return tortureMode(args);
   const mode = MODES[args.includes('--smoke') ? 'smoke' : args.includes('--quick') ? 'quick' : 'full'];
   const json = args.includes('--json');
   if (mode.loopDevices && process.getuid?.() !== 0) {

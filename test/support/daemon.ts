@@ -1,7 +1,6 @@
 // Runs `shardpool serve` in a child process, as an operator (or systemd) does, and reads its JSON log.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import type { TestContext } from 'node:test';
 import { runCliOk, SHARDPOOL_BIN } from './cli.js';
 
 export interface RunningDaemon {
@@ -18,7 +17,12 @@ export interface RunningDaemon {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startDaemon(t: TestContext, pool: string, extraArgs: ReadonlyArray<string> = []): Promise<RunningDaemon> {
+/** Whatever runs clean-up when the caller ends: a node:test TestContext, or the torture runner's own list. */
+export interface AfterHooks {
+  after(fn: () => unknown): void;
+}
+
+export async function startDaemon(t: AfterHooks, pool: string, extraArgs: ReadonlyArray<string> = []): Promise<RunningDaemon> {
   const child = spawn(
     process.execPath,
     [SHARDPOOL_BIN, 'serve', '--pool', pool, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs],

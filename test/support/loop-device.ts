@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import type { AfterHooks } from './daemon.js';
 
 const run = promisify(execFile);
 
@@ -41,7 +42,7 @@ export function canUseLoopDevices(t: TestContext): boolean {
 }
 
 export async function createLoopDevice(
-  t: TestContext,
+  t: AfterHooks,
   options: { sizeBytes: number; sectorBytes: 512 | 4096 },
 ): Promise<LoopDevice> {
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-loop-'));
