@@ -6,7 +6,7 @@ import { isShardpoolError } from '../../src/errors.js';
 import { decodeAllocatorCheckpoint, encodeAllocatorCheckpoint } from '../../src/format/allocator-checkpoint.js';
 import { decodeJournalRecord, encodeJournalRecord, type JournalEntry } from '../../src/format/journal-record.js';
 import { newUuid } from '../../src/format/uuid.js';
-import { checksum128 } from '../../src/redundancy/checksum.js';
+import { writeTestFragment } from '../support/device-fragments.js';
 import { seededRandom, testSeed } from '../support/seeded-random.js';
 import { SimulatedMedium } from '../support/simulated-storage.js';
 
@@ -107,21 +107,7 @@ test('group commit: concurrent fragment writes on one device share about two flu
   const writers = 32;
   await Promise.all(
     Array.from({ length: writers }, async (_, index) => {
-      const data = Buffer.alloc(20_000, index);
-      await disk.writeFragment(
-        {
-          versionId: newUuid(),
-          extentIndex: 0,
-          fragmentIndex: 0,
-          key: `k${index}`,
-          policy: { kind: 'replica', copies: 1 },
-          extentLengthBytes: data.length,
-          extentChecksum: checksum128(data),
-          dataLengthBytes: data.length,
-          dataChecksum: checksum128(data),
-        },
-        data,
-      );
+      await writeTestFragment(disk, `k${index}`, Buffer.alloc(20_000, index));
       await disk.flush(); // every writer waits for durability on its own
     }),
   );

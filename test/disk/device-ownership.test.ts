@@ -8,7 +8,7 @@ import { formatDeviceStorage, openDeviceStorage, type DeviceDisk } from '../../s
 import type { FragmentLocation } from '../../src/disk/disk.js';
 import { fragmentHeaderLengthBytes } from '../../src/format/fragment-header.js';
 import { newUuid } from '../../src/format/uuid.js';
-import { checksum128 } from '../../src/redundancy/checksum.js';
+import { writeTestFragment } from '../support/device-fragments.js';
 import { SimulatedMedium } from '../support/simulated-storage.js';
 
 const IDENTITY = { poolUuid: '11111111-2222-4333-8444-555555555555', diskUuid: '66666666-7777-4888-9999-bbbbbbbbbbbb' };
@@ -57,21 +57,7 @@ class HeldReads implements BlockStorage {
 
 async function writeOne(disk: DeviceDisk, fill: number): Promise<FragmentLocation> {
   const data = Buffer.alloc(20_000, fill);
-  const versionId = newUuid();
-  const { locationBytes } = await disk.writeFragment(
-    {
-      versionId,
-      extentIndex: 0,
-      fragmentIndex: 0,
-      key: `key-${fill}`,
-      policy: { kind: 'replica', copies: 1 },
-      extentLengthBytes: data.length,
-      extentChecksum: checksum128(data),
-      dataLengthBytes: data.length,
-      dataChecksum: checksum128(data),
-    },
-    data,
-  );
+  const { versionId, locationBytes } = await writeTestFragment(disk, `key-${fill}`, data);
   await disk.flush();
   const location = { versionId, extentIndex: 0, fragmentIndex: 0, locationBytes, storedBytes: fragmentHeaderLengthBytes(`key-${fill}`) + data.length };
   disk.settle([location]);
