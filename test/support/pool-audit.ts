@@ -84,7 +84,8 @@ export async function auditAllocators(poolDirectory: string): Promise<string[]> 
       if (usedUnits !== owners.size) {
         problems.push(
           `disk ${member.row.id}: the allocator holds ${usedUnits} units, the catalog's fragments cover ${owners.size} ` +
-            `(${coveredUnits} counting shared ones)`,
+            `(${coveredUnits} counting shared ones)` +
+            (space.freeBytes === 0 ? '; no unit free: the device metadata (checkpoint + journal) did not load, see recover' : ''),
         );
       }
     }

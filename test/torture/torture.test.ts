@@ -18,7 +18,7 @@ for (const disks of ['directory', 'image', 'loop'] as const satisfies ReadonlyAr
       seconds: SECONDS,
       seed,
       disks,
-      clients: 12,
+      clients: 16,
       cliClients: 1,
       keys: 8,
       log: (line) => t.diagnostic(line),

@@ -62,6 +62,8 @@ export interface TortureReport {
   readonly maintenanceProblems: string[];
   /** What the audit after the run found: scrub, recover, fragments, allocators, the final listing. */
   readonly finalProblems: string[];
+  /** Requests that failed (maybe applied; the checker allows for them), first few, with what the client was told. */
+  readonly failedRequests: string[];
   /** Error lines of the daemon's log (first few). */
   readonly daemonErrors: string[];
   readonly passed: boolean;
@@ -124,6 +126,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       violations: result.violations,
       maintenanceProblems: run.maintenanceProblems,
       finalProblems: run.finalProblems,
+      failedRequests: run.failedRequests,
       daemonErrors: daemonErrorsOf(daemon),
       passed,
       historyFile,
@@ -155,6 +158,7 @@ export function formatReport(report: TortureReport): string {
   for (const [title, problems] of [
     ['maintenance problems', report.maintenanceProblems],
     ['audit after the run', report.finalProblems],
+    ['failed requests (allowed, maybe applied)', report.failedRequests],
     ['daemon errors (log)', report.daemonErrors],
   ] as const) {
     if (problems.length === 0) continue;
@@ -235,6 +239,7 @@ class Run {
   readonly counts = new Map<string, number>();
   readonly maintenanceProblems: string[] = [];
   readonly finalProblems: string[] = [];
+  readonly failedRequests: string[] = [];
   private readonly keys: string[];
   private readonly deadlineMs: number;
   private readonly credentials: Promise<{ accessKeyId: string; secretAccessKey: string }>;
@@ -311,6 +316,8 @@ class Run {
     for (const round of ['recover', 'recover again']) {
       const recover = await this.cli(['recover', '--pool', this.rig.pool, '--json']);
       if (recover.code !== 0) this.finalProblems.push(`${round} after the run exited ${recover.code}: ${summarizeRecover(recover)}`);
+      // recover counts no problem on a disk it had to skip: a disk the write-open could not open is one.
+      for (const skipped of skippedByRecover(recover)) this.finalProblems.push(`${round} skipped ${skipped}`);
       await atRest(`at rest after ${round}`);
     }
     try {
@@ -324,8 +331,10 @@ class Run {
     return new S3Client({ endpoint: this.daemon.s3Endpoint, region: 'us-east-1', credentials: await this.credentials, forcePathStyle: true, maxAttempts: 1 });
   }
 
-  private count(name: string): void {
+  /** Counts one operation; a failed one is also listed with what the client was told. */
+  private count(name: string, outcome?: string): void {
     this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+    if (name.endsWith('failed') && this.failedRequests.length < LISTED_PROBLEMS_MAX) this.failedRequests.push(`${name}: ${outcome ?? '?'}`.slice(0, 300));
   }
 
   private running(): boolean {
@@ -356,7 +365,7 @@ class Run {
     const body = segmentBytes(writeId, sizeBytes);
     const startMs = performance.now();
     const result = await outcomeOf(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body })));
-    this.count(`s3 put ${result.ok ? 'ok' : 'failed'}`);
+    this.count(`s3 put ${result.ok ? 'ok' : 'failed'}`, result.outcome);
     const value = valueOf([{ writeId, lengthBytes: sizeBytes }]);
     this.history.push({ kind: 'put', client, key, startMs, endMs: performance.now(), outcome: result.outcome, ok: result.ok, writeId, value });
   }
@@ -384,7 +393,7 @@ class Run {
         observation = { absent: false, rangeNotSatisfiable: true, sizeBytesAtMost: Number(/^bytes=(\d+)-/.exec(range)?.[1]) };
         outcome = failure.text;
       } else {
-        this.count(`${client === 'final' ? 'final' : 's3'} get failed`);
+        this.count(`${client === 'final' ? 'final' : 's3'} get failed`, failure.text);
         this.history.push({ kind: 'read-failed', client, key, startMs, endMs: performance.now(), outcome: failure.text, detail: failure.text });
         return { bytes: undefined };
       }
@@ -398,7 +407,7 @@ class Run {
   private async s3Delete(s3: S3Client, client: string, key: string, writeId: number): Promise<void> {
     const startMs = performance.now();
     const result = await outcomeOf(s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key })));
-    this.count(`s3 delete ${result.ok ? 'ok' : 'failed'}`);
+    this.count(`s3 delete ${result.ok ? 'ok' : 'failed'}`, result.outcome);
     this.history.push({ kind: 'delete', client, key, startMs, endMs: performance.now(), outcome: result.outcome, ok: result.ok, writeId });
   }
 
@@ -410,7 +419,7 @@ class Run {
     );
     const endMs = performance.now();
     const deleted = new Set((result.response?.Deleted ?? []).map((entry) => entry.Key));
-    this.count(`s3 delete-objects ${result.ok ? 'ok' : 'failed'}`);
+    this.count(`s3 delete-objects ${result.ok ? 'ok' : 'failed'}`, result.outcome);
     for (const key of keys) {
       const ok = result.ok && deleted.has(key);
       this.history.push({ kind: 'delete', client: `${client} (DeleteObjects)`, key, startMs, endMs, outcome: ok ? 'deleted' : result.outcome, ok, writeId: ids() });
@@ -425,7 +434,7 @@ class Run {
     const startMs = performance.now();
     const result = await outcomeOf(s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: key, CopySource: `${BUCKET}/${source}` })));
     const sourceMissing = !result.ok && result.outcome.startsWith('404 NoSuchKey');
-    this.count(`s3 copy ${result.ok ? 'ok' : sourceMissing ? '404' : 'failed'}`);
+    this.count(`s3 copy ${result.ok ? 'ok' : sourceMissing ? '404' : 'failed'}`, result.outcome);
     this.history.push({ kind: 'copy', client, key, startMs, endMs: performance.now(), outcome: result.outcome, ok: result.ok, writeId, sourceKey: source, sourceMissing });
   }
 
@@ -434,7 +443,7 @@ class Run {
     const key = pick(random, this.keys);
     const created = await outcomeOf(s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key })));
     if (!created.ok || !created.response?.UploadId) {
-      this.count('s3 multipart create failed');
+      this.count('s3 multipart create failed', created.outcome);
       return;
     }
     const uploadId = created.response.UploadId;
@@ -447,7 +456,7 @@ class Run {
         const uploaded = await outcomeOf(
           s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: index + 1, Body: segmentBytes(segment.writeId, sizeBytes) })),
         );
-        this.count(`s3 upload-part${attempt > 0 ? ' again' : ''} ${uploaded.ok ? 'ok' : 'failed'}`);
+        this.count(`s3 upload-part${attempt > 0 ? ' again' : ''} ${uploaded.ok ? 'ok' : 'failed'}`, uploaded.outcome);
         if (!uploaded.ok || !uploaded.response?.ETag) {
           // Which upload of the part the daemon kept is unknown now: abort rather than complete an ambiguous object.
           await this.s3Abort(s3, key, uploadId);
@@ -472,7 +481,7 @@ class Run {
         }),
       ),
     );
-    this.count(`s3 complete ${completed.ok ? 'ok' : 'failed'}`);
+    this.count(`s3 complete ${completed.ok ? 'ok' : 'failed'}`, completed.outcome);
     const value = valueOf(parts.map((part) => part.segment));
     this.history.push({ kind: 'complete', client, key, startMs, endMs: performance.now(), outcome: completed.outcome, ok: completed.ok, writeId, value });
     if (!completed.ok) await this.s3Abort(s3, key, uploadId);
@@ -480,7 +489,7 @@ class Run {
 
   private async s3Abort(s3: S3Client, key: string, uploadId: string): Promise<void> {
     const aborted = await outcomeOf(s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId })));
-    this.count(`s3 abort ${aborted.ok ? 'ok' : 'failed'}`);
+    this.count(`s3 abort ${aborted.ok ? 'ok' : 'failed'}`, aborted.outcome);
   }
 
   private async cliClient(index: number): Promise<void> {
@@ -501,7 +510,7 @@ class Run {
         const startMs = performance.now();
         const result = await this.cli(['put', '--pool', this.rig.pool, poolKey, file, '--no-progress']);
         const ok = result.code === 0;
-        this.count(`cli put ${ok ? 'ok' : 'failed'}`);
+        this.count(`cli put ${ok ? 'ok' : 'failed'}`, cliOutcome(result));
         const value = valueOf([{ writeId, lengthBytes: sizeBytes }]);
         this.history.push({ kind: 'put', client, key, startMs, endMs: performance.now(), outcome: cliOutcome(result), ok, writeId, value });
       } else if (roll < 0.85) {
@@ -516,7 +525,7 @@ class Run {
           this.count('cli get 404');
           this.history.push({ kind: 'get', client, key, startMs, endMs, outcome: cliOutcome(result), observation: ABSENT });
         } else {
-          this.count('cli get failed');
+          this.count('cli get failed', cliOutcome(result));
           this.history.push({ kind: 'read-failed', client, key, startMs, endMs, outcome: cliOutcome(result), detail: cliOutcome(result) });
         }
       } else {
@@ -528,7 +537,7 @@ class Run {
           this.count('cli rm 404');
           this.history.push({ kind: 'get', client, key, startMs, endMs, outcome: cliOutcome(result), observation: ABSENT });
         } else {
-          this.count(`cli rm ${result.code === 0 ? 'ok' : 'failed'}`);
+          this.count(`cli rm ${result.code === 0 ? 'ok' : 'failed'}`, cliOutcome(result));
           this.history.push({ kind: 'delete', client, key, startMs, endMs, outcome: cliOutcome(result), ok: result.code === 0, writeId: ids() });
         }
       }
@@ -576,7 +585,7 @@ class Run {
     const startMs = performance.now();
     const result = await this.cli(args);
     const ok = result.code === 0;
-    this.count(`maintenance ${name} ${ok ? 'ok' : 'failed'}`);
+    this.count(`maintenance ${name} ${ok ? 'ok' : 'failed'}`, cliOutcome(result));
     if (!ok) {
       const detail = name.startsWith('scrub') ? summarizeScrub(result) : cliOutcome(result);
       this.maintenanceProblems.push(`${name} at ${startMs.toFixed(0)} ms exited ${result.code}: ${detail}`);
@@ -681,6 +690,15 @@ function summarizeRecover(result: CliResult): string {
       .join('; ');
   } catch {
     return cliOutcome(result);
+  }
+}
+
+function skippedByRecover(result: CliResult): string[] {
+  try {
+    const report = JSON.parse(result.stdout.toString('utf8')) as { disks: Array<{ id: number; path: string; skipped?: string | null }> };
+    return report.disks.filter((disk) => disk.skipped).map((disk) => `disk ${disk.id} ${disk.path}: ${disk.skipped}`);
+  } catch {
+    return [];
   }
 }
 
