@@ -54,6 +54,23 @@ export function requireBucket(call: S3Call): string {
   return bucket;
 }
 
+/**
+ * A non-negative decimal query parameter (max-keys, max-uploads, max-parts, part-number-marker), at most `max`;
+ * `fallback` when absent. Anything else (abc, -1, 1e3, empty) is InvalidArgument, as S3 answers, never a 500.
+ */
+export function queryCount(call: S3Call, name: string, options: { fallback: number; max: number }): number {
+  const value = call.query.get(name);
+  if (value === null) return options.fallback;
+  const number = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number)) {
+    throw new S3Error('InvalidArgument', 400, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`, {
+      ArgumentName: name,
+      ArgumentValue: value,
+    });
+  }
+  return Math.min(number, options.max);
+}
+
 export function header(call: S3Call, name: string): string | undefined {
   const value = call.request.headers[name];
   return Array.isArray(value) ? value[0] : value;

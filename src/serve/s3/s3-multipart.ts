@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { Pool } from '../../pool/pool.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
-import { header, isoDate, requireBucket, sendEmpty, sendXml, toS3Error, userMetadataFrom, type S3Call } from './s3-call.js';
+import { header, isoDate, queryCount, requireBucket, sendEmpty, sendXml, toS3Error, userMetadataFrom, type S3Call } from './s3-call.js';
 import type { PartRow, UploadRow } from './s3-catalog.js';
 import { requireKey } from './s3-objects.js';
 import { partKeyOf, poolKeyOf } from './s3-names.js';
@@ -55,11 +55,8 @@ export async function uploadPart(call: S3Call): Promise<void> {
 
 export function listParts(call: S3Call): void {
   const upload = requireUpload(call);
-  const marker = Number(call.query.get('part-number-marker') ?? '0');
-  const maxParts = Math.min(Number(call.query.get('max-parts') ?? '1000'), 1000);
-  if (!Number.isInteger(marker) || marker < 0 || !Number.isInteger(maxParts) || maxParts < 0) {
-    throw new S3Error('InvalidArgument', 400, 'part-number-marker and max-parts must be non-negative integers');
-  }
+  const marker = queryCount(call, 'part-number-marker', { fallback: 0, max: PART_NUMBER_MAX });
+  const maxParts = queryCount(call, 'max-parts', { fallback: 1000, max: 1000 });
   const parts = call.context.s3.listParts(upload.uploadId, marker, maxParts + 1);
   const truncated = parts.length > maxParts;
   const shown = parts.slice(0, maxParts);
@@ -83,7 +80,7 @@ export function listParts(call: S3Call): void {
 export function listMultipartUploads(call: S3Call): void {
   const bucket = requireBucket(call);
   const prefix = call.query.get('prefix') ?? '';
-  const maxUploads = Math.min(Number(call.query.get('max-uploads') ?? '1000'), 1000);
+  const maxUploads = queryCount(call, 'max-uploads', { fallback: 1000, max: 1000 });
   const uploads = call.context.s3.listUploads(bucket, prefix, maxUploads + 1);
   const shown = uploads.slice(0, maxUploads);
   sendXml(

@@ -215,7 +215,8 @@ export function parseRange(value: string | undefined, sizeBytes: number): ByteRa
     new S3Error('InvalidRange', 416, 'The requested range is not satisfiable', { RangeRequested: value, ActualObjectSize: String(sizeBytes) });
   if (match[1] === '') {
     const suffix = Number(match[2]);
-    if (suffix === 0) throw unsatisfiable();
+    // The last 0 bytes, or any suffix of an empty object, is no byte at all: unsatisfiable (RFC 9110 § 14.1.2).
+    if (suffix === 0 || sizeBytes === 0) throw unsatisfiable();
     return { startByte: Math.max(sizeBytes - suffix, 0), endByteExclusive: sizeBytes };
   }
   const start = Number(match[1]);
