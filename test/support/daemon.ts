@@ -16,13 +16,20 @@ export interface RunningDaemon {
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the signal that ended the process (null if it exited on its own), without sending one. */
+  exited(): Promise<NodeJS.Signals | null>;
 }
 
-export async function startDaemon(t: TestContext, pool: string, extraArgs: ReadonlyArray<string> = []): Promise<RunningDaemon> {
+export async function startDaemon(
+  t: TestContext,
+  pool: string,
+  extraArgs: ReadonlyArray<string> = [],
+  options: { env?: Record<string, string | undefined> } = {},
+): Promise<RunningDaemon> {
   const child = spawn(
     process.execPath,
     [SHARDPOOL_BIN, 'serve', '--pool', pool, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs],
-    { env: { ...process.env, SHARDPOOL_POOL: undefined }, stdio: ['pipe', 'pipe', 'pipe'] },
+    { env: { ...process.env, SHARDPOOL_POOL: undefined, SHARDPOOL_KILL_AT: undefined, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: Record<string, unknown>) => void }> = [];
@@ -47,6 +54,7 @@ export async function startDaemon(t: TestContext, pool: string, extraArgs: Reado
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const endedBy = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -82,6 +90,7 @@ export async function startDaemon(t: TestContext, pool: string, extraArgs: Reado
       child.kill(signal);
       return exited;
     },
+    exited: () => endedBy,
   };
 }
 

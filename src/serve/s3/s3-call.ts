@@ -48,10 +48,21 @@ export function sendEmpty(call: S3Call, status: number, headers: Record<string, 
 
 export function requireBucket(call: S3Call): string {
   const bucket = call.bucket;
-  if (bucket === undefined || call.context.s3.getBucket(bucket) === undefined) {
-    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: bucket ?? '' });
-  }
+  if (bucket === undefined || call.context.s3.getBucket(bucket) === undefined) throw noSuchBucket(bucket ?? '');
   return bucket;
+}
+
+/**
+ * For PutOptions.inCommit of a write into `bucket`: refuses the commit if the bucket was deleted while the body was
+ * arriving. DeleteBucket's emptiness check is one transaction too, so either the object lands in a bucket that
+ * still exists (and the bucket is then not empty), or the bucket is gone first and the put is refused.
+ */
+export function requireBucketInCommit(context: S3Context, bucket: string): void {
+  if (context.s3.getBucket(bucket) === undefined) throw noSuchBucket(bucket);
+}
+
+export function noSuchBucket(bucket: string): S3Error {
+  return new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: bucket });
 }
 
 /**
