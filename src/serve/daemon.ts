@@ -32,6 +32,8 @@ export interface DaemonOptions {
   readonly scrub: BackgroundScrubOptions | undefined;
   readonly directIo: DirectIoMode;
   readonly lockWaitMs: number;
+  /** How long a request body may send nothing before it is aborted (RequestTimeout) and its put abandoned. */
+  readonly bodyIdleTimeoutMs: number;
   /** How long a stop waits for requests in flight before cutting their connections. */
   readonly shutdownTimeoutMs: number;
   readonly runCommand: CommandRunner;
@@ -89,7 +91,7 @@ export class Daemon {
         log.warn(abandoned, 'removed multipart parts that no upload could reach (left by a crash or an older shardpool)');
       }
       const s3Server = createS3Server(
-        { pool, s3, gate, region: options.region, log: log.child({ component: 's3' }) },
+        { pool, s3, gate, region: options.region, log: log.child({ component: 's3' }), bodyIdleTimeoutMs: options.bodyIdleTimeoutMs },
         (operation, status, seconds) => metrics.observeS3Request(operation, status, seconds),
       );
       await listen(s3Server, options.listen, '--listen');

@@ -17,6 +17,8 @@ export interface S3Context {
   readonly gate: PoolGate;
   readonly region: string;
   readonly log: Logger;
+  /** A request body that sends nothing for this long is aborted with RequestTimeout (undefined: never). */
+  readonly bodyIdleTimeoutMs?: number | undefined;
 }
 
 export interface S3Call {
