@@ -30,6 +30,11 @@ export function registerServeCommands(program: Command, runCommand: (argv: strin
     .option('--scrub-interval <duration|off>', 'how often the whole pool is scrubbed in the background (e.g. 7d, 12h), or off', '7d')
     .option('--scrub-rate <bytes/s>', 'read rate of the background scrub (its intensity), e.g. 50MiB/s', '64MiB/s')
     .option('--no-scrub-repair', 'only report what the background scrub finds; do not repair it')
+    .option(
+      '--body-idle-timeout <duration>',
+      'how long a request body may send nothing before the request is aborted (400 RequestTimeout, nothing stored)',
+      '30s',
+    )
     .option('--shutdown-timeout <duration>', 'how long a stop waits for requests in flight before cutting them', '30s')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'info')
     .addHelpText(
@@ -60,6 +65,7 @@ export function registerServeCommands(program: Command, runCommand: (argv: strin
               },
         directIo: directIoMode(options),
         lockWaitMs: lockWaitMs(options),
+        bodyIdleTimeoutMs: positiveDuration(String(options.bodyIdleTimeout), '--body-idle-timeout'),
         shutdownTimeoutMs: parseDuration(String(options.shutdownTimeout), '--shutdown-timeout'),
         runCommand,
         log,
@@ -126,6 +132,13 @@ export function registerServeCommands(program: Command, runCommand: (argv: strin
       if (options.json) printJson({ removed: name });
       else printLine(`removed user ${name}`);
     });
+}
+
+/** A duration that must not be zero (a zero idle timeout would abort every upload at once). */
+function positiveDuration(text: string, flag: string): number {
+  const ms = parseDuration(text, flag);
+  if (ms <= 0) throw new ShardpoolError('USAGE_INVALID', `${flag} must be longer than 0, not "${text}"`);
+  return ms;
 }
 
 /**

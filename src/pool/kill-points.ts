@@ -15,6 +15,8 @@ export const KILL_POINTS = [
   'gc.version-finished',
   'drain.fragment-copied',
   'drain.fragment-moved',
+  // the S3 layer: a multipart Complete committed (object in, upload gone), its parts' fragments not yet freed
+  'multipart.completed',
   // block devices: the group commit and the checkpoint
   'device.data-flushed',
   'device.journal-written',

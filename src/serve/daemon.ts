@@ -19,6 +19,7 @@ import { formatListenAddress, type ListenAddress } from './listen-address.js';
 import { PoolMetrics } from './metrics.js';
 import { PoolGate } from './pool-gate.js';
 import { S3Catalog } from './s3/s3-catalog.js';
+import { removeAbandonedParts } from './s3/s3-multipart.js';
 import { createS3Server } from './s3/s3-server.js';
 
 export interface DaemonOptions {
@@ -31,6 +32,8 @@ export interface DaemonOptions {
   readonly scrub: BackgroundScrubOptions | undefined;
   readonly directIo: DirectIoMode;
   readonly lockWaitMs: number;
+  /** How long a request body may send nothing before it is aborted (RequestTimeout) and its put abandoned. */
+  readonly bodyIdleTimeoutMs: number;
   /** How long a stop waits for requests in flight before cutting their connections. */
   readonly shutdownTimeoutMs: number;
   readonly runCommand: CommandRunner;
@@ -83,8 +86,13 @@ export class Daemon {
       const metrics = new PoolMetrics(pool);
       opened.push(async () => metrics.close());
       const s3 = new S3Catalog(pool.catalog);
-      const s3Server = createS3Server({ pool, s3, gate, region: options.region, log: log.child({ component: 's3' }) }, (operation, status, seconds) =>
-        metrics.observeS3Request(operation, status, seconds),
+      const abandoned = await removeAbandonedParts(pool, s3);
+      if (abandoned.uploadsRemoved + abandoned.objectsRemoved > 0) {
+        log.warn(abandoned, 'removed multipart parts that no upload could reach (left by a crash or an older shardpool)');
+      }
+      const s3Server = createS3Server(
+        { pool, s3, gate, region: options.region, log: log.child({ component: 's3' }), bodyIdleTimeoutMs: options.bodyIdleTimeoutMs },
+        (operation, status, seconds) => metrics.observeS3Request(operation, status, seconds),
       );
       await listen(s3Server, options.listen, '--listen');
       opened.push(() => closeServer(s3Server, 0));

@@ -48,6 +48,8 @@ const DEVICE_CRASHES = [
   'device.label-written@3',
 ];
 const DRAIN_CRASHES = ['drain.fragment-copied@2', 'drain.fragment-moved@3'];
+// Kill points of the S3 layer, exercised against the daemon in test/serve/s3-multipart.test.ts.
+const SERVE_CRASHES = ['multipart.completed'];
 
 const PUT_CRASHES: Array<{ killAt: string; acknowledged: boolean }> = [
   { killAt: 'put.intent-recorded', acknowledged: false },
@@ -171,7 +173,7 @@ test('on device disks, a put or rm killed at any step of the group commit or che
 
 test('every kill point of the protocols is exercised by a crash test above', () => {
   const exercised = new Set(
-    [...PUT_CRASHES.map((crash) => crash.killAt), ...RM_CRASHES, ...DRAIN_CRASHES, ...DEVICE_CRASHES].map(
+    [...PUT_CRASHES.map((crash) => crash.killAt), ...RM_CRASHES, ...DRAIN_CRASHES, ...DEVICE_CRASHES, ...SERVE_CRASHES].map(
       (spec) => spec.split('@')[0],
     ),
   );

@@ -260,5 +260,37 @@ test('the S3 API serves buckets, objects, ranges, listings and multipart uploads
     bobClient.destroy();
   });
 
+  await t.test('a suffix range of an empty object is 416 InvalidRange; a non-numeric list limit is 400 InvalidArgument', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'limits' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'limits', Key: 'empty', Body: Buffer.alloc(0) }));
+    const suffix = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'limits', Key: 'empty', Range: 'bytes=-5' })));
+    assert.equal(suffix.name, 'InvalidRange');
+    assert.equal(suffix.$metadata.httpStatusCode, 416);
+    const uploadId = (await s3.send(new CreateMultipartUploadCommand({ Bucket: 'limits', Key: 'k' }))).UploadId;
+    /** The command with one query parameter set to a raw value the SDK's types would not allow (before signing). */
+    const withQuery = <C extends { middlewareStack: { add: (...args: never[]) => unknown } }>(command: C, name: string, value: string): C => {
+      (command.middlewareStack.add as (middleware: unknown, options: unknown) => void)(
+        (next: (args: { request: { query: Record<string, string> } }) => unknown) => (args: { request: { query: Record<string, string> } }) => {
+          args.request.query[name] = value;
+          return next(args);
+        },
+        { step: 'build' },
+      );
+      return command;
+    };
+    for (const [command, name] of [
+      [withQuery(new ListMultipartUploadsCommand({ Bucket: 'limits' }), 'max-uploads', 'abc'), 'max-uploads'],
+      [withQuery(new ListMultipartUploadsCommand({ Bucket: 'limits' }), 'max-uploads', '-1'), 'max-uploads'],
+      [withQuery(new ListObjectsV2Command({ Bucket: 'limits' }), 'max-keys', 'abc'), 'max-keys'],
+      [withQuery(new ListPartsCommand({ Bucket: 'limits', Key: 'k', UploadId: uploadId }), 'max-parts', 'abc'), 'max-parts'],
+      [withQuery(new ListPartsCommand({ Bucket: 'limits', Key: 'k', UploadId: uploadId }), 'part-number-marker', 'abc'), 'part-number-marker'],
+    ] as const) {
+      const error = await s3Error(s3.send(command as never));
+      assert.equal(error.name, 'InvalidArgument', name);
+      assert.equal(error.$metadata.httpStatusCode, 400, name);
+    }
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'limits', Key: 'k', UploadId: uploadId }));
+  });
+
   assert.equal(await daemon.stop('SIGTERM'), 0);
 });

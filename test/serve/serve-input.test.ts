@@ -1,10 +1,15 @@
 // Bad input to the daemon's commands and sockets: one clear line, a stable code, the pool untouched.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { createCliPool, runCli, runCliOk } from '../support/cli.js';
-import { startDaemon } from '../support/daemon.js';
+import { addUser, startDaemon } from '../support/daemon.js';
+import { auditPool } from '../support/pool-audit.js';
+import { s3Client, s3Error, waitForWritesInFlight } from '../support/s3-client.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 function oneErrorLine(stderr: string, code: string): void {
@@ -125,4 +130,60 @@ test('a refused upload is answered and its body drained: the connection is reuse
   assert.ok(cut.sentBody > REFUSED_BODY_DRAIN_BYTES_MAX / 2 && cut.sentBody < huge, `cut after about 64 MiB, at ${cut.sentBody}`);
   assert.equal(daemon.child.exitCode, null);
   assert.equal(await daemon.stop(), 0);
+});
+
+/** Rejects if `promise` has not settled within timeoutMs (so a write held back forever fails the test, not hangs it). */
+async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends a request head announcing `announcedBytes` and then only `sentBytes` of body; resolves with what came back once the server closes. */
+function stalledUpload(url: URL, announcedBytes: number, sentBytes: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(Number(url.port), url.hostname);
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(received));
+    socket.on('connect', () => {
+      socket.write(`PUT ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: ${announcedBytes}\r\n\r\n`);
+      socket.write(Buffer.alloc(sentBytes, 0x62));
+      // ...and nothing more, never ending: only the server can end this exchange.
+    });
+  });
+}
+
+test('a PUT whose body stalls is answered RequestTimeout, stores nothing, and holds back no other write or maintenance', { timeout: 60_000 }, async (t) => {
+  const root = await makeTempDir(t, 'serve-stall');
+  const pool = await createCliPool(root, { disks: 3, policy: 'ec:2+1' });
+  const keys = await addUser(pool, 'staller');
+  const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off', '--body-idle-timeout', '500ms']);
+  const s3 = s3Client(daemon.s3Endpoint, keys);
+  t.after(() => s3.destroy());
+  await s3.send(new CreateBucketCommand({ Bucket: 'slow' }));
+  const url = new URL(await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'slow', Key: 'stalled' }), { expiresIn: 60 }));
+  const stalled = stalledUpload(url, 10 * 1024 * 1024, 1024);
+  // The stalled put holds the pool gate; maintenance that runs alone, and another PUT, queue up behind it.
+  await waitForWritesInFlight(daemon.opsEndpoint, 1);
+  const maintenance = runCli(['trim', '--pool', pool]);
+  const after = randomBytes(100 * 1024);
+  const second = s3.send(new PutObjectCommand({ Bucket: 'slow', Key: 'after', Body: after }));
+  const answer = await within(stalled, 10_000, 'the stalled upload');
+  assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+  assert.match(answer, /<Code>RequestTimeout<\/Code>/);
+  assert.match(answer, /Connection: close/i);
+  const trimmed = await within(maintenance, 20_000, 'maintenance behind the stalled upload');
+  assert.equal(trimmed.code, 0, trimmed.stderr);
+  await within(second, 20_000, 'a PUT behind the stalled upload');
+  assert.equal((await s3Error(s3.send(new GetObjectCommand({ Bucket: 'slow', Key: 'stalled' })))).name, 'NoSuchKey');
+  assert.equal(await daemon.stop(), 0);
+  await auditPool(pool, { expected: new Map([['slow/after', after]]), noOrphans: true, context: 'after the stalled upload' });
 });

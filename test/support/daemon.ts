@@ -15,6 +15,8 @@ export interface RunningDaemon {
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the signal that ended the process (null if it exited on its own), without sending one. */
+  exited(): Promise<NodeJS.Signals | null>;
 }
 
 /** Whatever runs clean-up when the caller ends: a node:test TestContext, or the torture runner's own list. */
@@ -22,11 +24,16 @@ export interface AfterHooks {
   after(fn: () => unknown): void;
 }
 
-export async function startDaemon(t: AfterHooks, pool: string, extraArgs: ReadonlyArray<string> = []): Promise<RunningDaemon> {
+export async function startDaemon(
+  t: AfterHooks,
+  pool: string,
+  extraArgs: ReadonlyArray<string> = [],
+  options: { env?: Record<string, string | undefined> } = {},
+): Promise<RunningDaemon> {
   const child = spawn(
     process.execPath,
     [SHARDPOOL_BIN, 'serve', '--pool', pool, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', ...extraArgs],
-    { env: { ...process.env, SHARDPOOL_POOL: undefined }, stdio: ['pipe', 'pipe', 'pipe'] },
+    { env: { ...process.env, SHARDPOOL_POOL: undefined, SHARDPOOL_KILL_AT: undefined, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: Record<string, unknown>) => void }> = [];
@@ -51,6 +58,7 @@ export async function startDaemon(t: AfterHooks, pool: string, extraArgs: Readon
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const endedBy = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -86,6 +94,7 @@ export async function startDaemon(t: AfterHooks, pool: string, extraArgs: Readon
       child.kill(signal);
       return exited;
     },
+    exited: () => endedBy,
   };
 }
 

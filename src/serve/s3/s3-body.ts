@@ -1,10 +1,11 @@
 // A request body as the object's bytes: aws-chunked bodies decoded (chunk signatures and trailing checksums checked),
 // signed payloads hashed and compared, checksum headers verified, and on top of it all an MD5 (the object's ETag,
 // and the Content-MD5 check) and a byte count. Any mismatch errors the stream before its end, so a put reading it
-// fails and is never committed.
+// fails and is never committed. So does a client that stops sending: a body idle for the configured time errors
+// with RequestTimeout, so a stalled upload cannot hold its put (and the pool gate) forever.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
+import { PassThrough, Transform, finished, pipeline, type Readable } from 'node:stream';
 import { createAwsChunkedDecoder, createChecksumHeaderCheck } from './aws-chunked.js';
 import { S3Error } from './s3-error.js';
 import { createPayloadHashCheck, type VerifiedRequest } from './sigv4.js';
@@ -17,13 +18,16 @@ export interface DecodedBody {
   sizeBytes(): number;
 }
 
-export function decodeBody(
-  request: IncomingMessage,
-  verified: VerifiedRequest,
-  options: { checksumHeadersDescribeBody: boolean } = { checksumHeadersDescribeBody: true },
-): DecodedBody {
+export interface DecodeOptions {
+  /** False when x-amz-checksum-* headers describe something else than this body (CompleteMultipartUpload). */
+  readonly checksumHeadersDescribeBody: boolean;
+  /** How long the client may send nothing while the body is being read; undefined: no limit. */
+  readonly idleTimeoutMs?: number | undefined;
+}
+
+export function decodeBody(request: IncomingMessage, verified: VerifiedRequest, options: DecodeOptions = { checksumHeadersDescribeBody: true }): DecodedBody {
   const headers = request.headers;
-  const stages: Array<NodeJS.ReadWriteStream> = [];
+  const stages: Transform[] = [];
   const decodedLength = numberHeader(headers['x-amz-decoded-content-length']);
   const chunked =
     verified.payload.kind === 'streaming-signed' ||
@@ -60,16 +64,32 @@ export function decodeBody(
     },
   });
   const output = new PassThrough({ highWaterMark: 1 << 20 });
-  // pipeline destroys every stage with the first error, so the reader of `output` sees it.
-  (pipeline as (...streams: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream | ((error: Error | null) => void)>) => void)(
-    request,
-    ...stages,
-    tap,
-    output,
+  const streams: Transform[] = [...stages, tap, output];
+  const inlet = streams[0] as Transform;
+  // The request is piped in by hand, not made the pipeline's first stream: a failure of the body (a bad chunk, the
+  // idle timeout) then destroys the decoding stages but leaves the request and its socket alone, so the error can
+  // still be answered. A client that goes away fails the stages like any other error.
+  let stopWatching = (): void => undefined;
+  (pipeline as (...streams: Array<Transform | ((error: Error | null) => void)>) => void)(
+    ...streams,
     (error: Error | null) => {
+      stopWatching();
+      // pipeline destroys every stage with the first error, so the reader of `output` sees it.
       if (error && !output.destroyed) output.destroy(error);
     },
   );
+  request.pipe(inlet);
+  finished(request, (error) => {
+    stopWatching();
+    if (error) inlet.destroy(error);
+  });
+  if (options.idleTimeoutMs !== undefined) {
+    stopWatching = watchIdle(request, options.idleTimeoutMs, () =>
+      inlet.destroy(
+        new S3Error('RequestTimeout', 400, 'Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.'),
+      ),
+    );
+  }
   return {
     stream: output,
     md5Hex: () => {
@@ -78,6 +98,36 @@ export function decodeBody(
     },
     sizeBytes: () => size,
   };
+}
+
+/**
+ * Calls onIdle once the request has delivered nothing for idleTimeoutMs while the server was ready to read it. Time
+ * the request spends paused does not count: that is back-pressure (the pool writing slowly, a put waiting for the
+ * gate), the server's doing and not the client's. Returns a function that stops watching.
+ */
+function watchIdle(request: IncomingMessage, idleTimeoutMs: number, onIdle: () => void): () => void {
+  let lastActiveMs = Date.now();
+  const touch = (): void => {
+    lastActiveMs = Date.now();
+  };
+  // Sampled (a quarter of the timeout) rather than a timer re-armed per chunk: cheap on the hot path, and a request
+  // that was paused counts as active up to the last sample, so a resumed one gets at least 3/4 of the timeout.
+  const sampler = setInterval(() => {
+    if (request.readableFlowing !== true) {
+      touch();
+      return;
+    }
+    if (Date.now() - lastActiveMs < idleTimeoutMs) return;
+    stop();
+    onIdle();
+  }, Math.max(Math.floor(idleTimeoutMs / 4), 10));
+  sampler.unref();
+  request.on('data', touch);
+  const stop = (): void => {
+    clearInterval(sampler);
+    request.off('data', touch);
+  };
+  return stop;
 }
 
 /** Reads a small body (an XML request document) whole, refusing more than maxBytes. */

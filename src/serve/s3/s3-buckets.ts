@@ -1,7 +1,7 @@
 // Bucket operations and listings: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation and
 // ListObjects (V1 and V2, with prefix, delimiter and paging).
 import type { ObjectRow } from '../../pool/catalog.js';
-import { etagOf, isoDate, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
+import { etagOf, isoDate, queryCount, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
 import { S3Error } from './s3-error.js';
 import { bucketPrefix, validateBucketName } from './s3-names.js';
 import { xmlDocument, type XmlElement } from './xml.js';
@@ -52,7 +52,7 @@ export function listObjects(call: S3Call): void {
   const v2 = query.get('list-type') === '2';
   const prefix = query.get('prefix') ?? '';
   const delimiter = query.get('delimiter') ?? '';
-  const maxKeys = parseMaxKeys(query.get('max-keys'));
+  const maxKeys = queryCount(call, 'max-keys', { fallback: LIST_KEYS_MAX, max: LIST_KEYS_MAX });
   const urlEncode = query.get('encoding-type') === 'url';
   if (query.has('encoding-type') && !urlEncode) throw new S3Error('InvalidArgument', 400, 'encoding-type must be url');
   const continuationToken = query.get('continuation-token') ?? undefined;
@@ -154,13 +154,6 @@ function listPage(
     rows = catalog.objectsAfter(cursor, CATALOG_PAGE_COUNT);
   }
   return { objects, commonPrefixes, truncated, lastReturned };
-}
-
-function parseMaxKeys(value: string | null): number {
-  if (value === null) return LIST_KEYS_MAX;
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 0) throw new S3Error('InvalidArgument', 400, 'max-keys must be a non-negative integer');
-  return Math.min(number, LIST_KEYS_MAX);
 }
 
 function encodeToken(lastKey: string): string {

@@ -17,6 +17,8 @@ export interface S3Context {
   readonly gate: PoolGate;
   readonly region: string;
   readonly log: Logger;
+  /** A request body that sends nothing for this long is aborted with RequestTimeout (undefined: never). */
+  readonly bodyIdleTimeoutMs?: number | undefined;
 }
 
 export interface S3Call {
@@ -48,10 +50,38 @@ export function sendEmpty(call: S3Call, status: number, headers: Record<string, 
 
 export function requireBucket(call: S3Call): string {
   const bucket = call.bucket;
-  if (bucket === undefined || call.context.s3.getBucket(bucket) === undefined) {
-    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: bucket ?? '' });
-  }
+  if (bucket === undefined || call.context.s3.getBucket(bucket) === undefined) throw noSuchBucket(bucket ?? '');
   return bucket;
+}
+
+/**
+ * For PutOptions.inCommit of a write into `bucket`: refuses the commit if the bucket was deleted while the body was
+ * arriving. DeleteBucket's emptiness check is one transaction too, so either the object lands in a bucket that
+ * still exists (and the bucket is then not empty), or the bucket is gone first and the put is refused.
+ */
+export function requireBucketInCommit(context: S3Context, bucket: string): void {
+  if (context.s3.getBucket(bucket) === undefined) throw noSuchBucket(bucket);
+}
+
+export function noSuchBucket(bucket: string): S3Error {
+  return new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: bucket });
+}
+
+/**
+ * A non-negative decimal query parameter (max-keys, max-uploads, max-parts, part-number-marker), at most `max`;
+ * `fallback` when absent. Anything else (abc, -1, 1e3, empty) is InvalidArgument, as S3 answers, never a 500.
+ */
+export function queryCount(call: S3Call, name: string, options: { fallback: number; max: number }): number {
+  const value = call.query.get(name);
+  if (value === null) return options.fallback;
+  const number = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number)) {
+    throw new S3Error('InvalidArgument', 400, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`, {
+      ArgumentName: name,
+      ArgumentValue: value,
+    });
+  }
+  return Math.min(number, options.max);
 }
 
 export function header(call: S3Call, name: string): string | undefined {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Catalog } from '../../pool/catalog.js';
 import { ShardpoolError } from '../../errors.js';
+import { MULTIPART_KEY_PREFIX } from './s3-names.js';
 
 export interface BucketRow {
   readonly name: string;
@@ -43,7 +44,7 @@ const ACCESS_KEY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 export class S3Catalog {
   private readonly db: Database.Database;
 
-  constructor(catalog: Catalog) {
+  constructor(private readonly catalog: Catalog) {
     this.db = catalog.connection();
   }
 
@@ -144,16 +145,31 @@ export class S3Catalog {
     ).map(decodeUpload);
   }
 
-  putPart(part: Omit<PartRow, 'uploadedAtMs'>): void {
-    this.db
-      .prepare(
-        `INSERT INTO multipart_parts (upload_id, part_number, part_key, etag, size_bytes, uploaded_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (upload_id, part_number) DO UPDATE SET
-           part_key = excluded.part_key, etag = excluded.etag, size_bytes = excluded.size_bytes,
-           uploaded_at_ms = excluded.uploaded_at_ms`,
-      )
-      .run(part.uploadId, part.partNumber, part.partKey, part.etag, part.sizeBytes, Date.now());
+  /**
+   * Records an uploaded part, run inside the transaction that commits the part's own object (PutOptions.inCommit),
+   * so the row and the bytes it describes become visible together and in the same order as the commits. The part it
+   * replaces (an earlier upload of the same number) is removed in the same transaction. Returns the versions that
+   * removal queued as garbage, or undefined when the upload is gone (aborted or completed meanwhile): the caller then
+   * refuses the commit, and nothing of the part remains.
+   */
+  replacePart(part: Omit<PartRow, 'uploadedAtMs'>): string[] | undefined {
+    return this.db.transaction(() => {
+      if (!this.uploadExists(part.uploadId)) return undefined;
+      const previous = this.db
+        .prepare(`SELECT part_key AS partKey FROM multipart_parts WHERE upload_id = ? AND part_number = ?`)
+        .get(part.uploadId, part.partNumber) as { partKey: string } | undefined;
+      this.db
+        .prepare(
+          `INSERT INTO multipart_parts (upload_id, part_number, part_key, etag, size_bytes, uploaded_at_ms)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (upload_id, part_number) DO UPDATE SET
+             part_key = excluded.part_key, etag = excluded.etag, size_bytes = excluded.size_bytes,
+             uploaded_at_ms = excluded.uploaded_at_ms`,
+        )
+        .run(part.uploadId, part.partNumber, part.partKey, part.etag, part.sizeBytes, Date.now());
+      if (previous === undefined || previous.partKey === part.partKey) return [];
+      return this.removePartObjects([previous.partKey]);
+    })();
   }
 
   listParts(uploadId: string, afterPartNumber = 0, limit = 10_000): PartRow[] {
@@ -166,12 +182,70 @@ export class S3Catalog {
       .all(uploadId, afterPartNumber, limit) as PartRow[];
   }
 
-  /** Forgets an upload and its part rows (the caller removes the parts' pool objects). */
-  deleteUpload(uploadId: string): void {
-    this.db.transaction(() => {
+  /**
+   * Forgets an upload, atomically: its row, its part rows and every part object (queued as garbage; a version a
+   * reader still pins, such as a Complete reading it, is collected when the reader lets go). Returns the queued
+   * versions for the caller to collect, or undefined if the upload does not exist. Run alone (Abort) or inside the
+   * commit of the completed object (Complete), so the object appears exactly when the upload disappears.
+   */
+  finishUpload(uploadId: string): string[] | undefined {
+    return this.db.transaction(() => {
+      if (!this.uploadExists(uploadId)) return undefined;
+      const named = (this.db.prepare(`SELECT part_key AS partKey FROM multipart_parts WHERE upload_id = ?`).all(uploadId) as Array<{ partKey: string }>).map(
+        (row) => row.partKey,
+      );
+      // Also any object under the upload's prefix that no row names (left by an older shardpool): nothing may outlive
+      // the upload it belongs to.
+      const stray = [...this.catalog.listObjects(`${MULTIPART_KEY_PREFIX}${uploadId}/`)].map((object) => object.key);
       this.db.prepare(`DELETE FROM multipart_parts WHERE upload_id = ?`).run(uploadId);
       this.db.prepare(`DELETE FROM multipart_uploads WHERE upload_id = ?`).run(uploadId);
+      return this.removePartObjects([...new Set([...named, ...stray])]);
     }).immediate();
+  }
+
+  /**
+   * Part objects no S3 call could ever remove, removed in one transaction (the daemon runs this when it opens the
+   * pool): hidden part objects that no part row of an existing upload names, and uploads with a part row naming a
+   * missing object (they can never complete; older versions could leave both behind after a crash in Complete's or
+   * Abort's cleanup). Returns the versions queued as garbage.
+   */
+  removeAbandonedParts(): { versionIds: string[]; uploadsRemoved: number; objectsRemoved: number } {
+    return this.db.transaction(() => {
+      const broken = (
+        this.db
+          .prepare(
+            `SELECT DISTINCT upload_id AS uploadId FROM multipart_parts
+             WHERE part_key NOT IN (SELECT key FROM objects) OR upload_id NOT IN (SELECT upload_id FROM multipart_uploads)`,
+          )
+          .all() as Array<{ uploadId: string }>
+      ).map((row) => row.uploadId);
+      const versionIds: string[] = [];
+      for (const uploadId of broken) {
+        versionIds.push(...(this.finishUpload(uploadId) ?? []));
+        // A part row whose upload row is gone (finishUpload saw no upload): drop the rows themselves.
+        this.db.prepare(`DELETE FROM multipart_parts WHERE upload_id = ?`).run(uploadId);
+      }
+      const named = new Set(
+        (this.db.prepare(`SELECT part_key AS partKey FROM multipart_parts`).all() as Array<{ partKey: string }>).map((row) => row.partKey),
+      );
+      const orphans = [...this.catalog.listObjects(MULTIPART_KEY_PREFIX)].map((object) => object.key).filter((key) => !named.has(key));
+      versionIds.push(...this.removePartObjects(orphans));
+      return { versionIds, uploadsRemoved: broken.length, objectsRemoved: orphans.length };
+    }).immediate();
+  }
+
+  private uploadExists(uploadId: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM multipart_uploads WHERE upload_id = ?`).get(uploadId) !== undefined;
+  }
+
+  /** Inside a transaction: removes these part objects (those that exist); returns the versions queued as garbage. */
+  private removePartObjects(keys: ReadonlyArray<string>): string[] {
+    const versionIds: string[] = [];
+    for (const key of keys) {
+      const removed = this.catalog.removeObject(key);
+      if (removed !== undefined) versionIds.push(removed);
+    }
+    return versionIds;
   }
 }
 

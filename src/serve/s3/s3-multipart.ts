@@ -1,14 +1,33 @@
-// Multipart uploads. Each part is stored as a hidden pool object (a reserved key, so it is scrubbed, drained and
-// rebuilt like any object while the upload is open). Completing the upload writes the final object from the parts in
-// order — a full copy, so the final object is one ordinary pool object whatever the part sizes — then removes the
-// parts. S3 may take long to complete an upload, so the 200 status goes out at once and whitespace keeps the
-// connection alive; a failure then arrives as an <Error> document in the body, as S3 clients expect.
-import { createHash } from 'node:crypto';
+// Multipart uploads. Each upload of a part is stored as a hidden pool object under a key of its own (a reserved key,
+// so it is scrubbed, drained and rebuilt like any object while the upload is open); its part row is written in the
+// same catalog transaction that commits its bytes, so ListParts, Complete and the bytes always agree. Completing
+// the upload writes the final object from exactly the part versions it validated (pinned when validated), in order —
+// a full copy, so the final object is one ordinary pool object whatever the part sizes — and the same transaction
+// that commits it ends the upload and queues every part object as garbage. S3 may take long to complete an upload,
+// so the 200 status goes out at once and whitespace keeps the connection alive; a failure then arrives as an <Error>
+// document in the body, as S3 clients expect.
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { isShardpoolError } from '../../errors.js';
+import { killPoint } from '../../pool/kill-points.js';
+import type { ObjectReader } from '../../pool/object-reader.js';
 import type { Pool } from '../../pool/pool.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
-import { header, isoDate, requireBucket, sendEmpty, sendXml, toS3Error, userMetadataFrom, type S3Call } from './s3-call.js';
+import {
+  header,
+  isoDate,
+  metadataOf,
+  queryCount,
+  requireBucket,
+  requireBucketInCommit,
+  sendEmpty,
+  sendXml,
+  toS3Error,
+  userMetadataFrom,
+  type S3Call,
+  type S3Context,
+} from './s3-call.js';
 import type { PartRow, UploadRow } from './s3-catalog.js';
 import { requireKey } from './s3-objects.js';
 import { partKeyOf, poolKeyOf } from './s3-names.js';
@@ -35,31 +54,31 @@ export async function uploadPart(call: S3Call): Promise<void> {
   if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > PART_NUMBER_MAX) {
     throw new S3Error('InvalidArgument', 400, `Part number must be an integer between 1 and ${PART_NUMBER_MAX}, inclusive`);
   }
-  const partKey = partKeyOf(upload.uploadId, partNumber);
+  // A key of this upload's own: a second upload of the same part number racing this one writes elsewhere, and the
+  // part row ends up naming whichever committed last, with that one's ETag and size.
+  const partKey = partKeyOf(upload.uploadId, partNumber, randomBytes(8).toString('hex'));
   const body = call.body();
-  await call.context.gate.shared(async () => {
-    const etag = () => `"${body.md5Hex()}"`;
-    const result = await call.context.pool.put(partKey, body.stream, {
+  const etag = () => `"${body.md5Hex()}"`;
+  await call.context.gate.shared(() =>
+    call.context.pool.put(partKey, body.stream, {
       internal: true,
       metadata: () => ({ etag: etag(), contentType: undefined, userMetadata: {} }),
-    });
-    if (!call.context.s3.getUpload(upload.uploadId)) {
-      // Aborted (or completed) while this part was uploading: the part has no upload to belong to.
-      await call.context.pool.removeObject(partKey).catch(() => undefined);
-      throw noSuchUpload(upload.uploadId);
-    }
-    call.context.s3.putPart({ uploadId: upload.uploadId, partNumber, partKey, etag: etag(), sizeBytes: result.object.sizeBytes });
-  });
-  sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"` });
+      // In the part's own commit: the row names these bytes, the part it replaces goes, and a part for an upload that
+      // was aborted or completed while it arrived is refused, so nothing of it remains.
+      inCommit: () => {
+        const superseded = call.context.s3.replacePart({ uploadId: upload.uploadId, partNumber, partKey, etag: etag(), sizeBytes: body.sizeBytes() });
+        if (superseded === undefined) throw noSuchUpload(upload.uploadId);
+        return superseded;
+      },
+    }),
+  );
+  sendEmpty(call, 200, { ETag: etag() });
 }
 
 export function listParts(call: S3Call): void {
   const upload = requireUpload(call);
-  const marker = Number(call.query.get('part-number-marker') ?? '0');
-  const maxParts = Math.min(Number(call.query.get('max-parts') ?? '1000'), 1000);
-  if (!Number.isInteger(marker) || marker < 0 || !Number.isInteger(maxParts) || maxParts < 0) {
-    throw new S3Error('InvalidArgument', 400, 'part-number-marker and max-parts must be non-negative integers');
-  }
+  const marker = queryCount(call, 'part-number-marker', { fallback: 0, max: PART_NUMBER_MAX });
+  const maxParts = queryCount(call, 'max-parts', { fallback: 1000, max: 1000 });
   const parts = call.context.s3.listParts(upload.uploadId, marker, maxParts + 1);
   const truncated = parts.length > maxParts;
   const shown = parts.slice(0, maxParts);
@@ -83,7 +102,7 @@ export function listParts(call: S3Call): void {
 export function listMultipartUploads(call: S3Call): void {
   const bucket = requireBucket(call);
   const prefix = call.query.get('prefix') ?? '';
-  const maxUploads = Math.min(Number(call.query.get('max-uploads') ?? '1000'), 1000);
+  const maxUploads = queryCount(call, 'max-uploads', { fallback: 1000, max: 1000 });
   const uploads = call.context.s3.listUploads(bucket, prefix, maxUploads + 1);
   const shown = uploads.slice(0, maxUploads);
   sendXml(
@@ -103,70 +122,145 @@ export function listMultipartUploads(call: S3Call): void {
 
 export async function abortMultipartUpload(call: S3Call): Promise<void> {
   const upload = requireUpload(call);
-  await call.context.gate.shared(() => discardUpload(call.context.pool, call, upload));
+  await call.context.gate.shared(async () => {
+    // One transaction ends the upload and queues every part object as garbage: a part committing at the same time
+    // either commits first (and is removed here) or finds the upload gone (and is refused).
+    const queued = call.context.s3.finishUpload(upload.uploadId);
+    if (queued === undefined) throw noSuchUpload(upload.uploadId);
+    await collectAll(call.context.pool, queued);
+  });
   sendEmpty(call, 204);
 }
 
 export async function completeMultipartUpload(call: S3Call): Promise<void> {
-  const upload = requireUpload(call);
+  const bucket = requireBucket(call);
+  const key = requireKey(call);
+  const uploadId = call.query.get('uploadId') ?? '';
   // A checksum header on Complete is the client's checksum of the whole object (not of this XML body); shardpool keeps
   // no full-object checksums, and every part was verified against its own when it was uploaded.
   const requested = parseCompleteRequest(await readSmallBody(call.body({ checksumHeadersDescribeBody: false }), COMPLETE_BODY_MAX_BYTES));
-  const stored = new Map(call.context.s3.listParts(upload.uploadId).map((part) => [part.partNumber, part]));
-  const parts = requested.map((wanted, index) => {
-    const part = stored.get(wanted.partNumber);
-    if (!part || normaliseEtag(part.etag) !== normaliseEtag(wanted.etag)) {
-      throw new S3Error('InvalidPart', 400, `part ${wanted.partNumber} was not uploaded or its ETag does not match`, { PartNumber: String(wanted.partNumber) });
+  // From here to the last pin, one synchronous turn: the part rows read are current, and each part version is pinned
+  // before anything (a re-upload of the part, an Abort) can replace or remove it, so the object is written from
+  // exactly the versions validated here.
+  const upload = call.context.s3.getUpload(uploadId);
+  if (!upload || upload.bucket !== bucket || upload.key !== key) {
+    answerRetriedComplete(call, { bucket, key, uploadId, etag: multipartEtag(requested) });
+    return;
+  }
+  const parts = validateParts(call, upload, requested);
+  const etag = multipartEtag(parts);
+  const readers = pinParts(call.context.pool, parts);
+  try {
+    // From here on the answer is 200 with a body that is either the result or an error document.
+    call.response.writeHead(200, { 'Content-Type': 'application/xml' });
+    call.response.write('<?xml version="1.0" encoding="UTF-8"?>\n');
+    const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
+    try {
+      await call.context.gate.shared(() => writeCompletedObject(call.context, upload, readers, etag));
+      clearInterval(keepAlive);
+      endDocument(call, completeResult(upload, etag));
+    } catch (error) {
+      clearInterval(keepAlive);
+      // Another Complete of this upload (a client's retry) committed first, with these very parts: the same answer.
+      if (error instanceof S3Error && error.code === 'NoSuchUpload' && completedWith(call.context, upload, etag)) {
+        endDocument(call, completeResult(upload, etag));
+        return;
+      }
+      const s3Error = toS3Error(error, { bucket: upload.bucket, key: upload.key });
+      call.context.log.error({ err: error, uploadId: upload.uploadId }, 'completing a multipart upload failed');
+      endDocument(call, xmlError({ code: s3Error.code, message: s3Error.message, resource: call.request.url ?? '', requestId: call.requestId, details: s3Error.details }));
     }
+  } finally {
+    // Parts read to their end let go already; this releases the rest (a put that failed part way, a client gone).
+    for (const reader of readers) reader.close();
+  }
+}
+
+/** Every requested part must be uploaded with that ETag, and all but the last at least 5 MiB. */
+function validateParts(call: S3Call, upload: UploadRow, requested: ReadonlyArray<{ partNumber: number; etag: string }>): PartRow[] {
+  const stored = new Map(call.context.s3.listParts(upload.uploadId).map((part) => [part.partNumber, part]));
+  return requested.map((wanted, index) => {
+    const part = stored.get(wanted.partNumber);
+    if (!part || normaliseEtag(part.etag) !== normaliseEtag(wanted.etag)) throw invalidPart(wanted.partNumber);
     if (index < requested.length - 1 && part.sizeBytes < PART_SIZE_MIN_BYTES) {
       throw new S3Error('EntityTooSmall', 400, `part ${wanted.partNumber} is ${part.sizeBytes} bytes; every part but the last must be at least 5 MiB`);
     }
     return part;
   });
-  const etag = multipartEtag(parts);
-  // From here on the answer is 200 with a body that is either the result or an error document.
-  call.response.writeHead(200, { 'Content-Type': 'application/xml' });
-  call.response.write('<?xml version="1.0" encoding="UTF-8"?>\n');
-  const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
+}
+
+/** Opens (and so pins) every part at once; if one cannot be opened, lets go of those already pinned. */
+function pinParts(pool: Pool, parts: ReadonlyArray<PartRow>): ObjectReader[] {
+  const readers: ObjectReader[] = [];
   try {
-    await call.context.gate.shared(async () => {
-      const pool = call.context.pool;
-      await pool.put(poolKeyOf(upload.bucket, upload.key), Readable.from(concatenateParts(pool, parts)), {
-        metadata: () => ({ etag, contentType: upload.contentType, userMetadata: upload.userMetadata }),
-      });
-      await discardUpload(pool, call, upload);
-    });
-    clearInterval(keepAlive);
-    const document = xmlDocument('CompleteMultipartUploadResult', {
-      Location: `/${upload.bucket}/${encodeURIComponent(upload.key)}`,
-      Bucket: upload.bucket,
-      Key: upload.key,
-      ETag: etag,
-    });
-    call.response.end(document.slice(document.indexOf('\n') + 1));
+    for (const part of parts) readers.push(pool.openObject(part.partKey));
+    return readers;
   } catch (error) {
-    clearInterval(keepAlive);
-    const s3Error = toS3Error(error, { bucket: upload.bucket, key: upload.key });
-    call.context.log.error({ err: error, uploadId: upload.uploadId }, 'completing a multipart upload failed');
-    const document = xmlError({ code: s3Error.code, message: s3Error.message, resource: call.request.url ?? '', requestId: call.requestId, details: s3Error.details });
-    call.response.end(document.slice(document.indexOf('\n') + 1));
+    for (const reader of readers) reader.close();
+    // A part row always commits with its object and goes with it; only a catalog left by an older shardpool could
+    // name a missing one (the daemon removes such uploads when it starts).
+    if (isShardpoolError(error, 'OBJECT_NOT_FOUND')) throw invalidPart(parts[readers.length]?.partNumber ?? 0);
+    throw error;
   }
 }
 
-async function* concatenateParts(pool: Pool, parts: ReadonlyArray<PartRow>): AsyncGenerator<Buffer> {
-  for (const part of parts) yield* pool.openObject(part.partKey).chunks();
+/**
+ * Writes the object from the pinned parts. Its commit ends the upload and queues every part object as garbage in
+ * the same transaction — and is refused if the upload was aborted or completed meanwhile, or the bucket deleted — so
+ * no crash can leave the object without the upload's end, or the upload listed with parts already gone.
+ */
+async function writeCompletedObject(context: S3Context, upload: UploadRow, readers: ReadonlyArray<ObjectReader>, etag: string): Promise<void> {
+  let queued: ReadonlyArray<string> = [];
+  await context.pool.put(poolKeyOf(upload.bucket, upload.key), Readable.from(concatenateParts(readers)), {
+    metadata: () => ({ etag, contentType: upload.contentType, userMetadata: upload.userMetadata }),
+    inCommit: () => {
+      requireBucketInCommit(context, upload.bucket);
+      const removed = context.s3.finishUpload(upload.uploadId);
+      if (removed === undefined) throw noSuchUpload(upload.uploadId);
+      queued = removed;
+    },
+  });
+  // Committed: the object is visible and the upload gone. A crash before the parts' fragments are freed leaves them
+  // queued as garbage, which the next write-open collects.
+  killPoint('multipart.completed');
+  await collectAll(context.pool, queued);
 }
 
-/** Removes an upload's part objects, then the upload itself. */
-async function discardUpload(pool: Pool, call: S3Call, upload: UploadRow): Promise<void> {
-  for (const part of call.context.s3.listParts(upload.uploadId)) {
-    if (pool.catalog.getObject(part.partKey)) await pool.removeObject(part.partKey);
-  }
-  call.context.s3.deleteUpload(upload.uploadId);
+async function* concatenateParts(readers: ReadonlyArray<ObjectReader>): AsyncGenerator<Buffer> {
+  for (const reader of readers) yield* reader.chunks();
+}
+
+/**
+ * Complete for an upload that no longer exists. Clients retry Complete (a lost answer, a crash before it went out):
+ * if the key holds the object these parts make (the same multipart ETag, which is the MD5 of the parts' MD5s), that
+ * Complete succeeded and the answer is the same; otherwise the upload was aborted, or its object replaced since.
+ */
+function answerRetriedComplete(call: S3Call, target: { bucket: string; key: string; uploadId: string; etag: string }): void {
+  if (!completedWith(call.context, target, target.etag)) throw noSuchUpload(target.uploadId);
+  sendXml(call, 200, xmlDocument('CompleteMultipartUploadResult', completeResult(target, target.etag)));
+}
+
+function completedWith(context: S3Context, target: { bucket: string; key: string }, etag: string): boolean {
+  const object = context.pool.catalog.getObject(poolKeyOf(target.bucket, target.key));
+  return object !== undefined && metadataOf(context, object).etag === etag;
+}
+
+function completeResult(target: { bucket: string; key: string }, etag: string): Record<string, string> {
+  return { Location: `/${target.bucket}/${encodeURIComponent(target.key)}`, Bucket: target.bucket, Key: target.key, ETag: etag };
+}
+
+/** Ends the 200 response whose XML declaration already went out. */
+function endDocument(call: S3Call, content: Record<string, string> | string): void {
+  const document = typeof content === 'string' ? content : xmlDocument('CompleteMultipartUploadResult', content);
+  call.response.end(document.slice(document.indexOf('\n') + 1));
+}
+
+async function collectAll(pool: Pool, versionIds: ReadonlyArray<string>): Promise<void> {
+  for (const versionId of versionIds) await pool.collectVersion(versionId);
 }
 
 /** The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, a dash, and the number of parts. */
-function multipartEtag(parts: ReadonlyArray<PartRow>): string {
+function multipartEtag(parts: ReadonlyArray<{ etag: string }>): string {
   const md5 = createHash('md5');
   for (const part of parts) md5.update(Buffer.from(normaliseEtag(part.etag), 'hex'));
   return `"${md5.digest('hex')}-${parts.length}"`;
@@ -200,6 +294,10 @@ function requireUpload(call: S3Call): UploadRow {
   return upload;
 }
 
+function invalidPart(partNumber: number): S3Error {
+  return new S3Error('InvalidPart', 400, `part ${partNumber} was not uploaded or its ETag does not match`, { PartNumber: String(partNumber) });
+}
+
 function noSuchUpload(uploadId: string): S3Error {
   return new S3Error(
     'NoSuchUpload',
@@ -207,4 +305,16 @@ function noSuchUpload(uploadId: string): S3Error {
     'The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.',
     { UploadId: uploadId },
   );
+}
+
+/**
+ * Run when the daemon opens the pool, before it serves: removes hidden part objects that no upload can reach any
+ * more, and uploads whose parts are gone (see S3Catalog.removeAbandonedParts), and frees their fragments. Without
+ * it such parts (left by an older shardpool, or a crash it did not survive cleanly) would stay forever: no S3 call
+ * names them.
+ */
+export async function removeAbandonedParts(pool: Pool, s3: S3Context['s3']): Promise<{ uploadsRemoved: number; objectsRemoved: number }> {
+  const { versionIds, uploadsRemoved, objectsRemoved } = s3.removeAbandonedParts();
+  await collectAll(pool, versionIds);
+  return { uploadsRemoved, objectsRemoved };
 }

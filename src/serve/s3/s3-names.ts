@@ -37,7 +37,14 @@ export function bucketPrefix(bucket: string): string {
   return `${bucket}/`;
 }
 
-/** Where a multipart upload keeps a part until the upload completes (a reserved pool key, hidden from listings). */
-export function partKeyOf(uploadId: string, partNumber: number): string {
-  return `.shardpool/multipart/${uploadId}/${String(partNumber).padStart(5, '0')}`;
+/** Where multipart uploads keep their parts: every hidden pool key under it belongs to an upload's part row. */
+export const MULTIPART_KEY_PREFIX = '.shardpool/multipart/';
+
+/**
+ * Where one upload of a part keeps its bytes until the upload completes (a reserved pool key, hidden from listings).
+ * Each upload of a part gets a key of its own (the `attempt` suffix): two uploads of one part number never share a
+ * key, so the part row, committed with its own object, always names exactly the bytes whose ETag it records.
+ */
+export function partKeyOf(uploadId: string, partNumber: number, attempt: string): string {
+  return `${MULTIPART_KEY_PREFIX}${uploadId}/${String(partNumber).padStart(5, '0')}-${attempt}`;
 }

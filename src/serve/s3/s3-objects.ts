@@ -11,6 +11,7 @@ import {
   isoDate,
   metadataOf,
   requireBucket,
+  requireBucketInCommit,
   sendEmpty,
   sendXml,
   toS3Error,
@@ -35,6 +36,7 @@ export async function putObject(call: S3Call): Promise<void> {
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
       metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata }),
+      inCommit: () => requireBucketInCommit(call.context, bucket),
     }),
   );
   sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
@@ -62,6 +64,7 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
           replace
             ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
             : sourceMetadata,
+        inCommit: () => requireBucketInCommit(call.context, bucket),
       }),
     );
   } finally {
@@ -215,7 +218,8 @@ export function parseRange(value: string | undefined, sizeBytes: number): ByteRa
     new S3Error('InvalidRange', 416, 'The requested range is not satisfiable', { RangeRequested: value, ActualObjectSize: String(sizeBytes) });
   if (match[1] === '') {
     const suffix = Number(match[2]);
-    if (suffix === 0) throw unsatisfiable();
+    // The last 0 bytes, or any suffix of an empty object, is no byte at all: unsatisfiable (RFC 9110 § 14.1.2).
+    if (suffix === 0 || sizeBytes === 0) throw unsatisfiable();
     return { startByte: Math.max(sizeBytes - suffix, 0), endByteExclusive: sizeBytes };
   }
   const start = Number(match[1]);

@@ -68,7 +68,11 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
       query: target.query,
       verified,
       requestId,
-      body: (options) => (body ??= decodeBody(request, verified, options)),
+      body: (options) =>
+        (body ??= decodeBody(request, verified, {
+          checksumHeadersDescribeBody: options?.checksumHeadersDescribeBody ?? true,
+          idleTimeoutMs: context.bodyIdleTimeoutMs,
+        })),
     };
     await route.handler(call);
   } catch (error) {
@@ -93,6 +97,14 @@ function sendError(request: IncomingMessage, response: ServerResponse, error: S3
   const resource = (request.url ?? '/').split('?')[0] ?? '/';
   const body = request.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(xmlError({ code: error.code, message: error.message, resource, requestId, details: error.details }));
   const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) };
+  if (error.code === 'RequestTimeout') {
+    // The client stopped sending part way through its body: the rest is not worth waiting for (that is what timed
+    // out), so the answer goes out and node closes the connection after it, as S3 does.
+    headers['Connection'] = 'close';
+    response.writeHead(error.httpStatus, headers);
+    response.end(body);
+    return;
+  }
   response.writeHead(error.httpStatus, headers);
   response.end(body);
   if (!request.complete) drainRefusedBody(request);
