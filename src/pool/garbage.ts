@@ -20,8 +20,9 @@ const GC_DELETES_IN_FLIGHT = 16;
  * frees the version's fragments (the owner rule in docs/architecture.md § concurrency).
  */
 export async function collectGarbageVersion(pool: Pool, versionId: string): Promise<boolean> {
-  // A reader in this process still streams the version; the last reader to finish collects it.
-  if (pool.isVersionPinned(versionId)) return false;
+  // Pool.collectVersion starts no collection of a pinned version, and no pin is taken on a garbage one (pins go only to
+  // versions read as current), so nothing reads this version while it is deleted.
+  assert(!pool.isVersionPinned(versionId), 'a pinned version is never collected');
   if (!pool.catalog.isGarbage(versionId)) return false; // collected already (or never garbage)
   const deleted: FragmentRow[] = [];
   const flushDisks = new Set<number>();

@@ -405,6 +405,9 @@ export class Pool {
   collectVersion(versionId: string): Promise<boolean> {
     const running = this.collections.get(versionId);
     if (running) return running;
+    // Decided here, not inside the collection: a caller must never join a collection that skipped the version because
+    // a reader held it, or the reader's release (which starts the real collection) could join that skip instead.
+    if (this.isVersionPinned(versionId)) return Promise.resolve(false); // the last reader to let go collects it
     const collection = collectGarbageVersion(this, versionId).finally(() => {
       assert(this.collections.get(versionId) === collection, 'one collection per version at a time');
       this.collections.delete(versionId);

@@ -111,3 +111,55 @@ test('a delete by the wrong identity at an owned location frees nothing', async 
   assert.equal((await disk.space()).freeBytes, before, 'no unit changed hands');
   await disk.close();
 });
+
+/** Storage whose next data write (a fragment record) waits until the test releases it. */
+class HeldWrite extends HeldReads {
+  holdNextWriteAtOrAfter: number | undefined;
+  private releaseWrite: (() => void) | undefined;
+  writeHeld = false;
+  override async writeParts(parts: ReadonlyArray<Buffer>, positionBytes: number): Promise<void> {
+    await this.maybeHold(positionBytes);
+    return super.writeParts(parts, positionBytes);
+  }
+  override async write(buffer: Buffer, bufferOffset: number, lengthBytes: number, positionBytes: number): Promise<void> {
+    await this.maybeHold(positionBytes);
+    return super.write(buffer, bufferOffset, lengthBytes, positionBytes);
+  }
+  releaseHeldWrite(): void {
+    this.releaseWrite?.();
+  }
+  private async maybeHold(positionBytes: number): Promise<void> {
+    if (this.holdNextWriteAtOrAfter === undefined || positionBytes < this.holdNextWriteAtOrAfter) return;
+    this.holdNextWriteAtOrAfter = undefined;
+    this.writeHeld = true;
+    await new Promise<void>((resolve) => (this.releaseWrite = resolve));
+  }
+}
+
+test('a checkpoint taken while a fragment write is in flight leaves a journal that replays (no unit allocated twice)', async () => {
+  const medium = new SimulatedMedium(64 * 1024 * 1024, { logicalSectorBytes: 4096, physicalSectorBytes: 4096 });
+  await formatDeviceStorage(medium.boot(), IDENTITY);
+  const storage = new HeldWrite(medium.boot());
+  const disk = await openDeviceStorage(storage, IDENTITY, 'write');
+  storage.holdNextWriteAtOrAfter = disk.dataRegion.offsetBytes;
+  const inFlight = writeOne(disk, 1); // allocated at once, its record write held
+  for (let turn = 0; turn < 20 && !storage.writeHeld; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(storage.writeHeld);
+  // Fill the journal until group commits checkpoint, all while the first write is still in flight.
+  const others: FragmentLocation[] = [];
+  for (let index = 0; disk.stats.checkpoints < 2; index += 1) {
+    others.push(await writeOne(disk, 10 + (index % 200)));
+    assert.ok(index < 5000, 'the journal fills and checkpoints');
+  }
+  storage.releaseHeldWrite();
+  const first = await inFlight;
+  await disk.close();
+  const reopened = await openDeviceStorage(medium.boot(), IDENTITY, 'write');
+  const { data } = await reopened.readFragment(first);
+  assert.ok(data.equals(Buffer.alloc(20_000, 1)), 'the write that spanned the checkpoints is intact and allocated');
+  for (const other of others.slice(-3)) await reopened.verifyFragment(other);
+  const before = (await reopened.space()).freeBytes;
+  await writeOne(reopened, 250);
+  assert.ok((await reopened.space()).freeBytes < before);
+  await reopened.close();
+});

@@ -171,7 +171,8 @@ test('a PUT whose body stalls is answered RequestTimeout, stores nothing, and ho
   await s3.send(new CreateBucketCommand({ Bucket: 'slow' }));
   const url = new URL(await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'slow', Key: 'stalled' }), { expiresIn: 60 }));
   const stalled = stalledUpload(url, 10 * 1024 * 1024, 1024);
-  // The stalled put holds the pool gate; maintenance that runs alone, and another PUT, queue up behind it.
+  // While the stalled put is in flight, maintenance and another PUT go on beside it (neither waits for a write), and
+  // the stalled one is cut after the idle timeout.
   await waitForWritesInFlight(daemon.opsEndpoint, 1);
   const maintenance = runCli(['trim', '--pool', pool]);
   const after = randomBytes(100 * 1024);
@@ -180,9 +181,9 @@ test('a PUT whose body stalls is answered RequestTimeout, stores nothing, and ho
   assert.match(answer, /^HTTP\/1\.1 400 /, answer);
   assert.match(answer, /<Code>RequestTimeout<\/Code>/);
   assert.match(answer, /Connection: close/i);
-  const trimmed = await within(maintenance, 20_000, 'maintenance behind the stalled upload');
+  const trimmed = await within(maintenance, 20_000, 'maintenance beside the stalled upload');
   assert.equal(trimmed.code, 0, trimmed.stderr);
-  await within(second, 20_000, 'a PUT behind the stalled upload');
+  await within(second, 20_000, 'a PUT beside the stalled upload');
   assert.equal((await s3Error(s3.send(new GetObjectCommand({ Bucket: 'slow', Key: 'stalled' })))).name, 'NoSuchKey');
   assert.equal(await daemon.stop(), 0);
   await auditPool(pool, { expected: new Map([['slow/after', after]]), noOrphans: true, context: 'after the stalled upload' });

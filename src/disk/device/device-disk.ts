@@ -163,6 +163,12 @@ export class DeviceDisk implements Disk {
   private readonly owners = new Map<number, { owner: string; unitCount: number }>();
   /** One bit per data unit: set while the unit lies in a run of `owners`. */
   private readonly ownedUnits: Uint8Array;
+  /**
+   * Runs allocated in memory whose journal entry is not queued yet, by start unit: a fragment write in flight (its
+   * allocate entry is queued when the write completes, so a flush counts only completed writes) and a discard hold.
+   * A checkpoint records them free, so their entries, journaled after it, replay onto free units.
+   */
+  private readonly unjournaled = new Map<number, number>();
   /** Deletes of records allocated before this open, in flight by location (single-flight). */
   private readonly deletesInFlight = new Map<number, Promise<void>>();
 
@@ -229,18 +235,22 @@ export class DeviceDisk implements Disk {
     const locationBytes = this.metadata.regions.dataOffsetBytes + startUnit * unitBytes;
     const allocation: PendingAllocation = { type: 'allocate', startUnit, unitCount, versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
     this.own(startUnit, unitCount, pendingKey(fragment));
+    this.unjournaled.set(startUnit, unitCount);
     try {
       assert(locationBytes + recordBytes <= this.metadata.regions.dataOffsetBytes + allocator.unitCount * unitBytes, 'records stay inside the data region');
       const header = encodeFragmentHeader({ ...fragment, poolUuid: this.poolUuid, diskUuid: this.diskUuid, locationBytes });
       await this.writeRecord(header, data, recordBytes, locationBytes);
     } catch (error) {
-      // Give the units back through the journal like any free: a checkpoint may already have recorded them.
+      // Give the units back through the journal like any free (a checkpoint recorded them free meanwhile, and the
+      // allocate entry queued here replays onto free units before its free).
+      this.unjournaled.delete(startUnit);
       this.disown(startUnit, unitCount);
       allocator.free(startUnit, unitCount);
       this.queued.push(allocation, { type: 'free', startUnit, unitCount });
       this.changed += 1;
       throw this.latch('write', error);
     }
+    this.unjournaled.delete(startUnit);
     this.pending.set(pendingKey(fragment), allocation);
     this.queued.push(allocation);
     this.changed += 1;
@@ -299,6 +309,15 @@ export class DeviceDisk implements Disk {
       await this.batch;
     }
     if (this.failure) throw this.failure;
+  }
+
+  /** Runs `work` as a group-commit round of its own: after the round in flight, before the next. */
+  private async runAlone(work: () => Promise<void>): Promise<void> {
+    while (this.batch) await this.batch.catch(() => undefined);
+    this.batch = work().finally(() => {
+      this.batch = undefined;
+    });
+    await this.batch;
   }
 
   async readFragment(fragment: FragmentLocation, destination?: Buffer): Promise<{ header: FragmentHeader; data: Buffer }> {
@@ -549,12 +568,14 @@ export class DeviceDisk implements Disk {
     const { regions } = this.metadata;
     allocator.markAllocated(startUnit, unitCount);
     this.own(startUnit, unitCount, DISCARD_HOLD);
+    this.unjournaled.set(startUnit, unitCount);
     try {
       await this.storage.discard(regions.dataOffsetBytes + startUnit * regions.allocationUnitBytes, unitCount * regions.allocationUnitBytes);
       this.stats.discardedBytes += unitCount * regions.allocationUnitBytes;
     } catch {
       // A device without discard support simply keeps the bytes; nothing depends on it.
     } finally {
+      this.unjournaled.delete(startUnit);
       this.disown(startUnit, unitCount);
       allocator.free(startUnit, unitCount);
     }
@@ -614,7 +635,7 @@ export class DeviceDisk implements Disk {
     try {
       if (this.allocator && !this.failure && !this.released) {
         await this.flush();
-        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL) await this.checkpoint();
+        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL) await this.runAlone(() => this.checkpoint());
       }
     } finally {
       await this.storage.close();
@@ -669,14 +690,17 @@ export class DeviceDisk implements Disk {
   private unsyncedFrees: JournalEntry[] = [];
 
   /**
-   * Every in-memory change is also a queued entry, so the allocator equals the journaled state plus the queue. The
-   * checkpoint snapshots the allocator before its first await; the entries queued up to that instant are reflected
-   * in it and dropped, later ones stay queued for the next record.
+   * Every in-memory change but the unjournaled runs is also a queued entry, so the allocator equals the journaled
+   * state plus the queue plus those runs. The checkpoint snapshots the allocator (unjournaled runs shown free) before
+   * its first await; the entries queued up to that instant are reflected in it and dropped, later ones stay queued
+   * for the next record. It runs inside a group-commit round (or alone, as one: runAlone), never beside one, since a
+   * round takes the queue.
    */
   private async checkpoint(): Promise<void> {
     const allocator = this.writable();
     const reflected = this.queued.length;
-    await this.metadata.checkpoint(allocator, [...this.pending.values()]);
+    const unjournaled = [...this.unjournaled].map(([start, unitCount]) => ({ start, unitCount }));
+    await this.metadata.checkpoint(allocator, [...this.pending.values()], unjournaled);
     this.queued.splice(0, reflected);
     this.stats.checkpoints += 1;
   }

@@ -163,14 +163,19 @@ export class DeviceMetadata {
    * Writes the allocator state to the inactive slot, flushes, then makes it active through the label. Every record
    * so far is reflected in it, so the journal starts over.
    */
-  async checkpoint(allocator: UnitAllocator, pending: ReadonlyArray<PendingAllocation>): Promise<void> {
+  async checkpoint(
+    allocator: UnitAllocator,
+    pending: ReadonlyArray<PendingAllocation>,
+    /** Runs allocated in memory whose journal entries are not queued yet: recorded free, see UnitAllocator.snapshot. */
+    unjournaled: Iterable<{ start: number; unitCount: number }> = [],
+  ): Promise<void> {
     const { regions } = this.label;
     const slot = this.label.activeCheckpointSlot === 0 ? 1 : 0;
     const bytes = encodeAllocatorCheckpoint({
       journalSequence: this.nextSequence,
       dataUnits: regions.dataUnits,
       deviceUuid: this.label.deviceUuid,
-      bitmap: allocator.snapshot(),
+      bitmap: allocator.snapshot(unjournaled),
       pending: [...pending],
     });
     if (bytes.length > regions.checkpointSlotLengthBytes) {

@@ -27,9 +27,21 @@ export class UnitAllocator {
     return this.unitCount - this.freeCount;
   }
 
-  /** A copy of the bitmap, for a checkpoint. */
-  snapshot(): Uint8Array {
-    return this.bitmap.slice();
+  /**
+   * A copy of the bitmap, for a checkpoint, with `unjournaled` runs shown free: they are allocated in memory but their
+   * journal entries are not queued yet (a write in flight, a discard hold), and the entries that come later must
+   * replay onto free units.
+   */
+  snapshot(unjournaled: Iterable<{ start: number; unitCount: number }> = []): Uint8Array {
+    const copy = this.bitmap.slice();
+    for (const run of unjournaled) {
+      this.assertRange(run.start, run.unitCount);
+      for (let unit = run.start; unit < run.start + run.unitCount; unit += 1) {
+        assert(this.isAllocated(unit), 'an unjournaled run is allocated in memory');
+        copy[unit >> 3] = (copy[unit >> 3] as number) & ~(1 << (unit & 7));
+      }
+    }
+    return copy;
   }
 
   isAllocated(unit: number): boolean {
