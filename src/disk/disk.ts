@@ -108,6 +108,13 @@ export interface Disk {
   scanFragments(expectedLocations?: ReadonlyArray<number>): AsyncIterable<FoundFragment>;
 
   /**
+   * Whether a record a scan found is still on the disk, as the live content of its place (checked again after the
+   * catalog is read: a collection deletes the record before its rows, so a record found earlier and unreferenced
+   * now is an orphan only if it is still here).
+   */
+  holdsRecord(fragment: FoundFragment): Promise<boolean>;
+
+  /**
    * Allocations the catalog has not yet been seen to reference (block devices; always empty for directories).
    * After a crash they are reconciled against the catalog on the next write-open.
    */

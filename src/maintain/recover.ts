@@ -68,14 +68,18 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
   // Every decision reads the catalog as it is now, not as it was before the scan: in the daemon, puts commit and
   // moves finish while a disk is scanned, and a fragment committed meanwhile is not an orphan.
   const inFlight = (versionId: string) => pool.catalog.hasIntent(versionId) || pool.catalog.isMoving({ versionId });
-  const isOrphan = (fragment: FoundFragment): boolean => {
+  const isUnreferenced = (fragment: FoundFragment): boolean => {
     // A put or a move in flight (in this process, or another when this pool is open for reading) is not an orphan.
     if (pool.catalog.hasIntent(fragment.versionId) || pool.catalog.isMoving(fragment)) return false;
     const row = pool.catalog.fragmentRow(fragment);
     // On a device the location must match too: a stale copy elsewhere is an orphan even if the address is known.
     return !row || row.diskId !== diskId || (disk.kind === 'block-device' && row.locationBytes !== fragment.locationBytes);
   };
-  const orphans = [...found.values()].filter(isOrphan);
+  // Unreferenced now, and still on the disk after that was read: a collection deletes a record before its rows, so
+  // a record the scan found before its collection began is not an orphan once its rows are gone.
+  const isOrphan = async (fragment: FoundFragment): Promise<boolean> => isUnreferenced(fragment) && (await disk.holdsRecord(fragment));
+  const orphans: FoundFragment[] = [];
+  for (const fragment of found.values()) if (await isOrphan(fragment)) orphans.push(fragment);
   for (const [name, scannedRow] of referenced) {
     const row = pool.catalog.fragmentRow(scannedRow);
     if (!row || row.diskId !== diskId || row.locationBytes !== scannedRow.locationBytes) continue; // moved or collected meanwhile
@@ -94,7 +98,7 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
   if (!cleanup || (orphans.length === 0 && strays.length === 0)) return;
   const cleaned = { orphansDeleted: 0, straysReleased: 0, bytesReleased: 0 };
   for (const orphan of orphans) {
-    if (!isOrphan(orphan)) continue; // committed or moved here while the others were deleted
+    if (!isUnreferenced(orphan)) continue; // committed or moved here while the others were deleted
     try {
       await disk.deleteFragment(orphan);
       cleaned.orphansDeleted += 1;

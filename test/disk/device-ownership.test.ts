@@ -163,3 +163,35 @@ test('a checkpoint taken while a fragment write is in flight leaves a journal th
   assert.ok((await reopened.space()).freeBytes < before);
   await reopened.close();
 });
+
+test('a scan never lists the stale record left in units handed to a write in flight, nor a record freed since', async () => {
+  const medium = new SimulatedMedium(64 * 1024 * 1024, { logicalSectorBytes: 4096, physicalSectorBytes: 4096 });
+  await formatDeviceStorage(medium.boot(), IDENTITY);
+  const storage = new HeldWrite(medium.boot());
+  const disk = await openDeviceStorage(storage, IDENTITY, 'write');
+  const collected = await writeOne(disk, 1);
+  const kept = await writeOne(disk, 2);
+  const found = async () => {
+    const names: string[] = [];
+    for await (const fragment of disk.scanFragments()) names.push(fragment.versionId);
+    return names;
+  };
+  assert.deepEqual(await found(), [collected.versionId, kept.versionId]);
+  const staleFound = { ...collected, key: 'key-1', policy: { kind: 'replica' as const, copies: 1 }, extentLengthBytes: 20_000 };
+  assert.equal(await disk.holdsRecord(staleFound), true);
+  await disk.deleteFragment(collected);
+  await disk.flush();
+  assert.equal(await disk.holdsRecord(staleFound), false, 'its units are free: the bytes left there are stale');
+  // First fit gives the freed units to the next write, whose record write is held: the old bytes are still there.
+  storage.holdNextWriteAtOrAfter = disk.dataRegion.offsetBytes;
+  const inFlight = writeOne(disk, 3);
+  for (let turn = 0; turn < 20 && !storage.writeHeld; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(storage.writeHeld);
+  assert.deepEqual(await found(), [kept.versionId], 'the stale record is not listed (recover would call it an orphan)');
+  assert.equal(await disk.holdsRecord(staleFound), false);
+  storage.releaseHeldWrite();
+  const written = await inFlight;
+  assert.equal(written.locationBytes, collected.locationBytes, 'the dangerous case: the same units');
+  assert.deepEqual(await found(), [written.versionId, kept.versionId]);
+  await disk.close();
+});

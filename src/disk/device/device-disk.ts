@@ -465,14 +465,38 @@ export class DeviceDisk implements Disk {
       while (unit < run.start + run.unitCount) {
         const locationBytes = regions.dataOffsetBytes + unit * unitBytes;
         const found = await ahead.probe(locationBytes);
-        if (found) {
+        if (found && this.isLiveRecord(found)) {
           yield found;
           unit += Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / unitBytes);
         } else {
-          unit += 1;
+          // Stale bytes: a freed record, or one in a run since handed to another fragment whose write is in flight.
+          const owned = this.owners.get(unit);
+          unit += owned && (!found || owned.owner !== pendingKey(found)) ? owned.unitCount : 1;
         }
       }
     }
+  }
+
+  async holdsRecord(fragment: FoundFragment): Promise<boolean> {
+    const found = await this.probeRecordAt(fragment.locationBytes);
+    return found !== undefined && pendingKey(found) === pendingKey(fragment) && this.isLiveRecord(found);
+  }
+
+  /**
+   * True when a record just read is the live content of its units, checked after the read: they are allocated
+   * and, when allocated since the open, to this very fragment. Otherwise the bytes are stale: the record was freed
+   * (a collection), or first fit gave its units to another fragment whose write has not landed yet.
+   */
+  private isLiveRecord(found: FoundFragment): boolean {
+    if (!this.allocator) return true; // damaged metadata: nothing trustworthy to check against
+    const { regions } = this.metadata;
+    const startUnit = this.unitAt(found.locationBytes);
+    if (startUnit === undefined) return false;
+    const unitCount = Math.ceil(roundUp(found.storedBytes, RECORD_ALIGNMENT_BYTES) / regions.allocationUnitBytes);
+    if (startUnit + unitCount > regions.dataUnits || !this.allocator.isRangeAllocated(startUnit, unitCount)) return false;
+    const owned = this.owners.get(startUnit);
+    if (owned) return owned.owner === pendingKey(found) && owned.unitCount >= unitCount;
+    return !this.isOwned(startUnit, unitCount);
   }
 
   /** `scanned`: what scanFragments just found, when the caller has it (saves a second scan). */

@@ -245,6 +245,11 @@ export class DirectoryDisk implements Disk {
     }
   }
 
+  async holdsRecord(fragment: FoundFragment): Promise<boolean> {
+    const filePath = this.fragmentPath(fragment);
+    return (await this.io('list', filePath, () => pathKind(filePath))) === 'file';
+  }
+
   async *strays(_scanned?: ReadonlyArray<FoundFragment>, inFlight: (versionId: string) => boolean = () => false): AsyncIterable<Stray> {
     const root = path.join(this.path, FRAGMENTS_DIRECTORY);
     for (const bucket of (await listDirectory(root)).sort()) {
@@ -265,6 +270,8 @@ export class DirectoryDisk implements Disk {
           }
         }
         if (!isTemp && !unreadable) continue;
+        // Gone since the listing (renamed by its writer, collected): nothing is left to report.
+        if ((await this.io('list', filePath, () => pathKind(filePath))) !== 'file') continue;
         yield {
           what: isTemp ? `temp file of an interrupted write ${filePath}` : `unreadable fragment file ${filePath}`,
           bytes: await fileSizeBytes(filePath).catch(() => 0),
