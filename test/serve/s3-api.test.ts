@@ -19,38 +19,16 @@ import {
   ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
-  S3Client,
-  S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { createCliPool, runCli, runCliOk } from '../support/cli.js';
 import { addUser, startDaemon } from '../support/daemon.js';
+import { bodyBytes, md5, s3Client as client, s3Error } from '../support/s3-client.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 const MiB = 1024 * 1024;
 
-function client(endpoint: string, credentials: { accessKeyId: string; secretAccessKey: string }, region = 'us-east-1'): S3Client {
-  return new S3Client({ endpoint, region, credentials, forcePathStyle: true, maxAttempts: 1 });
-}
-
-async function bodyBytes(body: unknown): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-async function s3Error(promise: Promise<unknown>): Promise<S3ServiceException> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof S3ServiceException) return error;
-    throw error;
-  }
-  assert.fail('the request was expected to fail');
-}
-
-const md5 = (data: Buffer) => createHash('md5').update(data).digest();
 
 test('the S3 API serves buckets, objects, ranges, listings and multipart uploads to the AWS SDK', async (t) => {
   const root = await makeTempDir(t, 's3');
