@@ -10,7 +10,7 @@ export const GiB = 1024 * MiB;
 export const FORMAT_VERSION = 1;
 /** On-device format of block devices (label, journal, checkpoints, fragment records). 2: the on-device allocator. */
 export const DEVICE_FORMAT_VERSION = 2;
-/** Catalog schema version; migrations in pool/catalog-schema.ts bring older catalogs up to it. */
+/** Catalog schema version; migrations in pool/catalog/sqlite-schema.ts bring older catalogs up to it. */
 export const CATALOG_SCHEMA_VERSION = 3;
 
 /** Extent: the unit an object is cut into before encoding. */

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   POOL_FORMAT_UNSUPPORTED: 'pool.json or the catalog was written by a newer shardpool',
   POOL_BUSY: 'another process holds the pool lock and did not release it in time',
   CATALOG_FAILED: 'the catalog database could not be opened or written',
+  CATALOG_IO_FAILED: 'the catalog database failed while in use: an I/O error, a full or vanished filesystem, a damaged or locked file',
   // daemon
   SERVE_FAILED: 'shardpool serve could not start: an address in use, a bad --listen value, a socket path too long',
   DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",

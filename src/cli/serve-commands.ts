@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { ShardpoolError } from '../errors.js';
-import { CATALOG_FILE_NAME, Catalog } from '../pool/catalog.js';
+import { openCatalog } from '../pool/catalog/open-catalog.js';
 import { POOL_CONFIG_FILE_NAME } from '../format/pool-config.js';
 import { pathKind } from '../io/durable-files.js';
 import { Daemon } from '../serve/daemon.js';
@@ -150,7 +150,7 @@ async function withS3Catalog<T>(options: CommonOptions, work: (s3: S3Catalog) =>
   if ((await pathKind(path.join(directory, POOL_CONFIG_FILE_NAME))) !== 'file') {
     throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, { pool: directory });
   }
-  const catalog = Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: false });
+  const catalog = openCatalog(directory, { create: false });
   try {
     return work(new S3Catalog(catalog));
   } finally {

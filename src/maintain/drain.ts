@@ -11,7 +11,7 @@
 // the disk stays in state 'draining' until no fragment row names it. The moves table records each move from before
 // the copy until the old copy is deleted, so the next write-open deletes whichever copy a crash left unreferenced.
 import { ShardpoolError, isShardpoolError } from '../errors.js';
-import type { DiskRow, FragmentToMove } from '../pool/catalog.js';
+import type { DiskRow, FragmentToMove } from '../pool/catalog/catalog.js';
 import { forEachBounded } from '../pool/concurrency.js';
 import { relocateFragment } from './relocate.js';
 import type { Pool } from '../pool/pool.js';
@@ -93,11 +93,7 @@ export async function drainDisk(pool: Pool, reference: string, options: DrainOpt
     );
   }
   if (options.forget !== false) {
-    const disk = pool.member(diskId).disk;
-    if (disk && member.row.state !== 'failed') await disk.release().catch(() => undefined);
-    await disk?.close();
-    pool.catalog.deleteDisk(diskId);
-    pool.refreshMember(diskId);
+    await pool.forgetMember(diskId, { release: member.row.state !== 'failed' });
   }
   return { disk: member.row, moved, rebuilt };
 }

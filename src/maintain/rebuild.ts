@@ -2,7 +2,7 @@
 // replace-disk: add a new disk and move everything off an old one onto it. Both run on the relocation protocol, so a
 // crash loses nothing and a rerun continues with what is left.
 import { reportMaintenance } from './maintenance-observer.js';
-import type { DiskRow } from '../pool/catalog.js';
+import type { DiskRow } from '../pool/catalog/catalog.js';
 import type { Pool } from '../pool/pool.js';
 import type { AddDeviceOptions } from '../pool/add-device.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';

@@ -7,7 +7,7 @@
 import { assert } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
 import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
-import type { FragmentToMove } from '../pool/catalog.js';
+import type { FragmentToMove } from '../pool/catalog/catalog.js';
 import { finishMove } from '../pool/garbage.js';
 import { killPoint } from '../pool/kill-points.js';
 import { gatherFragments, type ReadStats } from '../pool/object-reader.js';

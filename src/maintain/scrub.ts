@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { DeviceDisk } from '../disk/device/device-disk.js';
 import { isShardpoolError } from '../errors.js';
 import { readFileIfExists, removeFileIfExists, writeFileDurable } from '../io/durable-files.js';
-import type { ExtentRow, FragmentRow, ObjectRow } from '../pool/catalog.js';
+import type { ExtentRow, FragmentRow, ObjectRow } from '../pool/catalog/catalog.js';
 import { forEachBounded } from '../pool/concurrency.js';
 import type { Pool } from '../pool/pool.js';
 import { faultTolerance, parsePolicy } from '../redundancy/policy.js';

@@ -7,7 +7,7 @@
 import { assert } from '../assert.js';
 import { isShardpoolError } from '../errors.js';
 import type { FragmentAddress } from '../disk/disk.js';
-import type { FragmentRow } from './catalog.js';
+import type { FragmentRow } from './catalog/catalog.js';
 import { forEachBounded } from './concurrency.js';
 import { killPoint } from './kill-points.js';
 import type { Pool } from './pool.js';

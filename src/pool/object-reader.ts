@@ -10,7 +10,7 @@ import { checksum128, checksumEquals } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { parsePolicy } from '../redundancy/policy.js';
-import type { ExtentRow, FragmentRow, ObjectRow } from './catalog.js';
+import type { ExtentRow, FragmentRow, ObjectRow } from './catalog/catalog.js';
 import type { Pool } from './pool.js';
 
 export const COUNTER_EXTENTS_READ_DEGRADED = 'extents_read_degraded';

@@ -27,7 +27,7 @@ import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, type Policy } from '../redundancy/policy.js';
-import type { ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog.js';
+import type { ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
 import { Semaphore } from './concurrency.js';
 import { abandonVersion } from './garbage.js';
 import { killPoint } from './kill-points.js';

@@ -11,6 +11,7 @@ import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
 import { DISCARD_MODES, DeviceDisk, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
 import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
+import { trackDiskUse, type TrackedDisk } from '../disk/disk-users.js';
 import { meterDisk } from '../disk/metered-disk.js';
 import type { DirectIoMode } from '../io/block-io.js';
 import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
@@ -27,7 +28,8 @@ import {
   writeFileDurable,
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
-import { CATALOG_FILE_NAME, Catalog, type DiskRow, type ObjectMetadata, type ObjectRow } from './catalog.js';
+import type { Catalog, DiskRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
+import { openCatalog } from './catalog/open-catalog.js';
 import {
   cleanUpInterruptedMoves,
   cleanUpInterruptedPuts,
@@ -71,6 +73,8 @@ export class Pool {
   private readonly backgroundWork = new Set<Promise<unknown>>();
   /** Puts in flight: a disk that stops taking fragments waits for these (waitForWritesInFlight). */
   private readonly putsInFlight = new Set<Promise<unknown>>();
+  /** Each open member's use counter, by the disk handed out. */
+  private readonly diskUse = new WeakMap<Disk, TrackedDisk<Disk>>();
 
   private constructor(
     readonly directory: string,
@@ -108,7 +112,7 @@ export class Pool {
       createdAt: new Date().toISOString(),
     };
     // The catalog first: a crash before pool.json is written leaves a directory that is not yet a pool.
-    Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: true }).close();
+    openCatalog(directory, { create: true }).close();
     await writeFileDurable(path.join(directory, POOL_CONFIG_FILE_NAME), encodePoolConfig(config));
     return config;
   }
@@ -128,7 +132,7 @@ export class Pool {
     let catalog: Catalog | undefined;
     let pool: Pool | undefined;
     try {
-      catalog = Catalog.open(path.join(directory, CATALOG_FILE_NAME), { create: false });
+      catalog = openCatalog(directory, { create: false });
       pool = new Pool(directory, config, catalog, options.access, lock, options.directIo ?? 'auto');
       await pool.openMembers();
       if (options.access === 'write') {
@@ -281,7 +285,7 @@ export class Pool {
     await formatDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
     const row = this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
     const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
-    this.members.set(row.id, { row, disk: meterDisk(disk), offlineReason: undefined });
+    this.members.set(row.id, { row, disk: this.tracked(disk), offlineReason: undefined });
     return row;
   }
 
@@ -325,6 +329,25 @@ export class Pool {
     for (const member of this.members.values()) {
       if (member.disk instanceof DeviceDisk) member.disk.discardMode = mode;
     }
+  }
+
+  /**
+   * Takes a drained disk out of the pool. Its handle refuses new calls at once (DISK_OFFLINE) and every call already
+   * made on it (a GET's read, a scrub's verify, a collection's delete) finishes first; then `release` clears its
+   * label (a failed disk is never written), it is closed, and only then forgotten by the catalog: a crash in between
+   * leaves a released disk the catalog still lists as draining, and rerunning remove-disk finishes the job.
+   */
+  async forgetMember(diskId: number, options: { release: boolean }): Promise<void> {
+    const member = this.member(diskId);
+    if (member.disk) {
+      const tracked = this.diskUse.get(member.disk);
+      assert(tracked !== undefined, 'every open member is tracked');
+      const disk = await tracked.retire('was removed from the pool');
+      if (options.release) await disk.release().catch(() => undefined);
+      await disk.close();
+    }
+    this.catalog.deleteDisk(diskId);
+    this.members.delete(diskId);
   }
 
   /** Re-reads one disk's catalog row after a state change. */
@@ -509,11 +532,18 @@ export class Pool {
         row.kind === 'directory'
           ? await openDirectoryDisk(row.path, identity)
           : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
-      this.members.set(row.id, { row, disk: meterDisk(disk), offlineReason: undefined });
+      this.members.set(row.id, { row, disk: this.tracked(disk), offlineReason: undefined });
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
       this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
     }
+  }
+
+  /** A member as the pool hands it out: metered, and counted while in use (forgetMember waits for its users). */
+  private tracked(disk: Disk): Disk {
+    const tracked = trackDiskUse(meterDisk(disk));
+    this.diskUse.set(tracked.disk, tracked);
+    return tracked.disk;
   }
 
   private async closeMembers(): Promise<void> {

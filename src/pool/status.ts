@@ -2,7 +2,7 @@
 // Health is judged from the catalog and disk states without reading fragments (scrub reads them).
 import type { DiskGeometry } from '../disk/disk.js';
 import { formatPolicy } from '../redundancy/policy.js';
-import type { ObjectRow } from './catalog.js';
+import type { ObjectRow } from './catalog/catalog.js';
 import type { Pool } from './pool.js';
 
 export type Health = 'healthy' | 'degraded' | 'unreadable';

@@ -7,7 +7,7 @@ import { DeviceDisk } from '../disk/device/device-disk.js';
 import { setDiskIoObserver, type DiskIoEvent } from '../disk/metered-disk.js';
 import { ioCounters } from '../io/block-io.js';
 import { setMaintenanceObserver, type MaintenanceEvent } from '../maintain/maintenance-observer.js';
-import { setCatalogBatchObserver } from '../pool/catalog.js';
+import { setCatalogBatchObserver } from '../pool/catalog/catalog.js';
 import { COUNTER_EXTENTS_READ_DEGRADED, COUNTER_FRAGMENT_READ_FAILURES } from '../pool/object-reader.js';
 import type { Pool } from '../pool/pool.js';
 

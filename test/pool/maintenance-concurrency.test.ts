@@ -3,6 +3,7 @@
 // mistakes a put in flight for an orphan.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { isShardpoolError } from '../../src/errors.js';
 import { drainDisk } from '../../src/maintain/drain.js';
 import { recoverPool } from '../../src/maintain/recover.js';
 import { PoolGate } from '../../src/serve/pool-gate.js';
@@ -92,6 +93,27 @@ test('a reader keeps reading while a drain moves its fragments and deletes their
     const read: Buffer[] = [firstChunk.value as Buffer];
     for await (const chunk of chunks) read.push(chunk);
     assert.ok(Buffer.concat(read).equals(data), 'read whole, looking again where moved fragments went');
+  });
+});
+
+test('a drained disk is closed only after the calls already made on it end; later calls are refused as DISK_OFFLINE', async (t) => {
+  const testPool = await createTestPool(t, { disks: 4, policy: 'ec:2+1', extentSizeBytes: 64 * 1024 });
+  await testPool.withPool(async (pool) => {
+    await putBuffer(pool, 'scanned', seededBytes(6 * 64 * 1024, 4));
+    const disk = pool.member(1).disk;
+    assert.ok(disk);
+    // A background scrub's scan of the disk, begun before the drain and still going when the drain ends.
+    const scan = disk.scanFragments()[Symbol.asyncIterator]();
+    assert.equal((await scan.next()).done, false);
+    let drained = false;
+    const drain = drainDisk(pool, '1').then(() => (drained = true));
+    await turns(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(drained, false, 'the disk stays open while the scan runs');
+    while (!(await scan.next()).done); // the scan ends normally on the still-open disk
+    await drain;
+    await assert.rejects(disk.space(), (error: unknown) => isShardpoolError(error, 'DISK_OFFLINE'));
+    assert.ok(!pool.listMembers().some((member) => member.row.id === 1), 'the disk is no longer a member');
   });
 });
 

@@ -86,16 +86,14 @@ test('part objects no upload can reach, and uploads whose parts are gone, are re
   let healthyPartKey: string;
   let broken: string;
   try {
-    writable.catalog.connection().prepare(`INSERT INTO buckets (name, created_at_ms) VALUES ('keep', 0)`).run();
+    s3Rows.createBucket('keep');
     await writable.put(`${MULTIPART_KEY_PREFIX}0123456789abcdef0123456789abcdef/00001`, [randomBytes(3000)], { internal: true });
     broken = s3Rows.createUpload({ bucket: 'keep', key: 'broken', contentType: undefined, userMetadata: {} }).uploadId;
     const brokenSurvivor = partKeyOf(broken, 2, 'old');
     await writable.put(brokenSurvivor, [randomBytes(2000)], { internal: true });
-    const insertPart = writable.catalog
-      .connection()
-      .prepare(`INSERT INTO multipart_parts (upload_id, part_number, part_key, etag, size_bytes, uploaded_at_ms) VALUES (?, ?, ?, '"x"', 1, 0)`);
-    insertPart.run(broken, 1, partKeyOf(broken, 1, 'gone'));
-    insertPart.run(broken, 2, brokenSurvivor);
+    const insertPart = (partNumber: number, partKey: string) => s3Rows.replacePart({ uploadId: broken, partNumber, partKey, etag: '"x"', sizeBytes: 1 });
+    insertPart(1, partKeyOf(broken, 1, 'gone'));
+    insertPart(2, brokenSurvivor);
     healthy = s3Rows.createUpload({ bucket: 'keep', key: 'healthy', contentType: undefined, userMetadata: {} }).uploadId;
     healthyPartKey = partKeyOf(healthy, 1, 'kept');
     await writable.put(healthyPartKey, [randomBytes(1000)], {

@@ -2,10 +2,10 @@
 // until it says so, and a view of what the daemon has in flight and in its catalog.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { CATALOG_FILE_NAME, Catalog } from '../../src/pool/catalog.js';
+import type { Catalog } from '../../src/pool/catalog/catalog.js';
+import { openCatalog as openPoolCatalog } from '../../src/pool/catalog/open-catalog.js';
 import { MULTIPART_KEY_PREFIX } from '../../src/serve/s3/s3-names.js';
 
 export function s3Client(endpoint: string, credentials: { accessKeyId: string; secretAccessKey: string }, region = 'us-east-1'): S3Client {
@@ -64,7 +64,7 @@ export async function waitForWritesInFlight(opsEndpoint: string, count: number, 
 
 /** The pool's catalog, read from the test process beside the daemon (SQLite WAL: committed state only). */
 export function openCatalog(pool: string): Catalog {
-  return Catalog.open(path.join(pool, CATALOG_FILE_NAME), { create: false });
+  return openPoolCatalog(pool, { create: false });
 }
 
 /** Keys of the hidden pool objects that hold multipart parts. */

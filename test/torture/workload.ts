@@ -114,6 +114,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     const exitCode = await daemon.stop('SIGTERM');
     if (exitCode !== 0) run.finalProblems.push(`shardpool serve exited ${exitCode} on SIGTERM`);
     await run.auditStopped(finalValues);
+    // An error the daemon logged without a stable code is a bug (an invariant violated, an unexpected exception).
+    for (const error of daemonErrorsOf(daemon).filter((line) => line.includes(INTERNAL_MARK))) run.finalProblems.push(`daemon logged ${error}`);
     const passed = result.violations.length === 0 && run.maintenanceProblems.length === 0 && run.finalProblems.length === 0;
     const historyFile = passed ? undefined : await saveHistory(options, run.history);
     keep = !passed && options.keepOnFailure === true;
@@ -702,12 +704,15 @@ function skippedByRecover(result: CliResult): string[] {
   }
 }
 
+/** How daemonErrorsOf marks an error logged without a stable code. */
+const INTERNAL_MARK = '(no code: internal)';
+
 function daemonErrorsOf(daemon: RunningDaemon): string[] {
   const lines: string[] = [];
   for (const entry of daemon.logs) {
     if (typeof entry['level'] !== 'number' || entry['level'] < 50) continue;
     const error = entry['err'] as { code?: string; message?: string } | undefined;
-    lines.push(`${String(entry['msg'])}${error ? `: ${error.code ?? ''} ${error.message ?? ''}` : ''}`.slice(0, 300));
+    lines.push(`${String(entry['msg'])}${error ? `: ${error.code ?? INTERNAL_MARK} ${error.message ?? ''}` : ''}`.slice(0, 300));
     if (lines.length >= LISTED_PROBLEMS_MAX) break;
   }
   return lines;

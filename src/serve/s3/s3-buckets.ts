@@ -1,6 +1,6 @@
 // Bucket operations and listings: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation and
 // ListObjects (V1 and V2, with prefix, delimiter and paging).
-import type { ObjectRow } from '../../pool/catalog.js';
+import type { ObjectRow } from '../../pool/catalog/catalog.js';
 import { etagOf, isoDate, queryCount, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
 import { S3Error } from './s3-error.js';
 import { bucketPrefix, validateBucketName } from './s3-names.js';

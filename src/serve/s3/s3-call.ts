@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
-import type { ObjectMetadata, ObjectRow } from '../../pool/catalog.js';
+import type { ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { Pool } from '../../pool/pool.js';
 import type { PoolGate } from '../pool-gate.js';
 import type { DecodedBody } from './s3-body.js';
@@ -143,6 +143,7 @@ function fromPoolError(error: ShardpoolError, call: { key: string | undefined })
     case 'POLICY_NEEDS_MORE_DISKS':
     case 'DISK_FULL':
     case 'DEVICE_ALLOCATIONS_LIMIT':
+    case 'CATALOG_IO_FAILED':
       return new S3Error('ServiceUnavailable', 503, `${error.code}: ${error.message}`);
     case 'OBJECT_CHANGED_DURING_READ':
       return new S3Error('ServiceUnavailable', 503, 'The object changed while it was read; retry the request.');

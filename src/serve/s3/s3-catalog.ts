@@ -1,85 +1,39 @@
-// The S3 layer's own tables in the pool catalog (schema in pool/catalog-schema.ts): buckets, access keys and multipart
-// uploads. Objects themselves are pool objects keyed "bucket/key"; their ETag and metadata live with the version.
+// The S3 layer's view of its catalog tables (pool/catalog: S3Tables): what S3 decides before a row is written —
+// user names, access keys, upload ids — and where its hidden part objects live. No SQL here.
 import { randomBytes } from 'node:crypto';
-import type Database from 'better-sqlite3';
-import type { Catalog } from '../../pool/catalog.js';
 import { ShardpoolError } from '../../errors.js';
+import type { BucketRow, Catalog, PartRow, S3Tables, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
 import { MULTIPART_KEY_PREFIX } from './s3-names.js';
 
-export interface BucketRow {
-  readonly name: string;
-  readonly createdAtMs: number;
-}
-
-export interface UserRow {
-  readonly name: string;
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  readonly createdAtMs: number;
-}
-
-export interface UploadRow {
-  readonly uploadId: string;
-  readonly bucket: string;
-  readonly key: string;
-  readonly contentType: string | undefined;
-  readonly userMetadata: Record<string, string>;
-  readonly createdAtMs: number;
-}
-
-export interface PartRow {
-  readonly uploadId: string;
-  readonly partNumber: number;
-  /** The hidden pool key holding the part's bytes. */
-  readonly partKey: string;
-  readonly etag: string;
-  readonly sizeBytes: number;
-  readonly uploadedAtMs: number;
-}
+export type { BucketRow, PartRow, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
 
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 // Access key ids look like AWS's (20 upper-case letters and digits) so every client accepts them.
 const ACCESS_KEY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 export class S3Catalog {
-  private readonly db: Database.Database;
+  private readonly rows: S3Tables;
 
-  constructor(private readonly catalog: Catalog) {
-    this.db = catalog.connection();
+  constructor(catalog: Catalog) {
+    this.rows = catalog.s3;
   }
 
-  // ── buckets ───────────────────────────────────────────────────────────────────────────────────────────────────
-
   createBucket(name: string): boolean {
-    const result = this.db
-      .prepare(`INSERT INTO buckets (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`)
-      .run(name, Date.now());
-    return result.changes === 1;
+    return this.rows.createBucket(name);
   }
 
   getBucket(name: string): BucketRow | undefined {
-    return this.db.prepare(`SELECT name, created_at_ms AS createdAtMs FROM buckets WHERE name = ?`).get(name) as
-      | BucketRow
-      | undefined;
+    return this.rows.getBucket(name);
   }
 
   listBuckets(): BucketRow[] {
-    return this.db.prepare(`SELECT name, created_at_ms AS createdAtMs FROM buckets ORDER BY name`).all() as BucketRow[];
+    return this.rows.listBuckets();
   }
 
   /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
   deleteBucket(name: string): boolean {
-    return this.db.transaction(() => {
-      const prefix = `${name}/`;
-      const object = this.db.prepare(`SELECT 1 FROM objects WHERE key >= ? AND key < ? LIMIT 1`).get(prefix, `${name}0`);
-      const upload = this.db.prepare(`SELECT 1 FROM multipart_uploads WHERE bucket = ? LIMIT 1`).get(name);
-      if (object !== undefined || upload !== undefined) return false;
-      this.db.prepare(`DELETE FROM buckets WHERE name = ?`).run(name);
-      return true;
-    }).immediate();
+    return this.rows.deleteBucket(name);
   }
-
-  // ── users (access keys) ───────────────────────────────────────────────────────────────────────────────────────
 
   addUser(name: string): UserRow {
     if (!USER_NAME.test(name)) {
@@ -91,177 +45,59 @@ export class S3Catalog {
       secretAccessKey: randomBytes(30).toString('base64').replace(/[+/=]/g, 'x'),
       createdAtMs: Date.now(),
     };
-    const result = this.db
-      .prepare(
-        `INSERT INTO users (name, access_key_id, secret_access_key, created_at_ms) VALUES (?, ?, ?, ?)
-         ON CONFLICT (name) DO NOTHING`,
-      )
-      .run(row.name, row.accessKeyId, row.secretAccessKey, row.createdAtMs);
-    if (result.changes === 0) throw new ShardpoolError('USER_ALREADY_EXISTS', `a user named ${JSON.stringify(name)} already exists`, { user: name });
+    if (!this.rows.insertUser(row)) throw new ShardpoolError('USER_ALREADY_EXISTS', `a user named ${JSON.stringify(name)} already exists`, { user: name });
     return row;
   }
 
   listUsers(): UserRow[] {
-    return this.db.prepare(`${USER_SELECT} ORDER BY name`).all() as UserRow[];
+    return this.rows.listUsers();
   }
 
   removeUser(name: string): boolean {
-    return this.db.prepare(`DELETE FROM users WHERE name = ?`).run(name).changes === 1;
+    return this.rows.removeUser(name);
   }
 
   secretOf(accessKeyId: string): string | undefined {
-    const row = this.db.prepare(`${USER_SELECT} WHERE access_key_id = ?`).get(accessKeyId) as UserRow | undefined;
-    return row?.secretAccessKey;
+    return this.rows.secretOf(accessKeyId);
   }
 
   userOf(accessKeyId: string): UserRow | undefined {
-    return this.db.prepare(`${USER_SELECT} WHERE access_key_id = ?`).get(accessKeyId) as UserRow | undefined;
+    return this.rows.userOf(accessKeyId);
   }
-
-  // ── multipart uploads ─────────────────────────────────────────────────────────────────────────────────────────
 
   createUpload(upload: Omit<UploadRow, 'uploadId' | 'createdAtMs'>): UploadRow {
     const row: UploadRow = { ...upload, uploadId: randomBytes(16).toString('hex'), createdAtMs: Date.now() };
-    this.db
-      .prepare(
-        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-      )
-      .run(row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs);
+    this.rows.insertUpload(row);
     return row;
   }
 
   getUpload(uploadId: string): UploadRow | undefined {
-    const row = this.db.prepare(`${UPLOAD_SELECT} WHERE upload_id = ?`).get(uploadId) as RawUpload | undefined;
-    return row && decodeUpload(row);
+    return this.rows.getUpload(uploadId);
   }
 
   /** Uploads in a bucket whose key starts with prefix, ordered by key then creation. */
   listUploads(bucket: string, prefix: string, limit: number): UploadRow[] {
-    return (
-      this.db
-        .prepare(`${UPLOAD_SELECT} WHERE bucket = ? AND substr(key, 1, ?) = ? ORDER BY key, created_at_ms LIMIT ?`)
-        .all(bucket, prefix.length, prefix, limit) as RawUpload[]
-    ).map(decodeUpload);
+    return this.rows.listUploads(bucket, prefix, limit);
   }
 
-  /**
-   * Records an uploaded part, run inside the transaction that commits the part's own object (PutOptions.inCommit),
-   * so the row and the bytes it describes become visible together and in the same order as the commits. The part it
-   * replaces (an earlier upload of the same number) is removed in the same transaction. Returns the versions that
-   * removal queued as garbage, or undefined when the upload is gone (aborted or completed meanwhile): the caller then
-   * refuses the commit, and nothing of the part remains.
-   */
+  /** See S3Tables.replacePart: run inside the commit of the part's own object. */
   replacePart(part: Omit<PartRow, 'uploadedAtMs'>): string[] | undefined {
-    return this.db.transaction(() => {
-      if (!this.uploadExists(part.uploadId)) return undefined;
-      const previous = this.db
-        .prepare(`SELECT part_key AS partKey FROM multipart_parts WHERE upload_id = ? AND part_number = ?`)
-        .get(part.uploadId, part.partNumber) as { partKey: string } | undefined;
-      this.db
-        .prepare(
-          `INSERT INTO multipart_parts (upload_id, part_number, part_key, etag, size_bytes, uploaded_at_ms)
-           VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (upload_id, part_number) DO UPDATE SET
-             part_key = excluded.part_key, etag = excluded.etag, size_bytes = excluded.size_bytes,
-             uploaded_at_ms = excluded.uploaded_at_ms`,
-        )
-        .run(part.uploadId, part.partNumber, part.partKey, part.etag, part.sizeBytes, Date.now());
-      if (previous === undefined || previous.partKey === part.partKey) return [];
-      return this.removePartObjects([previous.partKey]);
-    })();
+    return this.rows.replacePart(part);
   }
 
   listParts(uploadId: string, afterPartNumber = 0, limit = 10_000): PartRow[] {
-    return this.db
-      .prepare(
-        `SELECT upload_id AS uploadId, part_number AS partNumber, part_key AS partKey, etag, size_bytes AS sizeBytes,
-                uploaded_at_ms AS uploadedAtMs
-         FROM multipart_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?`,
-      )
-      .all(uploadId, afterPartNumber, limit) as PartRow[];
+    return this.rows.listParts(uploadId, afterPartNumber, limit);
   }
 
-  /**
-   * Forgets an upload, atomically: its row, its part rows and every part object (queued as garbage; a version a
-   * reader still pins, such as a Complete reading it, is collected when the reader lets go). Returns the queued
-   * versions for the caller to collect, or undefined if the upload does not exist. Run alone (Abort) or inside the
-   * commit of the completed object (Complete), so the object appears exactly when the upload disappears.
-   */
+  /** See S3Tables.finishUpload: the upload, its parts and every hidden object under its prefix, atomically. */
   finishUpload(uploadId: string): string[] | undefined {
-    return this.db.transaction(() => {
-      if (!this.uploadExists(uploadId)) return undefined;
-      const named = (this.db.prepare(`SELECT part_key AS partKey FROM multipart_parts WHERE upload_id = ?`).all(uploadId) as Array<{ partKey: string }>).map(
-        (row) => row.partKey,
-      );
-      // Also any object under the upload's prefix that no row names (left by an older shardpool): nothing may outlive
-      // the upload it belongs to.
-      const stray = [...this.catalog.listObjects(`${MULTIPART_KEY_PREFIX}${uploadId}/`)].map((object) => object.key);
-      this.db.prepare(`DELETE FROM multipart_parts WHERE upload_id = ?`).run(uploadId);
-      this.db.prepare(`DELETE FROM multipart_uploads WHERE upload_id = ?`).run(uploadId);
-      return this.removePartObjects([...new Set([...named, ...stray])]);
-    }).immediate();
+    return this.rows.finishUpload(uploadId, `${MULTIPART_KEY_PREFIX}${uploadId}/`);
   }
 
-  /**
-   * Part objects no S3 call could ever remove, removed in one transaction (the daemon runs this when it opens the
-   * pool): hidden part objects that no part row of an existing upload names, and uploads with a part row naming a
-   * missing object (they can never complete; older versions could leave both behind after a crash in Complete's or
-   * Abort's cleanup). Returns the versions queued as garbage.
-   */
+  /** See S3Tables.removeAbandonedParts (the daemon runs it when it opens the pool). */
   removeAbandonedParts(): { versionIds: string[]; uploadsRemoved: number; objectsRemoved: number } {
-    return this.db.transaction(() => {
-      const broken = (
-        this.db
-          .prepare(
-            `SELECT DISTINCT upload_id AS uploadId FROM multipart_parts
-             WHERE part_key NOT IN (SELECT key FROM objects) OR upload_id NOT IN (SELECT upload_id FROM multipart_uploads)`,
-          )
-          .all() as Array<{ uploadId: string }>
-      ).map((row) => row.uploadId);
-      const versionIds: string[] = [];
-      for (const uploadId of broken) {
-        versionIds.push(...(this.finishUpload(uploadId) ?? []));
-        // A part row whose upload row is gone (finishUpload saw no upload): drop the rows themselves.
-        this.db.prepare(`DELETE FROM multipart_parts WHERE upload_id = ?`).run(uploadId);
-      }
-      const named = new Set(
-        (this.db.prepare(`SELECT part_key AS partKey FROM multipart_parts`).all() as Array<{ partKey: string }>).map((row) => row.partKey),
-      );
-      const orphans = [...this.catalog.listObjects(MULTIPART_KEY_PREFIX)].map((object) => object.key).filter((key) => !named.has(key));
-      versionIds.push(...this.removePartObjects(orphans));
-      return { versionIds, uploadsRemoved: broken.length, objectsRemoved: orphans.length };
-    }).immediate();
+    return this.rows.removeAbandonedParts(MULTIPART_KEY_PREFIX);
   }
-
-  private uploadExists(uploadId: string): boolean {
-    return this.db.prepare(`SELECT 1 FROM multipart_uploads WHERE upload_id = ?`).get(uploadId) !== undefined;
-  }
-
-  /** Inside a transaction: removes these part objects (those that exist); returns the versions queued as garbage. */
-  private removePartObjects(keys: ReadonlyArray<string>): string[] {
-    const versionIds: string[] = [];
-    for (const key of keys) {
-      const removed = this.catalog.removeObject(key);
-      if (removed !== undefined) versionIds.push(removed);
-    }
-    return versionIds;
-  }
-}
-
-const USER_SELECT = `SELECT name, access_key_id AS accessKeyId, secret_access_key AS secretAccessKey,
-  created_at_ms AS createdAtMs FROM users`;
-const UPLOAD_SELECT = `SELECT upload_id AS uploadId, bucket, key, content_type AS contentType,
-  user_metadata AS userMetadata, created_at_ms AS createdAtMs FROM multipart_uploads`;
-
-type RawUpload = Omit<UploadRow, 'userMetadata' | 'contentType'> & { userMetadata: string; contentType: string | null };
-
-function decodeUpload(row: RawUpload): UploadRow {
-  return {
-    ...row,
-    contentType: row.contentType ?? undefined,
-    userMetadata: JSON.parse(row.userMetadata) as Record<string, string>,
-  };
 }
 
 function randomString(length: number, alphabet: string): string {

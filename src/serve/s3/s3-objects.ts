@@ -2,7 +2,7 @@
 // DeleteObjects. Writes run through the pool gate so maintenance that needs the pool alone can wait for them.
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ObjectRow } from '../../pool/catalog.js';
+import type { ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
 import { readSmallBody } from './s3-body.js';
 import {

@@ -1,94 +1,42 @@
-// The catalog: which objects exist and where each of their fragments lives. SQLite through better-sqlite3, in WAL
-// mode with synchronous=FULL so that a returned commit is durable; every multi-row change is one transaction.
+// The SQLite engine of the catalog (the embedded default): better-sqlite3, in WAL mode with synchronous=FULL so that
+// a returned commit is durable; every multi-row change is one transaction.
 import Database from 'better-sqlite3';
-import { assert } from '../assert.js';
-import { CATALOG_SCHEMA_VERSION } from '../constants.js';
-import { ShardpoolError } from '../errors.js';
-import type { DiskKind, FragmentAddress } from '../disk/disk.js';
-import { CATALOG_MIGRATIONS } from './catalog-schema.js';
+import { assert } from '../../assert.js';
+import { CATALOG_SCHEMA_VERSION } from '../../constants.js';
+import { ShardpoolError } from '../../errors.js';
+import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
+import type {
+  Catalog,
+  DiskRow,
+  DiskState,
+  DiskUsage,
+  ExtentRow,
+  FragmentRow,
+  FragmentToMove,
+  NewObject,
+  ObjectMetadata,
+  ObjectRow,
+  S3Tables,
+} from './catalog.js';
+import { reportCatalogBatch } from './catalog.js';
+import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
+import { SqliteS3Tables } from './sqlite-s3-tables.js';
 
-export const CATALOG_FILE_NAME = 'catalog.sqlite';
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
 
-export type DiskState = 'healthy' | 'failed' | 'draining';
-
-export interface DiskRow {
-  readonly id: number;
-  readonly uuid: string;
-  readonly kind: DiskKind;
-  readonly path: string;
-  readonly state: DiskState;
-  readonly addedAtMs: number;
-}
-
-export interface ObjectRow {
-  readonly key: string;
-  readonly versionId: string;
-  readonly sizeBytes: number;
-  readonly policy: string;
-  readonly fragmentCount: number;
-  readonly fragmentsNeeded: number;
-  readonly extentSizeBytes: number;
-  readonly extentCount: number;
-  readonly createdAtMs: number;
-}
-
-export interface FragmentRow extends FragmentAddress {
-  readonly diskId: number;
-  readonly storedBytes: number;
-  /** Where the fragment record starts on a block device; 0 on directory disks. */
-  readonly locationBytes: number;
-}
-
-export interface ExtentRow {
-  readonly versionId: string;
-  readonly extentIndex: number;
-  readonly lengthBytes: number;
-  readonly checksum: Buffer;
-  /** Ordered by fragment index. */
-  readonly fragments: FragmentRow[];
-}
-
-/** What S3 clients see of an object beside its bytes; kept per version. */
-export interface ObjectMetadata {
-  /** The S3 ETag, quoted: MD5 of the bytes, or "<hex>-<parts>" for multipart uploads and CLI puts. */
-  readonly etag: string;
-  readonly contentType: string | undefined;
-  /** x-amz-meta-* headers, lower-cased names without the prefix. */
-  readonly userMetadata: Readonly<Record<string, string>>;
-}
-
-export interface NewObject {
-  readonly object: ObjectRow;
-  readonly extents: ReadonlyArray<ExtentRow>;
-  readonly metadata?: ObjectMetadata | undefined;
-}
-
-export interface DiskUsage {
-  readonly fragmentCount: number;
-  readonly storedBytes: number;
-}
-
-/** One fragment on a disk being drained, with what is needed to move or rebuild it. */
-export interface FragmentToMove {
-  readonly object: ObjectRow;
-  readonly extent: ExtentRow;
-  readonly fragment: FragmentRow;
-}
-
-/** Told the number of pieces of work in every shared catalog transaction (the daemon's commit batch metric). */
-let batchObserver: ((size: number) => void) | undefined;
-
-export function setCatalogBatchObserver(next: ((size: number) => void) | undefined): void {
-  batchObserver = next;
-}
-
-export class Catalog {
+export class SqliteCatalog implements Catalog {
+  readonly engine = 'sqlite';
+  readonly s3: S3Tables;
   private batch: Array<{ work: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
   private batchScheduled = false;
 
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(
+    private readonly db: Database.Database,
+    filePath: string,
+  ) {
+    this.s3 = guarded(new SqliteS3Tables(db, this), filePath);
+  }
 
   /**
    * Catalog group commit: runs `work` in one transaction with every other call made before the event loop turns,
@@ -122,11 +70,11 @@ export class Catalog {
       }
       return;
     }
-    batchObserver?.(items.length);
+    reportCatalogBatch(items.length);
     items.forEach((item, index) => item.resolve(results[index]));
   }
 
-  static open(filePath: string, options: { create: boolean }): Catalog {
+  static open(filePath: string, options: { create: boolean }): SqliteCatalog {
     let db: Database.Database;
     try {
       db = new Database(filePath, { fileMustExist: !options.create });
@@ -139,14 +87,14 @@ export class Catalog {
         cause: error,
       });
     }
-    const catalog = new Catalog(db);
+    const catalog = new SqliteCatalog(db, filePath);
     try {
       catalog.migrate(filePath);
     } catch (error) {
       db.close();
-      throw error;
+      throw catalogError(error, filePath);
     }
-    return catalog;
+    return guarded(catalog, filePath);
   }
 
   close(): void {
@@ -310,11 +258,6 @@ export class Catalog {
       .get(versionId) as { etag: string; contentType: string | null; userMetadata: string } | undefined;
     if (!row) return undefined;
     return { etag: row.etag, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
-  }
-
-  /** The SQLite connection, for modules that own tables of their own (the S3 layer's buckets, users, uploads). */
-  connection(): Database.Database {
-    return this.db;
   }
 
   isCurrentVersion(key: string, versionId: string): boolean {
@@ -634,3 +577,45 @@ const OBJECT_SELECT = `SELECT key, version_id AS versionId, size_bytes AS sizeBy
 
 const FRAGMENT_SELECT = `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
   disk_id AS diskId, stored_bytes AS storedBytes, location_bytes AS locationBytes FROM fragments`;
+
+/**
+ * SQLite's own failures — an I/O error, a full or vanished filesystem, a damaged or locked file — are operating
+ * errors (CATALOG_IO_FAILED, with SQLite's code), never "internal error". Constraint violations stay what they are:
+ * a statement that breaks the schema's rules is a bug. Every public method of the catalog (and of its S3 tables) is
+ * guarded, including iteration of what it returns lazily and the promises of group commits.
+ */
+function guarded<T extends object>(target: T, filePath: string): T {
+  return new Proxy(target, {
+    get(object, property) {
+      const value: unknown = Reflect.get(object, property, object);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        try {
+          const result: unknown = (value as (...args: unknown[]) => unknown).apply(object, args);
+          if (result instanceof Promise) return result.catch((error: unknown) => Promise.reject(catalogError(error, filePath)));
+          if (isIterator(result)) return guardedIteration(result, filePath);
+          return result;
+        } catch (error) {
+          throw catalogError(error, filePath);
+        }
+      };
+    },
+  });
+}
+
+function* guardedIteration<T>(iterator: Iterator<T>, filePath: string): Generator<T> {
+  try {
+    yield* { [Symbol.iterator]: () => iterator };
+  } catch (error) {
+    throw catalogError(error, filePath);
+  }
+}
+
+function isIterator(value: unknown): value is Iterator<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { next?: unknown }).next === 'function' && Symbol.iterator in value;
+}
+
+export function catalogError(error: unknown, filePath: string): unknown {
+  if (!(error instanceof Database.SqliteError) || error.code.startsWith('SQLITE_CONSTRAINT')) return error;
+  return new ShardpoolError('CATALOG_IO_FAILED', `the catalog ${filePath} failed: ${error.message} (${error.code})`, { path: filePath, sqliteCode: error.code }, { cause: error });
+}
