@@ -50,7 +50,14 @@ export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Pr
       Object.assign(report, { skipped: member.row.state === 'failed' ? 'marked failed' : `offline: ${member.offlineReason}` });
       continue;
     }
-    checks.push(checkDisk(pool, member.row.id, member.disk, report, options.cleanup));
+    checks.push(
+      checkDisk(pool, member.row.id, member.disk, report, options.cleanup).catch((error: unknown) => {
+        // A drain that finished meanwhile took the disk out of the pool (its handle refuses calls from then on):
+        // nothing of the pool is left on it to report.
+        if (!isShardpoolError(error, 'DISK_OFFLINE') || pool.listMembers().some((other) => other.row.id === member.row.id)) throw error;
+        Object.assign(report, { skipped: 'removed from the pool during the scan', orphans: [], strays: [], missing: [] });
+      }),
+    );
   }
   // Disks are scanned side by side: each scan waits on its own device.
   // Every scan finishes (a cleanup is never left running) before the first failure, if any, is reported.
