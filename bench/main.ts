@@ -171,7 +171,7 @@ async function largeGet(pool: Pool, mode: Mode, round: number): Promise<number> 
   const started = process.hrtime.bigint();
   let bytes = 0;
   for (let offset = 0, index = 0; offset < mode.largeTotalBytes; offset += mode.largeObjectBytes, index += 1) {
-    for await (const chunk of pool.openObject(`large/${round}/${index}`).chunks()) bytes += chunk.length;
+    for await (const chunk of (await pool.openObject(`large/${round}/${index}`)).chunks()) bytes += chunk.length;
   }
   return bytes / seconds(started);
 }
@@ -327,7 +327,7 @@ async function main(): Promise<void> {
       // full-width for ec:4+2, so the rebuild target is a seventh disk added now.
       await pool.failDisk('1');
       const degraded = await measure(mode.repeats, async () => largeGet(pool, mode, 1 + ((getRound += 1) % mode.repeats)));
-      const failedUsed = pool.catalog.diskUsage().get(1)?.storedBytes ?? 0;
+      const failedUsed = (await pool.catalog.diskUsage()).get(1)?.storedBytes ?? 0;
       const spare = path.join(rig.root, 'spare.img');
       await fs.writeFile(spare, '');
       await fs.truncate(spare, mode.deviceBytes);

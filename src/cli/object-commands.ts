@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { ShardpoolError } from '../errors.js';
 import { fileSizeBytes, openInputStream, pathKind, writeStreamDurable } from '../io/durable-files.js';
+import type { ObjectRow } from '../pool/catalog/catalog.js';
 import type { ObjectReader } from '../pool/object-reader.js';
 import type { ObjectDescription } from '../pool/status.js';
 import { parsePolicy } from '../redundancy/policy.js';
@@ -78,7 +79,7 @@ export function registerObjectCommands(program: Command): void {
     .action(async (key: string, file: string | undefined, _options: unknown, command: Command) => {
       const options = optionsOf(command);
       await withPool(options, 'read', async (pool) => {
-        const reader = pool.openObject(key);
+        const reader = await pool.openObject(key);
         const toStdout = file === undefined || file === STANDARD_STREAM;
         const progress = startByteProgress({
           label: 'get',
@@ -108,7 +109,8 @@ export function registerObjectCommands(program: Command): void {
     .action(async (prefix: string, _options: unknown, command: Command) => {
       const options = optionsOf(command);
       await withPool(options, 'read', async (pool) => {
-        const objects = [...pool.listObjects(prefix)];
+        const objects: ObjectRow[] = [];
+        for await (const object of pool.listObjects(prefix)) objects.push(object);
         if (options.json) {
           printJson(
             objects.map((object) => ({

@@ -50,7 +50,7 @@ export function registerPoolCommands(program: Command): void {
       const options = optionsOf(command);
       const change = options.discard === undefined ? undefined : parseDiscardMode(String(options.discard));
       const settings = await withPool(options, change === undefined ? 'read' : 'write', async (pool) => {
-        if (change !== undefined) pool.setDiscardMode(change);
+        if (change !== undefined) await pool.setDiscardMode(change);
         return { discard: pool.discardMode, defaultPolicy: formatPolicy(pool.config.defaultPolicy), extentSizeBytes: pool.config.extentSizeBytes };
       });
       if (options.json) printJson(settings);

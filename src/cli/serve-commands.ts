@@ -145,15 +145,15 @@ function positiveDuration(text: string, flag: string): number {
  * Users live in the catalog; changing them needs neither the pool lock nor the disks, so these commands work the same
  * while the daemon runs (SQLite serialises the writes, and the daemon reads keys afresh for every request).
  */
-async function withS3Catalog<T>(options: CommonOptions, work: (s3: S3Catalog) => T): Promise<T> {
+async function withS3Catalog<T>(options: CommonOptions, work: (s3: S3Catalog) => Promise<T>): Promise<T> {
   const directory = poolDirectory(options);
   if ((await pathKind(path.join(directory, POOL_CONFIG_FILE_NAME))) !== 'file') {
     throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, { pool: directory });
   }
   const catalog = openCatalog(directory, { create: false });
   try {
-    return work(new S3Catalog(catalog));
+    return await work(S3Catalog.of(catalog));
   } finally {
-    catalog.close();
+    await catalog.close();
   }
 }

@@ -125,7 +125,7 @@ export interface Disk {
    * of interrupted writes, unreadable fragment files. For recover, which reports them and can release them.
    * `inFlight` says whether a version still has a write running (a put's intent, a move), whose traces are not strays.
    */
-  strays(scanned?: ReadonlyArray<FoundFragment>, inFlight?: (versionId: string) => boolean): AsyncIterable<Stray>;
+  strays(scanned?: ReadonlyArray<FoundFragment>, inFlight?: (versionId: string) => Promise<boolean>): AsyncIterable<Stray>;
 
   /** The catalog now references these fragments: their allocations are permanent. */
   settle(fragments: ReadonlyArray<FragmentAddress>): void;

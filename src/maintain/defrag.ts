@@ -28,11 +28,11 @@ export async function defragPool(pool: Pool, reference: string | undefined, onPr
     const before = disk.largestFreeRunBytes;
     let moved = 0;
     // Highest first: each move fills the lowest hole that fits, so the tail empties out.
-    const fragments = pool.catalog.fragmentsOnDisk(member.row.id).sort((a, b) => b.locationBytes - a.locationBytes);
+    const fragments = (await pool.catalog.fragmentsOnDisk(member.row.id)).sort((a, b) => b.locationBytes - a.locationBytes);
     for (const fragment of fragments) {
       if (!disk.wouldPlaceBelow(fragment.locationBytes, fragment.storedBytes)) continue;
-      const object = pool.catalog.objectOfVersion(fragment.versionId);
-      const extent = object ? pool.catalog.extentOf(fragment.versionId, fragment.extentIndex) : undefined;
+      const object = await pool.catalog.objectOfVersion(fragment.versionId);
+      const extent = object ? await pool.catalog.extentOf(fragment.versionId, fragment.extentIndex) : undefined;
       if (!object || !extent) continue; // garbage awaiting collection: not worth moving
       try {
         if ((await relocateFragment(pool, { object, extent, fragment }, { inPlace: true })) === 'skipped') continue;

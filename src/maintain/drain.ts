@@ -12,7 +12,7 @@
 // the copy until the old copy is deleted, so the next write-open deletes whichever copy a crash left unreferenced.
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { DiskRow, FragmentToMove } from '../pool/catalog/catalog.js';
-import { forEachBounded } from '../pool/concurrency.js';
+import { everyAsync, forEachBounded } from '../pool/concurrency.js';
 import { relocateFragment } from './relocate.js';
 import type { Pool } from '../pool/pool.js';
 
@@ -47,25 +47,23 @@ export async function drainDisk(pool: Pool, reference: string, options: DrainOpt
   const onProgress = options.onProgress ?? (() => undefined);
   const member = await pool.findMember(reference);
   const diskId = member.row.id;
-  assertEnoughTargets(pool, member.row);
+  await assertEnoughTargets(pool, member.row);
   if (member.row.state === 'healthy') {
-    pool.catalog.setDiskState(diskId, 'draining');
-    pool.refreshMember(diskId);
+    await pool.catalog.setDiskState(diskId, 'draining');
+    await pool.refreshMember(diskId);
   }
   // Puts that chose this disk before it stopped taking fragments may still place some there: let them end, so the
   // walk below sees every fragment that will ever be on it.
   await pool.waitForWritesInFlight();
   // Garbage on this disk needs no move; delete (or, on a failed disk, drop) it first.
   await pool.collectAllGarbage();
-  const total = pool.catalog.countFragmentsOnDisk(diskId);
+  const total = await pool.catalog.countFragmentsOnDisk(diskId);
   let moved = 0;
   let rebuilt = 0;
   const failures = new Map<string, string>();
   const skipped = new Set<string>();
   for (;;) {
-    const batch = pool.catalog
-      .fragmentsToMove(diskId, DRAIN_BATCH_COUNT)
-      .filter((move) => !failures.has(fragmentName(move)) && !skipped.has(fragmentName(move)));
+    const batch = (await pool.catalog.fragmentsToMove(diskId, DRAIN_BATCH_COUNT)).filter((move) => !failures.has(fragmentName(move)) && !skipped.has(fragmentName(move)));
     if (batch.length === 0) break;
     await forEachBounded(batch, DRAIN_MOVES_IN_FLIGHT_MAX, async (move) => {
       try {
@@ -106,8 +104,8 @@ async function waitForGarbageToLeave(pool: Pool, diskId: number): Promise<number
   for (;;) {
     await pool.collectAllGarbage();
     await pool.settleBackgroundWork();
-    const remaining = pool.catalog.countFragmentsOnDisk(diskId);
-    const garbageOnly = pool.catalog.fragmentsOnDisk(diskId).every((row) => pool.catalog.isGarbage(row.versionId));
+    const remaining = await pool.catalog.countFragmentsOnDisk(diskId);
+    const garbageOnly = await everyAsync(await pool.catalog.fragmentsOnDisk(diskId), (row) => pool.catalog.isGarbage(row.versionId));
     if (remaining === 0 || !garbageOnly || Date.now() > deadline) return remaining;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -117,8 +115,8 @@ async function waitForGarbageToLeave(pool: Pool, diskId: number): Promise<number
  * Every fragment of an extent needs its own disk, so draining is only possible while enough other healthy disks
  * remain. Checked before the disk is marked draining, so a refused drain changes nothing.
  */
-function assertEnoughTargets(pool: Pool, disk: DiskRow): void {
-  const widest = pool.catalog.widestExtentOnDisk(disk.id);
+async function assertEnoughTargets(pool: Pool, disk: DiskRow): Promise<void> {
+  const widest = await pool.catalog.widestExtentOnDisk(disk.id);
   const others = pool.writableMembers().filter((member) => member.row.id !== disk.id).length;
   // The drained disk's own fragment moves to a disk that holds none of the extent's other widest - 1 fragments.
   if (widest > 0 && others < widest) {

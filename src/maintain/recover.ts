@@ -68,27 +68,25 @@ export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Pr
 }
 
 async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRecoverReport, cleanup: boolean): Promise<void> {
-  const referenced = new Map(pool.catalog.fragmentsOnDisk(diskId).map((row) => [nameOf(row), row]));
+  const referenced = new Map((await pool.catalog.fragmentsOnDisk(diskId)).map((row) => [nameOf(row), row]));
   const found = new Map<string, FoundFragment>();
   for await (const fragment of disk.scanFragments([...referenced.values()].map((row) => row.locationBytes))) found.set(nameOf(fragment), fragment);
   (report as { scannedFragments: number }).scannedFragments = found.size;
   // Every decision reads the catalog as it is now, not as it was before the scan: in the daemon, puts commit and
   // moves finish while a disk is scanned, and a fragment committed meanwhile is not an orphan.
-  const inFlight = (versionId: string) => pool.catalog.hasIntent(versionId) || pool.catalog.isMoving({ versionId });
-  const isUnreferenced = (fragment: FoundFragment): boolean => {
-    // A put or a move in flight (in this process, or another when this pool is open for reading) is not an orphan.
-    if (pool.catalog.hasIntent(fragment.versionId) || pool.catalog.isMoving(fragment)) return false;
-    const row = pool.catalog.fragmentRow(fragment);
-    // On a device the location must match too: a stale copy elsewhere is an orphan even if the address is known.
-    return !row || row.diskId !== diskId || (disk.kind === 'block-device' && row.locationBytes !== fragment.locationBytes);
-  };
+  const inFlight = async (versionId: string) => (await pool.catalog.hasIntent(versionId)) || (await pool.catalog.isMoving({ versionId }));
+  // A put or a move in flight (in this process, or another when this pool is open for reading) is not an orphan; on
+  // a device the location must match too: a stale copy elsewhere is an orphan even if the address is known. Read in
+  // one transaction, so a put committing meanwhile is seen either in flight or referenced.
+  const isUnreferenced = async (fragment: FoundFragment): Promise<boolean> =>
+    (await pool.catalog.fragmentStatus(fragment, { diskId, locationBytes: disk.kind === 'block-device' ? fragment.locationBytes : undefined })) === 'unreferenced';
   // Unreferenced now, and still on the disk after that was read: a collection deletes a record before its rows, so
   // a record the scan found before its collection began is not an orphan once its rows are gone.
-  const isOrphan = async (fragment: FoundFragment): Promise<boolean> => isUnreferenced(fragment) && (await disk.holdsRecord(fragment));
+  const isOrphan = async (fragment: FoundFragment): Promise<boolean> => (await isUnreferenced(fragment)) && (await disk.holdsRecord(fragment));
   const orphans: FoundFragment[] = [];
   for (const fragment of found.values()) if (await isOrphan(fragment)) orphans.push(fragment);
   for (const [name, scannedRow] of referenced) {
-    const row = pool.catalog.fragmentRow(scannedRow);
+    const row = await pool.catalog.fragmentRow(scannedRow);
     if (!row || row.diskId !== diskId || row.locationBytes !== scannedRow.locationBytes) continue; // moved or collected meanwhile
     const fragment = found.get(name);
     if (!fragment) report.missing.push({ ...addressOf(row), reason: 'not found on the disk' });
@@ -105,7 +103,7 @@ async function checkDisk(pool: Pool, diskId: number, disk: Disk, report: DiskRec
   if (!cleanup || (orphans.length === 0 && strays.length === 0)) return;
   const cleaned = { orphansDeleted: 0, straysReleased: 0, bytesReleased: 0 };
   for (const orphan of orphans) {
-    if (!isUnreferenced(orphan)) continue; // committed or moved here while the others were deleted
+    if (!(await isUnreferenced(orphan))) continue; // committed or moved here while the others were deleted
     try {
       await disk.deleteFragment(orphan);
       cleaned.orphansDeleted += 1;

@@ -32,11 +32,11 @@ export interface RelocateOptions {
  * collector cannot delete fragments under it; maintenance runs one at a time, so nothing else moves this fragment.
  */
 export async function relocateFragment(pool: Pool, move: FragmentToMove, options: RelocateOptions = {}): Promise<'copied' | 'rebuilt' | 'skipped'> {
-  const unpin = pool.pinCurrent(move.object);
+  const unpin = await pool.pinCurrent(move.object);
   if (!unpin) return 'skipped';
   try {
-    const row = pool.catalog.fragmentRow(move.fragment);
-    const extent = pool.catalog.extentOf(move.fragment.versionId, move.fragment.extentIndex);
+    const row = await pool.catalog.fragmentRow(move.fragment);
+    const extent = await pool.catalog.extentOf(move.fragment.versionId, move.fragment.extentIndex);
     if (!row || !extent || row.diskId !== move.fragment.diskId || row.locationBytes !== move.fragment.locationBytes) return 'skipped';
     return await relocatePinned(pool, { object: move.object, extent, fragment: row }, options);
   } finally {
@@ -69,7 +69,7 @@ async function relocatePinned(pool: Pool, move: FragmentToMove, options: Relocat
   assert(target !== undefined && target.acceptsFragments, 'targets are writable members');
   const address = { versionId: fragment.versionId, extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex };
   // Catalog changes go through the group commit: concurrent moves share their transactions.
-  await pool.catalog.inBatch(() => pool.catalog.beginMove(fragment, targetId));
+  await pool.catalog.inBatch((tx) => tx.beginMove(fragment, targetId));
   const { locationBytes } = await target.writeFragment(
     {
       versionId: object.versionId,
@@ -86,8 +86,8 @@ async function relocatePinned(pool: Pool, move: FragmentToMove, options: Relocat
   );
   await target.flush();
   killPoint('drain.fragment-copied');
-  const repointed = await pool.catalog.inBatch(() =>
-    pool.catalog.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes }),
+  const repointed = await pool.catalog.inBatch((tx) =>
+    tx.moveFragment(fragment, { diskId: fragment.diskId }, { diskId: targetId, storedBytes, locationBytes }),
   );
   assert(repointed, 'a pinned version\'s fragment is moved by one maintenance at a time, so its row is as read');
   target.settle([address]);

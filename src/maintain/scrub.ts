@@ -83,7 +83,7 @@ export async function scrubPool(pool: Pool, options: ScrubOptions): Promise<Scru
   let afterKey = saved?.afterKey;
   let lastSave = Date.now();
   for (;;) {
-    const objects = pool.catalog.objectsAfter(afterKey, OBJECT_BATCH_COUNT);
+    const objects = await pool.catalog.objectsAfter(afterKey, OBJECT_BATCH_COUNT);
     if (objects.length === 0) break;
     for (const object of objects) {
       if (options.shouldStop?.()) {
@@ -93,7 +93,7 @@ export async function scrubPool(pool: Pool, options: ScrubOptions): Promise<Scru
       }
       // Pinned: in the daemon an overwrite may commit meanwhile, and its garbage collection must not delete the
       // fragments being verified (they would look missing).
-      const unpin = pool.pinCurrent(object);
+      const unpin = await pool.pinCurrent(object);
       try {
         if (unpin) await scrubObject(pool, object, report, options);
       } finally {
@@ -124,9 +124,7 @@ const EXTENTS_CHECKED_IN_PARALLEL = 4;
 async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, options: ScrubOptions): Promise<void> {
   const policy = parsePolicy(object.policy);
   const tolerance = faultTolerance(policy);
-  const extents = pool.catalog
-    .extentsOf(object.versionId)
-    .filter((extent) => options.diskId === undefined || extent.fragments.some((fragment) => fragment.diskId === options.diskId));
+  const extents = (await pool.catalog.extentsOf(object.versionId)).filter((extent) => options.diskId === undefined || extent.fragments.some((fragment) => fragment.diskId === options.diskId));
   // Read and verify all fragments of several extents concurrently; repairs (which change the catalog) run after.
   const checked: Array<{ extent: ExtentRow; bad: Array<{ fragment: FragmentRow; finding: Finding }> }> = [];
   await forEachBounded(extents, EXTENTS_CHECKED_IN_PARALLEL, async (extent) => {
@@ -153,7 +151,7 @@ async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, o
     }
     for (const { fragment, finding } of bad) {
       try {
-        const current = pool.catalog.extentOf(object.versionId, extent.extentIndex);
+        const current = await pool.catalog.extentOf(object.versionId, extent.extentIndex);
         if (!current) break;
         const row = current.fragments.find((candidate) => candidate.fragmentIndex === fragment.fragmentIndex) ?? fragment;
         const onHealthyDisk = finding.kind !== 'unavailable' && pool.member(row.diskId).disk?.acceptsFragments === true;
@@ -178,7 +176,7 @@ async function checkCurrentFragment(pool: Pool, object: ObjectRow, extent: Exten
   for (let attempt = 0; attempt < 3; attempt += 1) {
     const finding = await checkFragment(pool, object, extent, checked, report);
     if (!finding) return undefined;
-    const now = pool.catalog.fragmentRow(checked);
+    const now = await pool.catalog.fragmentRow(checked);
     if (!now || (now.diskId === checked.diskId && now.locationBytes === checked.locationBytes)) return finding;
     checked = now;
   }

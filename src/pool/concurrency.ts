@@ -46,3 +46,9 @@ export async function forEachBounded<T>(
   await Promise.all(Array.from({ length: limit }, worker));
   if (firstError) throw firstError.error;
 }
+
+/** True when `test` holds for every item, tested one after another (stops at the first that fails). */
+export async function everyAsync<T>(items: Iterable<T>, test: (item: T) => Promise<boolean>): Promise<boolean> {
+  for (const item of items) if (!(await test(item))) return false;
+  return true;
+}

@@ -23,12 +23,12 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
   // Pool.collectVersion starts no collection of a pinned version, and no pin is taken on a garbage one (pins go only to
   // versions read as current), so nothing reads this version while it is deleted.
   assert(!pool.isVersionPinned(versionId), 'a pinned version is never collected');
-  if (!pool.catalog.isGarbage(versionId)) return false; // collected already (or never garbage)
+  if (!(await pool.catalog.isGarbage(versionId))) return false; // collected already (or never garbage)
   const deleted: FragmentRow[] = [];
   const flushDisks = new Set<number>();
   // Several at once: a device reads each record's header before freeing its units, and one at a time those reads
   // doubled the time of a put that overwrote a large object.
-  await forEachBounded(pool.catalog.fragmentsOfVersion(versionId), GC_DELETES_IN_FLIGHT, async (fragment) => {
+  await forEachBounded(await pool.catalog.fragmentsOfVersion(versionId), GC_DELETES_IN_FLIGHT, async (fragment) => {
     const member = pool.member(fragment.diskId);
     if (member.row.state === 'failed' || (member.row.state === 'draining' && !member.disk)) {
       // A failed disk is never written again, and an unreachable disk being drained is about to be forgotten:
@@ -48,8 +48,8 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
     }
   });
   await Promise.all([...flushDisks].map((diskId) => pool.member(diskId).disk?.flush()));
-  pool.catalog.deleteFragmentRows(deleted);
-  const finished = pool.catalog.finishGarbage(versionId);
+  await pool.catalog.deleteFragmentRows(deleted);
+  const finished = await pool.catalog.finishGarbage(versionId);
   if (finished) killPoint('gc.version-finished');
   return finished;
 }
@@ -59,7 +59,7 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
  * the source, the copy on the target is the unreferenced one; once it names the target, the source's is.
  */
 export async function cleanUpInterruptedMoves(pool: Pool): Promise<void> {
-  for (const move of pool.catalog.listMoves()) await finishMove(pool, move);
+  for (const move of await pool.catalog.listMoves()) await finishMove(pool, move);
 }
 
 /**
@@ -71,13 +71,13 @@ export async function finishMove(
   pool: Pool,
   move: FragmentAddress & { sourceDiskId: number; targetDiskId: number; sourceLocationBytes: number },
 ): Promise<void> {
-  const row = pool.catalog.fragmentRow(move);
+  const row = await pool.catalog.fragmentRow(move);
   const sameDisk = move.sourceDiskId === move.targetDiskId;
   const committed = row !== undefined && row.diskId === move.targetDiskId && (!sameDisk || row.locationBytes !== move.sourceLocationBytes);
   const holderId = committed ? move.sourceDiskId : move.targetDiskId;
   const holder = pool.listMembers().find((member) => member.row.id === holderId);
   if (sameDisk && holder?.row.kind === 'directory') {
-    pool.catalog.dropMove(move);
+    await pool.catalog.dropMove(move);
     return;
   }
   if (holder?.disk) {
@@ -93,7 +93,7 @@ export async function finishMove(
   } else if (holder && holder.row.state !== 'failed') {
     return; // unreachable for now: keep the record so the copy is deleted once the disk is back
   }
-  await pool.catalog.inBatch(() => pool.catalog.dropMove(move));
+  await pool.catalog.inBatch((tx) => tx.dropMove(move));
 }
 
 /**
@@ -102,16 +102,16 @@ export async function finishMove(
  * references exactly it, left to the intent and move cleanups when those own it, and freed otherwise.
  */
 export async function reconcilePendingAllocations(pool: Pool): Promise<void> {
-  const movingTargets = new Set(pool.catalog.listMoves().map((move) => `${move.targetDiskId}:${move.versionId}.${move.extentIndex}.${move.fragmentIndex}`));
+  const movingTargets = new Set((await pool.catalog.listMoves()).map((move) => `${move.targetDiskId}:${move.versionId}.${move.extentIndex}.${move.fragmentIndex}`));
   for (const member of pool.listMembers()) {
     const disk = member.disk;
     if (!disk || member.row.state === 'failed') continue;
     let freed = 0;
     for (const allocation of disk.pendingAllocations()) {
-      const row = pool.catalog.fragmentRow(allocation);
+      const row = await pool.catalog.fragmentRow(allocation);
       if (row && row.diskId === member.row.id && row.locationBytes === allocation.locationBytes) {
         disk.settle([allocation]);
-      } else if (pool.catalog.hasIntent(allocation.versionId)) {
+      } else if (await pool.catalog.hasIntent(allocation.versionId)) {
         continue; // its put's cleanup deletes it
       } else if (movingTargets.has(`${member.row.id}:${allocation.versionId}.${allocation.extentIndex}.${allocation.fragmentIndex}`)) {
         continue; // its drain's cleanup decides
@@ -126,7 +126,7 @@ export async function reconcilePendingAllocations(pool: Pool): Promise<void> {
 
 /** Deletes the fragments of puts that recorded an intent but never committed. */
 export async function cleanUpInterruptedPuts(pool: Pool): Promise<void> {
-  for (const intent of pool.catalog.listIntents()) await abandonVersion(pool, intent.versionId);
+  for (const intent of await pool.catalog.listIntents()) await abandonVersion(pool, intent.versionId);
 }
 
 /**
@@ -138,7 +138,7 @@ export async function cleanUpInterruptedPuts(pool: Pool): Promise<void> {
  */
 export async function abandonVersion(pool: Pool, versionId: string): Promise<void> {
   let complete = true;
-  const recorded = pool.catalog.fragmentsOfVersion(versionId);
+  const recorded = await pool.catalog.fragmentsOfVersion(versionId);
   const flushDisks = new Set<number>();
   await forEachBounded(recorded, GC_DELETES_IN_FLIGHT, async (fragment) => {
     const member = pool.member(fragment.diskId);
@@ -172,6 +172,6 @@ export async function abandonVersion(pool: Pool, versionId: string): Promise<voi
   }
   if (!complete) return;
   assert(flushDisks.size === 0, 'every disk a recorded fragment was deleted from has been flushed');
-  if (recorded.length > 0) pool.catalog.dropIntentRows(versionId);
-  pool.catalog.dropIntent(versionId);
+  if (recorded.length > 0) await pool.catalog.dropIntentRows(versionId);
+  await pool.catalog.dropIntent(versionId);
 }

@@ -73,10 +73,10 @@ async function* readChunks(
   unpin: () => void,
 ): AsyncGenerator<Buffer> {
   const codec = createCodec(parsePolicy(object.policy));
-  const allExtents = pool.catalog.extentsOf(object.versionId);
+  const allExtents = await pool.catalog.extentsOf(object.versionId);
   if (allExtents.length !== object.extentCount) {
     unpin();
-    throw changedDuringRead(pool, object);
+    throw await changedDuringRead(pool, object);
   }
   // A range read reads only the extents it overlaps and trims the first and last of them.
   const firstByte = range?.startByte ?? 0;
@@ -120,7 +120,7 @@ async function* readChunks(
     }
   } finally {
     unpin();
-    recordCounters(pool, stats);
+    await recordCounters(pool, stats);
   }
 }
 
@@ -143,7 +143,7 @@ export async function readExtent(
     } catch (error) {
       const tooFewFound = isShardpoolError(error, 'EXTENT_UNRECOVERABLE') || isShardpoolError(error, 'OBJECT_CHANGED_DURING_READ');
       if (!tooFewFound || attempt >= EXTENT_READ_ATTEMPTS_MAX) throw error;
-      const now = pool.catalog.extentOf(object.versionId, extent.extentIndex);
+      const now = await pool.catalog.extentOf(object.versionId, extent.extentIndex);
       if (!now || !fragmentsMoved(current, now)) throw error;
       current = now;
     }
@@ -235,7 +235,7 @@ export async function gatherFragments(
   };
   await Promise.all(Array.from({ length: codec.fragmentsNeeded }, worker));
   stats.fragmentFailures.push(...failures);
-  if (readable < codec.fragmentsNeeded) throw unrecoverable(pool, object, extent, codec, readable, failures);
+  if (readable < codec.fragmentsNeeded) throw await unrecoverable(pool, object, extent, codec, readable, failures);
   return { fragments, degraded: failures.length > 0 };
 }
 
@@ -243,16 +243,16 @@ function position(fragment: FragmentRow): Omit<FragmentFailure, 'reason'> {
   return { extentIndex: fragment.extentIndex, fragmentIndex: fragment.fragmentIndex, diskId: fragment.diskId };
 }
 
-function unrecoverable(
+async function unrecoverable(
   pool: Pool,
   object: ObjectRow,
   extent: ExtentRow,
   codec: Codec,
   readable: number,
   failures: FragmentFailure[],
-): ShardpoolError {
+): Promise<ShardpoolError> {
   // A concurrent overwrite or rm deletes the old version's fragments: that is not data loss.
-  if (!pool.catalog.isCurrentVersion(object.key, object.versionId)) return changedDuringRead(pool, object);
+  if (!(await pool.catalog.isCurrentVersion(object.key, object.versionId))) return changedDuringRead(pool, object);
   const reasons = failures
     .map((failure) => `fragment ${failure.fragmentIndex} on disk ${failure.diskId}: ${failure.reason}`)
     .join('; ');
@@ -266,8 +266,8 @@ function unrecoverable(
   );
 }
 
-function changedDuringRead(pool: Pool, object: ObjectRow): ShardpoolError {
-  const stillExists = pool.catalog.getObject(object.key) !== undefined;
+async function changedDuringRead(pool: Pool, object: ObjectRow): Promise<ShardpoolError> {
+  const stillExists = (await pool.catalog.getObject(object.key)) !== undefined;
   return new ShardpoolError(
     'OBJECT_CHANGED_DURING_READ',
     `object ${JSON.stringify(object.key)} was ${stillExists ? 'overwritten' : 'removed'} while it was being read`,
@@ -275,13 +275,13 @@ function changedDuringRead(pool: Pool, object: ObjectRow): ShardpoolError {
   );
 }
 
-function recordCounters(pool: Pool, stats: ReadStats): void {
+async function recordCounters(pool: Pool, stats: ReadStats): Promise<void> {
   // Fragments on failed or unreachable disks were never tried; only real read failures count as such.
   const readFailures = stats.fragmentFailures.filter((failure) => failure.reason !== 'UNAVAILABLE').length;
   if (stats.extentsDegraded === 0 && readFailures === 0) return;
   try {
-    pool.catalog.addToCounter(COUNTER_EXTENTS_READ_DEGRADED, stats.extentsDegraded);
-    pool.catalog.addToCounter(COUNTER_FRAGMENT_READ_FAILURES, readFailures);
+    await pool.catalog.addToCounter(COUNTER_EXTENTS_READ_DEGRADED, stats.extentsDegraded);
+    await pool.catalog.addToCounter(COUNTER_FRAGMENT_READ_FAILURES, readFailures);
   } catch {
     // Counting is best effort: a read must not fail because the catalog was busy.
   }

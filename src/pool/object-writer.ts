@@ -27,7 +27,7 @@ import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, type Policy } from '../redundancy/policy.js';
-import type { ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
+import type { CatalogTransaction, ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
 import { Semaphore } from './concurrency.js';
 import { abandonVersion } from './garbage.js';
 import { killPoint } from './kill-points.js';
@@ -53,12 +53,12 @@ export async function writeObject(
     /** Called once the source is read to its end, before the commit: the version's S3 metadata. */
     metadata?: (() => ObjectMetadata) | undefined;
     /** Runs inside the commit transaction (PutOptions.inCommit). */
-    inCommit?: (() => ReadonlyArray<string> | void) | undefined;
+    inCommit?: ((tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) | undefined;
   },
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);
   const writer = await ExtentWriter.start(pool, codec, key);
-  await pool.catalog.inBatch(() => pool.catalog.beginIntent(writer.versionId, key));
+  await pool.catalog.inBatch((tx) => tx.beginIntent(writer.versionId, key));
   killPoint('put.intent-recorded');
   let object: ObjectRow;
   let replacedVersionId: string | undefined;
@@ -80,10 +80,7 @@ export async function writeObject(
       createdAtMs: Date.now(),
     };
     const committed = { object, extents: unrecorded, metadata: options.metadata?.() };
-    const result = await pool.catalog.inBatch(() => {
-      const replaced = pool.catalog.commitObject(committed, options.inCommit);
-      return replaced;
-    });
+    const result = await pool.catalog.inBatch((tx) => tx.commitObject(committed, options.inCommit));
     replacedVersionId = result.replacedVersionId;
     alsoQueued = result.alsoQueued;
     settleFragments(pool, unrecorded.flatMap((extent) => extent.fragments));
@@ -226,7 +223,7 @@ class ExtentWriter {
     const disks = new Set(batch.flatMap((extent) => extent.fragments.map((fragment) => fragment.diskId)));
     this.progress = (async () => {
       await Promise.all([...disks].map((diskId) => this.diskFor(diskId).flush()));
-      await this.pool.catalog.inBatch(() => this.pool.catalog.recordIntentExtents(this.versionId, batch));
+      await this.pool.catalog.inBatch((tx) => tx.recordIntentExtents(this.versionId, batch));
       killPoint('put.progress-recorded');
       for (const extent of batch) this.unrecorded.delete(extent.extentIndex);
       settleFragments(this.pool, batch.flatMap((extent) => extent.fragments));

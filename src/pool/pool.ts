@@ -28,7 +28,7 @@ import {
   writeFileDurable,
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
-import type { Catalog, DiskRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
+import type { Catalog, CatalogTransaction, DiskRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
 import { openCatalog } from './catalog/open-catalog.js';
 import {
   cleanUpInterruptedMoves,
@@ -75,6 +75,7 @@ export class Pool {
   private readonly putsInFlight = new Set<Promise<unknown>>();
   /** Each open member's use counter, by the disk handed out. */
   private readonly diskUse = new WeakMap<Disk, TrackedDisk<Disk>>();
+  private discard: DiscardMode = 'batch';
 
   private constructor(
     readonly directory: string,
@@ -112,7 +113,7 @@ export class Pool {
       createdAt: new Date().toISOString(),
     };
     // The catalog first: a crash before pool.json is written leaves a directory that is not yet a pool.
-    openCatalog(directory, { create: true }).close();
+    await openCatalog(directory, { create: true }).close();
     await writeFileDurable(path.join(directory, POOL_CONFIG_FILE_NAME), encodePoolConfig(config));
     return config;
   }
@@ -134,6 +135,7 @@ export class Pool {
     try {
       catalog = openCatalog(directory, { create: false });
       pool = new Pool(directory, config, catalog, options.access, lock, options.directIo ?? 'auto');
+      await pool.loadSettings();
       await pool.openMembers();
       if (options.access === 'write') {
         await cleanUpInterruptedPuts(pool);
@@ -145,7 +147,7 @@ export class Pool {
       return pool;
     } catch (error) {
       await pool?.closeMembers();
-      catalog?.close();
+      await catalog?.close().catch(() => undefined);
       await lock?.unlock();
       throw error;
     }
@@ -161,7 +163,7 @@ export class Pool {
     // Nothing new starts once closing; what already runs finishes before the disks (and their checkpoints) close.
     await this.settleBackgroundWork();
     await this.closeMembers();
-    this.catalog.close();
+    await this.catalog.close();
     await this.lock?.unlock();
     this.lifecycle = 'closed';
   }
@@ -262,7 +264,7 @@ export class Pool {
     }
     const diskUuid = newUuid();
     const probe = await admitAndFormatDevice(resolved, { poolUuid: this.config.poolUuid, diskUuid }, options);
-    const row = this.catalog.addDisk({ uuid: diskUuid, kind: 'block-device', path: probe.realPath });
+    const row = await this.catalog.addDisk({ uuid: diskUuid, kind: 'block-device', path: probe.realPath });
     await this.openMember(row);
     return row;
   }
@@ -283,7 +285,7 @@ export class Pool {
     }
     const diskUuid = newUuid();
     await formatDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
-    const row = this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
+    const row = await this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
     const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
     this.members.set(row.id, { row, disk: this.tracked(disk), offlineReason: undefined });
     return row;
@@ -310,8 +312,8 @@ export class Pool {
     this.assertWritable();
     const member = await this.findMember(reference);
     if (member.row.state === 'failed') return member.row;
-    this.catalog.setDiskState(member.row.id, 'failed');
-    const row = this.refreshMember(member.row.id);
+    await this.catalog.setDiskState(member.row.id, 'failed');
+    const row = await this.refreshMember(member.row.id);
     // Puts that chose the disk before it failed may still write there; once they ended, a rebuild sees all of it.
     await this.waitForWritesInFlight();
     return row;
@@ -319,13 +321,13 @@ export class Pool {
 
   /** When freed device units are discarded: 'online', 'batch' (by `shardpool trim`, the default) or 'off'. */
   get discardMode(): DiscardMode {
-    const mode = this.catalog.getSetting(DISCARD_SETTING);
-    return (DISCARD_MODES as ReadonlyArray<string>).includes(mode ?? '') ? (mode as DiscardMode) : 'batch';
+    return this.discard;
   }
 
-  setDiscardMode(mode: DiscardMode): void {
+  async setDiscardMode(mode: DiscardMode): Promise<void> {
     this.assertWritable();
-    this.catalog.setSetting(DISCARD_SETTING, mode);
+    await this.catalog.setSetting(DISCARD_SETTING, mode);
+    this.discard = mode;
     for (const member of this.members.values()) {
       if (member.disk instanceof DeviceDisk) member.disk.discardMode = mode;
     }
@@ -346,13 +348,13 @@ export class Pool {
       if (options.release) await disk.release().catch(() => undefined);
       await disk.close();
     }
-    this.catalog.deleteDisk(diskId);
+    await this.catalog.deleteDisk(diskId);
     this.members.delete(diskId);
   }
 
   /** Re-reads one disk's catalog row after a state change. */
-  refreshMember(diskId: number): DiskRow {
-    const row = this.catalog.listDisks().find((candidate) => candidate.id === diskId);
+  async refreshMember(diskId: number): Promise<DiskRow> {
+    const row = (await this.catalog.listDisks()).find((candidate) => candidate.id === diskId);
     const member = this.members.get(diskId);
     assert(member !== undefined, 'the refreshed disk is a member');
     if (!row) {
@@ -390,8 +392,8 @@ export class Pool {
   /**
    * Keeps a version's fragments from being garbage collected while it is read or maintained: in a long-running
    * process (the daemon) an overwrite or delete may commit while a GET of the old version is still streaming.
-   * Pin in the same turn of the event loop as reading the version from the catalog as current (see pinCurrent):
-   * a version that is already garbage may be under collection, and a pin cannot stop a collection in flight.
+   * Pin before checking that the version is current (see pinCurrent): a version that is already garbage may be under
+   * collection, and a pin cannot stop a collection in flight, but a collection never starts on a pinned version.
    */
   pinVersion(versionId: string): () => void {
     this.versionPins.set(versionId, (this.versionPins.get(versionId) ?? 0) + 1);
@@ -405,16 +407,23 @@ export class Pool {
         return;
       }
       this.versionPins.delete(versionId);
-      if (this.access === 'write' && this.lifecycle === 'open' && this.catalog.isGarbage(versionId)) {
-        this.inBackground(() => this.collectVersion(versionId));
+      if (this.access === 'write' && this.lifecycle === 'open') {
+        // collectVersion declines a version pinned again meanwhile (its last reader collects it then).
+        this.inBackground(async () => (await this.catalog.isGarbage(versionId)) && this.collectVersion(versionId));
       }
     };
   }
 
-  /** Pins a version only while it is the key's current one (checked and pinned in one synchronous step). */
-  pinCurrent(object: { key: string; versionId: string }): (() => void) | undefined {
-    if (!this.catalog.isCurrentVersion(object.key, object.versionId)) return undefined;
-    return this.pinVersion(object.versionId);
+  /**
+   * Pins a version only while it is the key's current one. Pinned first, then checked: a collection runs only on a
+   * garbage version (never current again) and never starts on a pinned one, so a version still current after the pin
+   * is one no collection can be deleting.
+   */
+  async pinCurrent(object: { key: string; versionId: string }): Promise<(() => void) | undefined> {
+    const unpin = this.pinVersion(object.versionId);
+    if (await this.catalog.isCurrentVersion(object.key, object.versionId)) return unpin;
+    unpin();
+    return undefined;
   }
 
   isVersionPinned(versionId: string): boolean {
@@ -446,7 +455,7 @@ export class Pool {
 
   /** Collects every garbage version (each through collectVersion, so never twice at once). */
   async collectAllGarbage(): Promise<void> {
-    for (const versionId of this.catalog.listGarbage()) await this.collectVersion(versionId);
+    for (const versionId of await this.catalog.listGarbage()) await this.collectVersion(versionId);
   }
 
   /** Background work in flight (tests and shutdown wait for it). */
@@ -466,33 +475,52 @@ export class Pool {
    * (not when the first byte is pulled): a copy that starts reading later still reads what it looked up. The reader
    * lets go when its chunks end, or at close() for a reader that is never read to its end.
    */
-  openObject(key: string, range?: ByteRange): ObjectReader {
-    this.assertOpen();
-    const object = this.requireObject(validateKey(key));
-    return openObjectReader(this, object, this.pinVersion(object.versionId), range);
+  async openObject(key: string, range?: ByteRange): Promise<ObjectReader> {
+    const { object, unpin } = await this.lookUpPinned(key);
+    return this.openPinned(object, unpin, range);
   }
 
-  statObject(key: string): ObjectDescription {
+  /**
+   * The key's current object, its version pinned: looked up, pinned, then checked still current (pinCurrent). An
+   * overwrite that committed in between made the version garbage, maybe already collected, so the new current one is
+   * looked up instead. The caller reads it with openPinned or lets go with unpin.
+   */
+  async lookUpPinned(key: string): Promise<{ object: ObjectRow; unpin: () => void }> {
     this.assertOpen();
-    return describeObject(this, this.requireObject(validateKey(key)));
+    validateKey(key);
+    for (;;) {
+      const object = await this.requireObject(key);
+      const unpin = await this.pinCurrent(object);
+      if (unpin) return { object, unpin };
+    }
+  }
+
+  /** A reader of an object lookUpPinned returned; the reader lets go of the pin. */
+  openPinned(object: ObjectRow, unpin: () => void, range?: ByteRange): ObjectReader {
+    this.assertOpen();
+    return openObjectReader(this, object, unpin, range);
+  }
+
+  async statObject(key: string): Promise<ObjectDescription> {
+    this.assertOpen();
+    return describeObject(this, await this.requireObject(validateKey(key)));
   }
 
   /** Objects whose key starts with `prefix`; shardpool's own reserved keys only when the prefix asks for them. */
-  *listObjects(prefix = ''): Generator<ObjectRow> {
+  async *listObjects(prefix = ''): AsyncGenerator<ObjectRow> {
     this.assertOpen();
     const showReserved = isReservedKey(validatePrefix(prefix));
-    for (const object of this.catalog.listObjects(prefix)) {
+    for await (const object of this.catalog.listObjects(prefix)) {
       if (showReserved || !isReservedKey(object.key)) yield object;
     }
   }
 
   async removeObject(key: string): Promise<ObjectRow> {
     this.assertWritable();
-    const object = this.requireObject(validateKey(key));
-    const removed = this.catalog.removeObject(object.key);
-    assert(removed === object.versionId, 'the removed version is the one looked up');
-    await this.collectVersion(removed);
-    return object;
+    const removed = await this.catalog.takeObject(validateKey(key));
+    if (!removed) throw new ShardpoolError('OBJECT_NOT_FOUND', `no object with key ${JSON.stringify(key)}`, { key });
+    await this.collectVersion(removed.versionId);
+    return removed;
   }
 
   async describe(): Promise<PoolDescription> {
@@ -500,8 +528,8 @@ export class Pool {
     return describePool(this);
   }
 
-  requireObject(key: string): ObjectRow {
-    const object = this.catalog.getObject(key);
+  async requireObject(key: string): Promise<ObjectRow> {
+    const object = await this.catalog.getObject(key);
     if (!object) throw new ShardpoolError('OBJECT_NOT_FOUND', `no object with key ${JSON.stringify(key)}`, { key });
     return object;
   }
@@ -517,7 +545,7 @@ export class Pool {
 
   private async openMembers(): Promise<void> {
     this.members = new Map();
-    for (const row of this.catalog.listDisks()) await this.openMember(row);
+    for (const row of await this.catalog.listDisks()) await this.openMember(row);
   }
 
   /** Opens one member; a disk that cannot be opened is recorded offline with the reason, never fatal. */
@@ -537,6 +565,12 @@ export class Pool {
       if (!isShardpoolError(error)) throw error;
       this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
     }
+  }
+
+  /** Settings the pool keeps in memory while open (only a write-open changes them, and it holds the pool lock). */
+  private async loadSettings(): Promise<void> {
+    const mode = await this.catalog.getSetting(DISCARD_SETTING);
+    this.discard = (DISCARD_MODES as ReadonlyArray<string>).includes(mode ?? '') ? (mode as DiscardMode) : 'batch';
   }
 
   /** A member as the pool hands it out: metered, and counted while in use (forgetMember waits for its users). */
@@ -561,10 +595,11 @@ export interface PutOptions {
   /**
    * Runs inside the catalog transaction that commits the new version, after the key points at it: the caller's own
    * rows change atomically with the object (an S3 part row, a finished upload), and a throw refuses the commit (the
-   * put is abandoned and nothing of it remains: a put into a bucket deleted meanwhile). Synchronous, catalog only.
+   * put is abandoned and nothing of it remains: a put into a bucket deleted meanwhile). Catalog work only, through
+   * the transaction handle it is given.
    * Returns versions the same transaction queued as garbage (keys it removed), which the put then collects.
    */
-  readonly inCommit?: (() => ReadonlyArray<string> | void) | undefined;
+  readonly inCommit?: ((tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) | undefined;
 }
 
 export { POOL_LOCK_FILE_NAME };

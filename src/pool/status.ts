@@ -77,7 +77,7 @@ export interface ObjectDescription {
 }
 
 export async function describePool(pool: Pool): Promise<PoolDescription> {
-  const usage = pool.catalog.diskUsage();
+  const usage = await pool.catalog.diskUsage();
   const disks: DiskDescription[] = [];
   for (const member of pool.listMembers()) {
     const space = member.disk ? await member.disk.space().catch(() => undefined) : undefined;
@@ -99,8 +99,8 @@ export async function describePool(pool: Pool): Promise<PoolDescription> {
       fragmentCount: used?.fragmentCount ?? 0,
     });
   }
-  const totals = pool.catalog.objectTotals();
-  const redundancy = pool.catalog.redundancyReport(pool.unavailableDiskIds());
+  const totals = await pool.catalog.objectTotals();
+  const redundancy = await pool.catalog.redundancyReport(pool.unavailableDiskIds());
   return {
     directory: pool.directory,
     poolUuid: pool.config.poolUuid,
@@ -115,13 +115,13 @@ export async function describePool(pool: Pool): Promise<PoolDescription> {
     storedBytes: disks.reduce((sum, disk) => sum + disk.usedBytes, 0),
     extentsBelowFullRedundancy: redundancy.degradedExtents,
     extentsUnreadable: redundancy.unreadableExtents,
-    counters: pool.catalog.counters(),
+    counters: await pool.catalog.counters(),
   };
 }
 
-export function describeObject(pool: Pool, object: ObjectRow): ObjectDescription {
+export async function describeObject(pool: Pool, object: ObjectRow): Promise<ObjectDescription> {
   const unavailable = new Set(pool.unavailableDiskIds());
-  const extents = pool.catalog.extentsOf(object.versionId).map((extent): ExtentDescription => {
+  const extents = (await pool.catalog.extentsOf(object.versionId)).map((extent): ExtentDescription => {
     const fragments = extent.fragments.map((fragment): FragmentDescription => {
       const member = pool.member(fragment.diskId);
       return {

@@ -36,13 +36,13 @@ export class BackgroundScrub {
     return this.running !== undefined;
   }
 
-  lastCompletedAtMs(): number | undefined {
-    const value = this.pool.catalog.getSetting(LAST_COMPLETED_SETTING);
+  async lastCompletedAtMs(): Promise<number | undefined> {
+    const value = await this.pool.catalog.getSetting(LAST_COMPLETED_SETTING);
     return value === undefined ? undefined : Number(value);
   }
 
-  start(): void {
-    const last = this.lastCompletedAtMs();
+  async start(): Promise<void> {
+    const last = await this.lastCompletedAtMs();
     const dueInMs = last === undefined ? Math.min(this.options.intervalMs, FIRST_SCRUB_DELAY_MAX_MS) : last + this.options.intervalMs - Date.now();
     this.schedule(Math.max(dueInMs, 0));
   }
@@ -83,7 +83,7 @@ export class BackgroundScrub {
         this.log.info({ bytesRead: report.bytesRead }, 'background scrub paused; it continues where it stopped next time');
         return;
       }
-      this.pool.catalog.setSetting(LAST_COMPLETED_SETTING, String(Date.now()));
+      await this.pool.catalog.setSetting(LAST_COMPLETED_SETTING, String(Date.now()));
       const summary = { objects: report.objectsScrubbed, bytesRead: report.bytesRead, counts: report.counts, repaired: report.repaired, unrepairable: report.unrepairable.length };
       if (report.clean) this.log.info(summary, 'background scrub completed: the pool is clean');
       else this.log.error(summary, 'background scrub completed: problems remain (run shardpool scrub --repair and read its report)');

@@ -85,7 +85,7 @@ export class Daemon {
       };
       const metrics = new PoolMetrics(pool);
       opened.push(async () => metrics.close());
-      const s3 = new S3Catalog(pool.catalog);
+      const s3 = S3Catalog.of(pool.catalog);
       const abandoned = await removeAbandonedParts(pool, s3);
       if (abandoned.uploadsRemoved + abandoned.objectsRemoved > 0) {
         log.warn(abandoned, 'removed multipart parts that no upload could reach (left by a crash or an older shardpool)');
@@ -114,7 +114,7 @@ export class Daemon {
         opened.push(() => closeServer(metricsServer, 0));
       }
       daemon = new Daemon(options, pool, gate, metrics, s3Server, metricsServer, commandSocket, scrub, socketPath);
-      scrub?.start();
+      await scrub?.start();
       log.info(
         {
           pool: options.poolDirectory,
@@ -169,7 +169,7 @@ export class Daemon {
         const text = await this.metrics.metricsText();
         response.writeHead(200, { 'Content-Type': this.metrics.contentType }).end(method === 'HEAD' ? undefined : text);
       } else if (pathname === '/health') {
-        const health = this.health();
+        const health = await this.health();
         response.writeHead(health.status === 'stopping' ? 503 : 200, { 'Content-Type': 'application/json' });
         response.end(method === 'HEAD' ? undefined : `${JSON.stringify(health)}\n`);
       } else {
@@ -183,12 +183,12 @@ export class Daemon {
   }
 
   /** /health: 200 while serving (status "ok", or "degraded" when data lacks redundancy), 503 while stopping. */
-  health(): Record<string, unknown> {
+  async health(): Promise<Record<string, unknown>> {
     if (this.stopping) return { status: 'stopping' };
     const members = this.pool.listMembers();
     const unavailable = this.pool.unavailableDiskIds();
-    const redundancy = this.pool.catalog.redundancyReport(unavailable);
-    const lastScrub = this.scrub?.lastCompletedAtMs();
+    const redundancy = await this.pool.catalog.redundancyReport(unavailable);
+    const lastScrub = await this.scrub?.lastCompletedAtMs();
     const latched = members.filter((member) => member.disk?.latchedFailure !== undefined);
     return {
       status: unavailable.length === 0 && latched.length === 0 && redundancy.degradedExtents === 0 ? 'ok' : 'degraded',

@@ -109,22 +109,22 @@ export class PoolMetrics {
     deviceCounter('shardpool_device_flushes_total', 'fdatasync calls of the block device group commit', (stats) => stats.flushes);
     deviceCounter('shardpool_device_group_commits_total', 'Group commits (journal records) of the block device', (stats) => stats.batches);
     // Values kept elsewhere, read when Prometheus scrapes.
-    const gaugeOf = (name: string, help: string, read: () => number) =>
+    const gaugeOf = (name: string, help: string, read: () => number | Promise<number>) =>
       new Gauge({
         name,
         help,
         registers,
-        collect() {
-          this.set(read());
+        async collect() {
+          this.set(await read());
         },
       });
-    const counterOf = (name: string, help: string, read: () => number) =>
+    const counterOf = (name: string, help: string, read: () => number | Promise<number>) =>
       new Counter({
         name,
         help,
         registers,
-        collect() {
-          setCounter(this, {}, read());
+        async collect() {
+          setCounter(this, {}, await read());
         },
       });
     counterOf(
@@ -139,27 +139,27 @@ export class PoolMetrics {
     );
 
     // ── pool ──────────────────────────────────────────────────────────────────────────────────────────────────
-    gaugeOf('shardpool_pool_objects', 'Objects in the pool (multipart parts in progress included)', () => pool.catalog.objectTotals().objectCount);
-    gaugeOf('shardpool_pool_logical_bytes', 'Bytes of object data stored (before redundancy)', () => pool.catalog.objectTotals().logicalBytes);
+    gaugeOf('shardpool_pool_objects', 'Objects in the pool (multipart parts in progress included)', async () => (await pool.catalog.objectTotals()).objectCount);
+    gaugeOf('shardpool_pool_logical_bytes', 'Bytes of object data stored (before redundancy)', async () => (await pool.catalog.objectTotals()).logicalBytes);
     gaugeOf(
       'shardpool_pool_extents_degraded',
       'Extents with at least one fragment on a failed or unreachable disk (below full redundancy)',
-      () => this.redundancyNow().degraded,
+      async () => (await this.redundancyNow()).degraded,
     );
     gaugeOf(
       'shardpool_pool_extents_unreadable',
       'Extents with fewer readable fragments than their policy needs (data loss unless a disk comes back)',
-      () => this.redundancyNow().unreadable,
+      async () => (await this.redundancyNow()).unreadable,
     );
     counterOf(
       'shardpool_degraded_reads_total',
       'Extents read back degraded: rebuilt from redundancy because a fragment was missing, corrupt or unreachable',
-      () => pool.catalog.counters()[COUNTER_EXTENTS_READ_DEGRADED] ?? 0,
+      async () => (await pool.catalog.counters())[COUNTER_EXTENTS_READ_DEGRADED] ?? 0,
     );
     counterOf(
       'shardpool_fragment_read_failures_total',
       'Fragments that could not be read or failed verification during reads',
-      () => pool.catalog.counters()[COUNTER_FRAGMENT_READ_FAILURES] ?? 0,
+      async () => (await pool.catalog.counters())[COUNTER_FRAGMENT_READ_FAILURES] ?? 0,
     );
     const batchSize = new Histogram({
       name: 'shardpool_commit_batch_size',
@@ -237,7 +237,7 @@ export class PoolMetrics {
   }
 
   private async snapshotDisks(): Promise<DiskSnapshot[]> {
-    const usage = this.pool.catalog.diskUsage();
+    const usage = await this.pool.catalog.diskUsage();
     const snapshots: DiskSnapshot[] = [];
     for (const member of this.pool.listMembers()) {
       const space = await member.disk?.space().catch(() => undefined);
@@ -270,11 +270,11 @@ export class PoolMetrics {
     return id;
   }
 
-  private redundancyNow(): { degraded: number; unreadable: number } {
+  private async redundancyNow(): Promise<{ degraded: number; unreadable: number }> {
     // Recomputed at once when a disk fails or comes back; otherwise at most every REDUNDANCY_CACHE_MS.
     const unavailable = this.pool.unavailableDiskIds().join(',');
     if (!this.redundancy || this.redundancy.unavailable !== unavailable || Date.now() - this.redundancy.atMs > REDUNDANCY_CACHE_MS) {
-      const report = this.pool.catalog.redundancyReport(this.pool.unavailableDiskIds());
+      const report = await this.pool.catalog.redundancyReport(this.pool.unavailableDiskIds());
       this.redundancy = { atMs: Date.now(), unavailable, degraded: report.degradedExtents, unreadable: report.unreadableExtents };
     }
     return this.redundancy;

@@ -63,8 +63,8 @@ test('a put that fails after recording progress leaves nothing behind', async (t
       throw new Error('the client went away');
     };
     await assert.rejects(pool.put('cut', failing()), /the client went away/);
-    assert.deepEqual(pool.catalog.listIntents(), [], 'the intent is gone');
-    assert.equal(pool.catalog.countFragmentsOnDisk(1), 0, 'the recorded rows are gone');
+    assert.deepEqual((await pool.catalog.listIntents()), [], 'the intent is gone');
+    assert.equal((await pool.catalog.countFragmentsOnDisk(1)), 0, 'the recorded rows are gone');
     assert.equal((await pool.describe()).disks[0]?.usedBytes, 0);
   } finally {
     await pool.close();

@@ -39,7 +39,7 @@ test('a 512 MiB put and get from streams keep resident memory growth bounded', a
 
     const getPeak = trackPeakRss();
     let readBytes = 0;
-    for await (const chunk of pool.openObject('big').chunks()) {
+    for await (const chunk of (await pool.openObject('big')).chunks()) {
       // Check the content as it streams by: byte i of chunk k follows the generator's pattern.
       const expected = Math.floor(readBytes / CHUNK_BYTES) % 251;
       assert.equal(chunk[0], expected);

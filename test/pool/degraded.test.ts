@@ -55,7 +55,7 @@ for (const policyText of ['replica:3', 'ec:4+2', 'ec:8+3']) {
       }
     }
     await testPool.withPool(async (pool) => {
-      const reader = pool.openObject('victim');
+      const reader = await pool.openObject('victim');
       const chunks: Buffer[] = [];
       for await (const chunk of reader.chunks()) chunks.push(chunk);
       assert.ok(Buffer.concat(chunks).equals(data), 'degraded read returns the original bytes');

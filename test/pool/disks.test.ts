@@ -7,6 +7,7 @@ import { drainDisk } from '../../src/maintain/drain.js';
 import { Pool } from '../../src/pool/pool.js';
 import { parsePolicy } from '../../src/redundancy/policy.js';
 import { createTestPool, fragmentFiles, getBuffer, putBuffer, seededBytes } from '../support/test-pool.js';
+import { toArray } from '../support/async.js';
 
 const EXTENT_BYTES = 64 * 1024;
 
@@ -157,7 +158,7 @@ test('a policy that needs more disks than the pool has is refused before anythin
       return true;
     });
     assert.equal(await countAllFragments(testPool.diskDirectories), 0);
-    assert.equal([...pool.listObjects()].length, 0);
+    assert.equal((await toArray(pool.listObjects())).length, 0);
     await pool.put('b', [seededBytes(10, 1)], { policy: parsePolicy('replica:3') });
   });
 });

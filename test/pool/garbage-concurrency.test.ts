@@ -25,10 +25,10 @@ test('one garbage version is collected once even when several collections of it 
   const testPool = await createTestPool(t, { disks: 3, policy: 'ec:2+1', extentSizeBytes: 64 * 1024 });
   await testPool.withPool(async (pool) => {
     const first = await putBuffer(pool, 'hot', seededBytes(200_000, 1));
-    const reader = pool.openObject('hot'); // pins the first version
+    const reader = await pool.openObject('hot'); // pins the first version
     await putBuffer(pool, 'hot', seededBytes(100_000, 2));
     await putBuffer(pool, 'other', seededBytes(10_000, 3));
-    assert.ok(pool.catalog.isGarbage(first.object.versionId), 'the overwritten version waits for its reader');
+    assert.ok((await pool.catalog.isGarbage(first.object.versionId)), 'the overwritten version waits for its reader');
     const deletes = countDeletes(pool);
     reader.close(); // the last pin goes: a background collection starts
     const a = pool.collectVersion(first.object.versionId);
@@ -37,7 +37,7 @@ test('one garbage version is collected once even when several collections of it 
     const removal = pool.removeObject('other'); // used to collect every garbage version again
     await Promise.all([a, b, removal]);
     await pool.settleBackgroundWork();
-    assert.equal(pool.catalog.isGarbage(first.object.versionId), false);
+    assert.equal((await pool.catalog.isGarbage(first.object.versionId)), false);
     const firstVersionDeletes = [...deletes].filter(([address]) => address.startsWith(first.object.versionId));
     assert.equal(firstVersionDeletes.length, first.object.extentCount * 3, 'every fragment of the version was deleted');
     for (const [address, count] of firstVersionDeletes) assert.equal(count, 1, `fragment ${address} deleted once, not ${count} times`);
@@ -50,14 +50,14 @@ test('a reader opened before an overwrite reads the old version to its end, pinn
   await testPool.withPool(async (pool) => {
     const old = seededBytes(300_000, 4);
     await putBuffer(pool, 'k', old);
-    const reader = pool.openObject('k'); // not pulled yet: a copy that waits for the gate looks like this
+    const reader = await pool.openObject('k'); // not pulled yet: a copy that waits for the gate looks like this
     await putBuffer(pool, 'k', seededBytes(1000, 5));
     await pool.removeObject('k');
     const chunks: Buffer[] = [];
     for await (const chunk of reader.chunks()) chunks.push(chunk);
     assert.ok(Buffer.concat(chunks).equals(old), 'the old version was still whole');
     await pool.settleBackgroundWork();
-    assert.deepEqual(pool.catalog.listGarbage(), [], 'released at the end of the read, then collected');
+    assert.deepEqual((await pool.catalog.listGarbage()), [], 'released at the end of the read, then collected');
   });
 });
 
@@ -65,7 +65,7 @@ test('closing the pool waits for a background collection in flight', async (t) =
   const testPool = await createTestPool(t, { disks: 3, policy: 'ec:2+1', extentSizeBytes: 64 * 1024 });
   const pool = await testPool.open();
   await putBuffer(pool, 'k', seededBytes(200_000, 6));
-  const reader = pool.openObject('k');
+  const reader = await pool.openObject('k');
   await putBuffer(pool, 'k', seededBytes(200_000, 7));
   const deletes = countDeletes(pool);
   reader.close();
@@ -73,7 +73,7 @@ test('closing the pool waits for a background collection in flight', async (t) =
   assert.ok(deletes.size > 0, 'the collection ran before the disks closed');
   const reopened = await testPool.open();
   try {
-    assert.deepEqual(reopened.catalog.listGarbage(), [], 'and finished');
+    assert.deepEqual((await reopened.catalog.listGarbage()), [], 'and finished');
   } finally {
     await reopened.close();
   }

@@ -3,14 +3,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createTestPool, getBuffer, putBuffer, seededBytes } from '../support/test-pool.js';
+import { toArray } from '../support/async.js';
 
 test('a GET streaming an object survives an overwrite and a delete that commit meanwhile', async (t) => {
   const testPool = await createTestPool(t, { disks: 4, policy: 'ec:2+2', extentSizeBytes: 64 * 1024 });
   await testPool.withPool(async (pool) => {
     const original = seededBytes(20 * 64 * 1024 + 123, 1);
     await putBuffer(pool, 'doc', original);
-    const oldVersion = pool.catalog.getObject('doc')?.versionId as string;
-    const chunks = pool.openObject('doc').chunks();
+    const oldVersion = (await pool.catalog.getObject('doc'))?.versionId as string;
+    const chunks = (await pool.openObject('doc')).chunks();
     const first = await chunks.next();
     assert.equal(first.done, false);
     // Overwrite, then delete, while the first reader is between extents: its version is queued as garbage but
@@ -19,14 +20,14 @@ test('a GET streaming an object survives an overwrite and a delete that commit m
     await putBuffer(pool, 'doc', replacement);
     assert.deepEqual(await getBuffer(pool, 'doc'), replacement);
     await pool.removeObject('doc');
-    assert.ok(pool.catalog.isGarbage(oldVersion), 'the old version waits for its reader');
+    assert.ok((await pool.catalog.isGarbage(oldVersion)), 'the old version waits for its reader');
     const rest: Buffer[] = [first.value as Buffer];
     for await (const chunk of { [Symbol.asyncIterator]: () => chunks }) rest.push(chunk);
     assert.deepEqual(Buffer.concat(rest), original);
     // The last reader's release collected the garbage.
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(pool.catalog.isGarbage(oldVersion), false);
-    assert.equal(pool.catalog.fragmentsOfVersion(oldVersion).length, 0);
+    assert.equal((await pool.catalog.isGarbage(oldVersion)), false);
+    assert.equal((await pool.catalog.fragmentsOfVersion(oldVersion)).length, 0);
   });
 });
 
@@ -38,7 +39,7 @@ test('range reads return exactly the bytes asked for, across extent boundaries',
     const size = data.length;
     for (const [start, end] of [[0, 1], [0, size], [65535, 65537], [64 * 1024, 2 * 64 * 1024], [size - 1, size], [100, 100], [3 * 65536 + 5, size]] as const) {
       const parts: Buffer[] = [];
-      for await (const chunk of pool.openObject('ranged', { startByte: start, endByteExclusive: end }).chunks()) parts.push(chunk);
+      for await (const chunk of (await pool.openObject('ranged', { startByte: start, endByteExclusive: end })).chunks()) parts.push(chunk);
       assert.deepEqual(Buffer.concat(parts), data.subarray(start, end), `bytes ${start}..${end}`);
     }
   });
@@ -50,7 +51,7 @@ test('keys under .shardpool/ are reserved: users cannot put them and listings le
     await assert.rejects(putBuffer(pool, '.shardpool/multipart/x', Buffer.from('no')), { code: 'KEY_INVALID' });
     await pool.put('.shardpool/multipart/u/00001', [Buffer.from('part')], { internal: true });
     await putBuffer(pool, 'visible', Buffer.from('yes'));
-    assert.deepEqual([...pool.listObjects()].map((object) => object.key), ['visible']);
-    assert.deepEqual([...pool.listObjects('.shardpool/')].map((object) => object.key), ['.shardpool/multipart/u/00001']);
+    assert.deepEqual((await toArray(pool.listObjects())).map((object) => object.key), ['visible']);
+    assert.deepEqual((await toArray(pool.listObjects('.shardpool/'))).map((object) => object.key), ['.shardpool/multipart/u/00001']);
   });
 });

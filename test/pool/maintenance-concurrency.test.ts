@@ -75,7 +75,7 @@ test('a drain waits for the puts that chose its disk before it began draining, t
     held.release();
     await put;
     await drain;
-    assert.equal(pool.catalog.countFragmentsOnDisk(1), 0, 'nothing is left on the drained disk');
+    assert.equal((await pool.catalog.countFragmentsOnDisk(1)), 0, 'nothing is left on the drained disk');
     assert.ok(Buffer.concat([first, rest]).equals(await getBuffer(pool, 'in-flight')));
   });
 });
@@ -85,7 +85,7 @@ test('a reader keeps reading while a drain moves its fragments and deletes their
   await testPool.withPool(async (pool) => {
     const data = seededBytes(40 * 64 * 1024, 3);
     await putBuffer(pool, 'moving', data);
-    const reader = pool.openObject('moving');
+    const reader = await pool.openObject('moving');
     const chunks = reader.chunks();
     const firstChunk = await chunks.next(); // the reader holds every extent's old locations from here on
     const drained = await drainDisk(pool, '1');

@@ -26,7 +26,7 @@ test('objects at extent boundaries round-trip byte for byte under every policy',
         const key = `edge/${policy}/${size}`;
         const data = seededBytes(size, size + 1);
         await pool.put(key, unevenChunks(data, size), { policy: parsePolicy(policy) });
-        const object = pool.statObject(key);
+        const object = await pool.statObject(key);
         assert.equal(object.sizeBytes, size);
         assert.equal(object.policy, policy);
         assert.equal(object.extentCount, Math.ceil(size / EXTENT_BYTES));

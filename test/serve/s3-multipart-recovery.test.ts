@@ -55,9 +55,9 @@ test('a daemon killed in Complete after its commit leaves the object, no upload 
   assert.equal((await s3Error(again.send(new ListPartsCommand({ Bucket: 'crash', Key: 'big.bin', UploadId: uploadId })))).name, 'NoSuchUpload');
   const catalog = openCatalog(pool);
   try {
-    assert.deepEqual(hiddenPartKeys(catalog), []);
+    assert.deepEqual(await hiddenPartKeys(catalog), []);
   } finally {
-    catalog.close();
+    await catalog.close();
   }
   // The client never saw an answer and retries: the object is that upload's result, so the answer is the same.
   const retried = await again.send(
@@ -81,24 +81,24 @@ test('part objects no upload can reach, and uploads whose parts are gone, are re
   // gone, and an upload whose part row names an object that is gone (a crash in its Complete's cleanup) beside one
   // whose part is still there; and a healthy upload that must be left alone.
   const writable = await Pool.open(pool, { access: 'write', lockWaitMs: 10_000 });
-  const s3Rows = new S3Catalog(writable.catalog);
+  const s3Rows = S3Catalog.of(writable.catalog);
   let healthy: string;
   let healthyPartKey: string;
   let broken: string;
   try {
-    s3Rows.createBucket('keep');
+    await s3Rows.createBucket('keep');
     await writable.put(`${MULTIPART_KEY_PREFIX}0123456789abcdef0123456789abcdef/00001`, [randomBytes(3000)], { internal: true });
-    broken = s3Rows.createUpload({ bucket: 'keep', key: 'broken', contentType: undefined, userMetadata: {} }).uploadId;
+    broken = (await s3Rows.createUpload({ bucket: 'keep', key: 'broken', contentType: undefined, userMetadata: {} })).uploadId;
     const brokenSurvivor = partKeyOf(broken, 2, 'old');
     await writable.put(brokenSurvivor, [randomBytes(2000)], { internal: true });
     const insertPart = (partNumber: number, partKey: string) => s3Rows.replacePart({ uploadId: broken, partNumber, partKey, etag: '"x"', sizeBytes: 1 });
-    insertPart(1, partKeyOf(broken, 1, 'gone'));
-    insertPart(2, brokenSurvivor);
-    healthy = s3Rows.createUpload({ bucket: 'keep', key: 'healthy', contentType: undefined, userMetadata: {} }).uploadId;
+    await insertPart(1, partKeyOf(broken, 1, 'gone'));
+    await insertPart(2, brokenSurvivor);
+    healthy = (await s3Rows.createUpload({ bucket: 'keep', key: 'healthy', contentType: undefined, userMetadata: {} })).uploadId;
     healthyPartKey = partKeyOf(healthy, 1, 'kept');
     await writable.put(healthyPartKey, [randomBytes(1000)], {
       internal: true,
-      inCommit: () => s3Rows.replacePart({ uploadId: healthy, partNumber: 1, partKey: healthyPartKey, etag: '"y"', sizeBytes: 1000 }),
+      inCommit: (tx) => S3Catalog.within(tx).replacePart({ uploadId: healthy, partNumber: 1, partKey: healthyPartKey, etag: '"y"', sizeBytes: 1000 }),
     });
   } finally {
     await writable.close();
@@ -113,9 +113,9 @@ test('part objects no upload can reach, and uploads whose parts are gone, are re
   assert.equal((await s3Error(s3.send(new ListPartsCommand({ Bucket: 'keep', Key: 'broken', UploadId: broken })))).name, 'NoSuchUpload');
   const catalog = openCatalog(pool);
   try {
-    assert.deepEqual(hiddenPartKeys(catalog), [healthyPartKey], 'only the healthy upload keeps a part object');
+    assert.deepEqual(await hiddenPartKeys(catalog), [healthyPartKey], 'only the healthy upload keeps a part object');
   } finally {
-    catalog.close();
+    await catalog.close();
   }
   assert.equal(await daemon.stop(), 0);
 });

@@ -34,9 +34,9 @@ async function servedPool(t: import('node:test').TestContext, label: string) {
   const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off']);
   const s3 = s3Client(daemon.s3Endpoint, keys);
   const catalog = openCatalog(pool);
-  t.after(() => {
+  t.after(async () => {
     s3.destroy();
-    catalog.close();
+    await catalog.close();
   });
   await s3.send(new CreateBucketCommand({ Bucket: 'race' }));
   return { pool, daemon, s3, catalog };
@@ -89,7 +89,7 @@ test('Complete writes the part versions it validated, even when a part is upload
   assert.equal(got.ETag, expectedEtag);
   assert.ok((await bodyBytes(got.Body)).equals(Buffer.concat([first, partA])), 'the object holds the validated part A, not B');
   assert.equal((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'race' }))).Uploads, undefined);
-  assert.deepEqual(hiddenPartKeys(catalog), [], 'no part object outlives the upload');
+  assert.deepEqual(await hiddenPartKeys(catalog), [], 'no part object outlives the upload');
   assert.equal(await daemon.stop(), 0);
   await auditPool(pool, { expected: new Map([[`race/${key}`, Buffer.concat([first, partA])]]), noOrphans: true, context: 'after the race' });
 });
@@ -103,7 +103,7 @@ test('a part still arriving when its upload is aborted is refused with NoSuchUpl
   for (let partNumber = 1; partNumber <= PARTS; partNumber += 1) {
     await s3.send(new UploadPartCommand({ Bucket: 'race', Key: key, UploadId: uploadId, PartNumber: partNumber, Body: randomBytes(1024) }));
   }
-  assert.equal(hiddenPartKeys(catalog).length, PARTS);
+  assert.equal((await hiddenPartKeys(catalog)).length, PARTS);
   const late = randomBytes(64 * 1024);
   const held = heldBody(late);
   const lateUpload = outcome(
@@ -112,13 +112,13 @@ test('a part still arriving when its upload is aborted is refused with NoSuchUpl
   await waitForWritesInFlight(daemon.opsEndpoint, 1);
   const aborting = s3.send(new AbortMultipartUploadCommand({ Bucket: 'race', Key: key, UploadId: uploadId }));
   // The late part is let through as soon as the Abort has visibly begun removing parts.
-  while (hiddenPartKeys(catalog).length === PARTS) await new Promise((resolve) => setImmediate(resolve));
+  while ((await hiddenPartKeys(catalog)).length === PARTS) await new Promise((resolve) => setImmediate(resolve));
   held.release();
   assert.deepEqual(await lateUpload, { error: 'NoSuchUpload' });
   await aborting;
   assert.equal((await s3Error(s3.send(new ListPartsCommand({ Bucket: 'race', Key: key, UploadId: uploadId })))).name, 'NoSuchUpload');
   assert.equal((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'race' }))).Uploads, undefined);
-  assert.deepEqual(hiddenPartKeys(catalog), [], 'no hidden part object is left that no S3 call could remove');
+  assert.deepEqual(await hiddenPartKeys(catalog), [], 'no hidden part object is left that no S3 call could remove');
   assert.equal(await daemon.stop(), 0);
   await auditPool(pool, { expected: new Map(), noOrphans: true, context: 'after the aborted upload' });
 });

@@ -3,6 +3,7 @@
 // fragment file the catalog does not reference (nothing leaked).
 import assert from 'node:assert/strict';
 import { Pool } from '../../src/pool/pool.js';
+import { toArray } from './async.js';
 import { getBuffer } from './test-pool.js';
 
 export interface AuditOptions {
@@ -16,12 +17,12 @@ export interface AuditOptions {
 export async function auditPool(poolDirectory: string, options: AuditOptions): Promise<void> {
   const pool = await Pool.open(poolDirectory, { access: 'read', lockWaitMs: 0 });
   try {
-    const keys = [...pool.listObjects()].map((object) => object.key).sort();
+    const keys = (await toArray(pool.listObjects())).map((object) => object.key).sort();
     assert.deepEqual(keys, [...options.expected.keys()].sort(), `${options.context}: the set of objects`);
     const referenced = new Set<string>();
     for (const [key, data] of options.expected) {
-      const object = pool.requireObject(key);
-      for (const extent of pool.catalog.extentsOf(object.versionId)) {
+      const object = await pool.requireObject(key);
+      for (const extent of await pool.catalog.extentsOf(object.versionId)) {
         for (const fragment of extent.fragments) {
           const disk = pool.readableDisk(fragment.diskId);
           assert.ok(disk, `${options.context}: disk ${fragment.diskId} of ${key} is readable`);
@@ -30,7 +31,7 @@ export async function auditPool(poolDirectory: string, options: AuditOptions): P
           referenced.add(`${fragment.diskId}:${fragment.versionId}.${fragment.extentIndex}.${fragment.fragmentIndex}`);
         }
       }
-      const reader = pool.openObject(key);
+      const reader = await pool.openObject(key);
       const chunks: Buffer[] = [];
       for await (const chunk of reader.chunks()) chunks.push(chunk);
       assert.ok(Buffer.concat(chunks).equals(data), `${options.context}: ${key} reads back byte-exact`);
@@ -67,7 +68,7 @@ export async function auditAllocators(poolDirectory: string): Promise<string[]> 
       const unitBytes = disk.geometry.allocationUnitBytes;
       const owners = new Map<number, string>();
       let coveredUnits = 0;
-      for (const fragment of pool.catalog.fragmentsOnDisk(member.row.id)) {
+      for (const fragment of await pool.catalog.fragmentsOnDisk(member.row.id)) {
         const name = `${fragment.versionId}.${fragment.extentIndex}.${fragment.fragmentIndex}`;
         const recordBytes = Math.ceil(fragment.storedBytes / RECORD_ALIGNMENT_BYTES) * RECORD_ALIGNMENT_BYTES;
         const unitCount = Math.ceil(recordBytes / unitBytes);
@@ -107,16 +108,16 @@ export async function auditLeftovers(poolDirectory: string): Promise<string[]> {
   const problems: string[] = [];
   const pool = await Pool.open(poolDirectory, { access: 'read', lockWaitMs: 0 });
   try {
-    const intents = pool.catalog.listIntents();
+    const intents = await pool.catalog.listIntents();
     if (intents.length > 0) problems.push(`${intents.length} put intents remain (first: ${intents[0]?.key} version ${intents[0]?.versionId})`);
-    const garbage = pool.catalog.listGarbage();
+    const garbage = await pool.catalog.listGarbage();
     if (garbage.length > 0) problems.push(`${garbage.length} garbage versions remain uncollected (first: ${garbage[0]})`);
-    const moves = pool.catalog.listMoves();
+    const moves = await pool.catalog.listMoves();
     if (moves.length > 0) problems.push(`${moves.length} fragment moves remain unfinished`);
     const intentVersions = new Set(intents.map((intent) => intent.versionId));
     for (const member of pool.listMembers()) {
       if (!member.disk) continue;
-      const referenced = new Set(pool.catalog.fragmentsOnDisk(member.row.id).map((row) => `${row.versionId}.${row.extentIndex}.${row.fragmentIndex}`));
+      const referenced = new Set((await pool.catalog.fragmentsOnDisk(member.row.id)).map((row) => `${row.versionId}.${row.extentIndex}.${row.fragmentIndex}`));
       const unreferenced = { underIntent: 0, other: 0, bytes: 0, firstKey: '' };
       for await (const found of member.disk.scanFragments()) {
         if (referenced.has(`${found.versionId}.${found.extentIndex}.${found.fragmentIndex}`)) continue;

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { Catalog } from '../../src/pool/catalog/catalog.js';
 import { openCatalog as openPoolCatalog } from '../../src/pool/catalog/open-catalog.js';
+import { toArray } from './async.js';
 import { MULTIPART_KEY_PREFIX } from '../../src/serve/s3/s3-names.js';
 
 export function s3Client(endpoint: string, credentials: { accessKeyId: string; secretAccessKey: string }, region = 'us-east-1'): S3Client {
@@ -68,6 +69,6 @@ export function openCatalog(pool: string): Catalog {
 }
 
 /** Keys of the hidden pool objects that hold multipart parts. */
-export function hiddenPartKeys(catalog: Catalog): string[] {
-  return [...catalog.listObjects(MULTIPART_KEY_PREFIX)].map((object) => object.key);
+export async function hiddenPartKeys(catalog: Catalog): Promise<string[]> {
+  return (await toArray(catalog.listObjects(MULTIPART_KEY_PREFIX))).map((object) => object.key);
 }

@@ -52,7 +52,7 @@ export async function putBuffer(pool: Pool, key: string, data: Buffer, policy?: 
 
 export async function getBuffer(pool: Pool, key: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of pool.openObject(key).chunks()) chunks.push(chunk);
+  for await (const chunk of (await pool.openObject(key)).chunks()) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 

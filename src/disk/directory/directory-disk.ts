@@ -250,14 +250,14 @@ export class DirectoryDisk implements Disk {
     return (await this.io('list', filePath, () => pathKind(filePath))) === 'file';
   }
 
-  async *strays(_scanned?: ReadonlyArray<FoundFragment>, inFlight: (versionId: string) => boolean = () => false): AsyncIterable<Stray> {
+  async *strays(_scanned?: ReadonlyArray<FoundFragment>, inFlight: (versionId: string) => Promise<boolean> = async () => false): AsyncIterable<Stray> {
     const root = path.join(this.path, FRAGMENTS_DIRECTORY);
     for (const bucket of (await listDirectory(root)).sort()) {
       for (const name of (await listDirectory(path.join(root, bucket))).sort()) {
         const filePath = path.join(root, bucket, name);
         const isTemp = name.includes(TEMP_FILE_MARKER);
         // The temp file of a write still running (a put's, a move's) is not a stray: its writer renames it.
-        if (isTemp && inFlight(name.slice(0, name.indexOf('.')))) continue;
+        if (isTemp && (await inFlight(name.slice(0, name.indexOf('.'))))) continue;
         let unreadable = false;
         if (!isTemp) {
           const head = await readFileHead(filePath, FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_BYTES).catch(() => undefined);

@@ -106,21 +106,21 @@ export interface PartRow {
 
 /** The S3 layer's rows. Every method is one transaction, or joins the one it is called in (a put's inCommit). */
 export interface S3Tables {
-  createBucket(name: string): boolean;
-  getBucket(name: string): BucketRow | undefined;
-  listBuckets(): BucketRow[];
+  createBucket(name: string): Promise<boolean>;
+  getBucket(name: string): Promise<BucketRow | undefined>;
+  listBuckets(): Promise<BucketRow[]>;
   /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  deleteBucket(name: string): boolean;
+  deleteBucket(name: string): Promise<boolean>;
   /** False when a user of that name exists. */
-  insertUser(row: UserRow): boolean;
-  listUsers(): UserRow[];
-  removeUser(name: string): boolean;
-  secretOf(accessKeyId: string): string | undefined;
-  userOf(accessKeyId: string): UserRow | undefined;
-  insertUpload(row: UploadRow): void;
-  getUpload(uploadId: string): UploadRow | undefined;
+  insertUser(row: UserRow): Promise<boolean>;
+  listUsers(): Promise<UserRow[]>;
+  removeUser(name: string): Promise<boolean>;
+  secretOf(accessKeyId: string): Promise<string | undefined>;
+  userOf(accessKeyId: string): Promise<UserRow | undefined>;
+  insertUpload(row: UploadRow): Promise<void>;
+  getUpload(uploadId: string): Promise<UploadRow | undefined>;
   /** Uploads in a bucket whose key starts with prefix, ordered by key then creation. */
-  listUploads(bucket: string, prefix: string, limit: number): UploadRow[];
+  listUploads(bucket: string, prefix: string, limit: number): Promise<UploadRow[]>;
   /**
    * Records an uploaded part, run inside the transaction that commits the part's own object (PutOptions.inCommit),
    * so the row and the bytes it describes become visible together and in the same order as the commits. The part it
@@ -128,123 +128,142 @@ export interface S3Tables {
    * removal queued as garbage, or undefined when the upload is gone (aborted or completed meanwhile): the caller then
    * refuses the commit, and nothing of the part remains.
    */
-  replacePart(part: Omit<PartRow, 'uploadedAtMs'>): string[] | undefined;
-  listParts(uploadId: string, afterPartNumber?: number, limit?: number): PartRow[];
+  replacePart(part: Omit<PartRow, 'uploadedAtMs'>): Promise<string[] | undefined>;
+  listParts(uploadId: string, afterPartNumber?: number, limit?: number): Promise<PartRow[]>;
   /**
    * Forgets an upload, atomically: its row, its part rows and every part object (queued as garbage; a version a
    * reader still pins, such as a Complete reading it, is collected when the reader lets go). Returns the queued
    * versions for the caller to collect, or undefined if the upload does not exist. Run alone (Abort) or inside the
    * commit of the completed object (Complete), so the object appears exactly when the upload disappears.
    */
-  finishUpload(uploadId: string, objectsPrefix: string): string[] | undefined;
+  finishUpload(uploadId: string, objectsPrefix: string): Promise<string[] | undefined>;
   /**
    * Part objects no S3 call could ever remove, removed in one transaction (the daemon runs this when it opens the
    * pool): hidden part objects that no part row of an existing upload names, and uploads with a part row naming a
    * missing object (they can never complete; older versions could leave both behind after a crash in Complete's or
    * Abort's cleanup). Returns the versions queued as garbage.
    */
-  removeAbandonedParts(partsPrefix: string): {
+  removeAbandonedParts(partsPrefix: string): Promise<{
     versionIds: string[];
     uploadsRemoved: number;
     objectsRemoved: number;
-  };
+  }>;
 }
 
-/** Every read and write of pool metadata. Each method is one transaction unless it says otherwise. */
-export interface Catalog {
+/**
+ * The catalog of a pool: every read and write of pool metadata (the operations), each its own transaction, plus
+ * group commit. Every call is async: an engine may be a server (PostgreSQL) as well as a file (SQLite).
+ */
+export interface Catalog extends CatalogOperations {
   /** Which engine keeps this catalog ('sqlite'). */
   readonly engine: string;
-  /** The S3 layer's tables, in the same database (and transactions) as the pool's. */
-  readonly s3: S3Tables;
   /**
    * Catalog group commit: runs `work` in one transaction with every other call made before the event loop turns,
-   * so concurrent puts share one fsync. Resolves after that transaction committed (durably: synchronous=FULL).
-   * If the shared transaction fails, each piece of work is retried alone so one bad put cannot fail the others.
+   * so concurrent puts share one commit (one fsync). Resolves after that transaction committed, durably. Each piece
+   * of work runs in a savepoint of its own: one that throws is undone alone and rejects its own call, the others
+   * still commit. `work` may use only its transaction's handle (the catalog itself waits for the transaction to end)
+   * and must do nothing but catalog work: every other caller waits while it runs.
    */
-  inBatch<T>(work: () => T): Promise<T>;
-  close(): void;
+  inBatch<T>(work: (tx: CatalogTransaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The operations inside one transaction (inBatch, a commit's inCommit): all of them see and join it. */
+export type CatalogTransaction = CatalogOperations;
+
+export interface CatalogOperations {
+  /** The S3 layer's tables, in the same database (and transactions) as the pool's. */
+  readonly s3: S3Tables;
   addDisk(disk: {
     uuid: string;
     kind: DiskKind;
     path: string;
-  }): DiskRow;
-  listDisks(): DiskRow[];
-  setDiskState(diskId: number, state: DiskState): void;
+  }): Promise<DiskRow>;
+  listDisks(): Promise<DiskRow[]>;
+  setDiskState(diskId: number, state: DiskState): Promise<void>;
   /** Forgets a disk; only allowed once no fragment row names it. */
-  deleteDisk(diskId: number): void;
-  diskUsage(): Map<number, DiskUsage>;
-  beginIntent(versionId: string, key: string): void;
-  listIntents(): Array<{
+  deleteDisk(diskId: number): Promise<void>;
+  diskUsage(): Promise<Map<number, DiskUsage>>;
+  beginIntent(versionId: string, key: string): Promise<void>;
+  listIntents(): Promise<Array<{
     versionId: string;
     key: string;
-  }>;
-  dropIntent(versionId: string): void;
+  }>>;
+  dropIntent(versionId: string): Promise<void>;
   /**
    * Makes a new object version visible, atomically: inserts its extents and fragments, points the key at it,
    * queues the version it replaces (if any) as garbage and clears the put's intent. Returns the replaced version.
    * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit); the
    * versions it returns were queued as garbage by it.
    */
-  commitObject(newObject: NewObject, inCommit?: () => ReadonlyArray<string> | void): {
+  commitObject(newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>): Promise<{
     replacedVersionId: string | undefined;
     alsoQueued: ReadonlyArray<string>;
-  };
+  }>;
   /**
    * A large put's progress: rows of extents written and flushed so far, under the put's intent (no object row points
    * at them yet). An interrupted put's recorded rows tell its cleanup where the fragments are (abandonVersion).
    */
-  recordIntentExtents(versionId: string, extents: ReadonlyArray<ExtentRow>): void;
+  recordIntentExtents(versionId: string, extents: ReadonlyArray<ExtentRow>): Promise<void>;
   /** Drops the rows a put recorded under its intent (after their fragments were deleted and the deletes flushed). */
-  dropIntentRows(versionId: string): void;
-  getObject(key: string): ObjectRow | undefined;
+  dropIntentRows(versionId: string): Promise<void>;
+  getObject(key: string): Promise<ObjectRow | undefined>;
   /** The version's S3 metadata, or undefined for objects put without it (CLI puts). */
-  objectMetadata(versionId: string): ObjectMetadata | undefined;
-  isCurrentVersion(key: string, versionId: string): boolean;
+  objectMetadata(versionId: string): Promise<ObjectMetadata | undefined>;
+  isCurrentVersion(key: string, versionId: string): Promise<boolean>;
   /** Objects whose key starts with `prefix`, in byte order of their keys. */
-  listObjects(prefix: string): Generator<ObjectRow>;
+  listObjects(prefix: string): AsyncIterable<ObjectRow>;
   /** Up to `limit` objects with keys after `afterKey` (all when undefined), in key order: for resumable walks. */
-  objectsAfter(afterKey: string | undefined, limit: number): ObjectRow[];
+  objectsAfter(afterKey: string | undefined, limit: number): Promise<ObjectRow[]>;
   /** Up to `limit` objects with keys from `firstKey` on (inclusive), in key order. */
-  objectsFrom(firstKey: string, limit: number): ObjectRow[];
+  objectsFrom(firstKey: string, limit: number): Promise<ObjectRow[]>;
   /** The current object whose version this is, or undefined for a replaced or removed version. */
-  objectOfVersion(versionId: string): ObjectRow | undefined;
-  getSetting(name: string): string | undefined;
-  setSetting(name: string, value: string): void;
-  objectTotals(): {
+  objectOfVersion(versionId: string): Promise<ObjectRow | undefined>;
+  getSetting(name: string): Promise<string | undefined>;
+  setSetting(name: string, value: string): Promise<void>;
+  objectTotals(): Promise<{
     objectCount: number;
     logicalBytes: number;
-  };
-  extentsOf(versionId: string): ExtentRow[];
+  }>;
+  extentsOf(versionId: string): Promise<ExtentRow[]>;
   /** Removes the key; its version is queued as garbage. Returns that version, or undefined if there was no object. */
-  removeObject(key: string): string | undefined;
-  listGarbage(): string[];
-  isGarbage(versionId: string): boolean;
-  fragmentsOfVersion(versionId: string): FragmentRow[];
-  deleteFragmentRows(rows: ReadonlyArray<FragmentAddress>): void;
+  removeObject(key: string): Promise<string | undefined>;
+  /** Removes the key and returns its object as it was (its version queued as garbage), or undefined if none. */
+  takeObject(key: string): Promise<ObjectRow | undefined>;
+  listGarbage(): Promise<string[]>;
+  isGarbage(versionId: string): Promise<boolean>;
+  fragmentsOfVersion(versionId: string): Promise<FragmentRow[]>;
+  deleteFragmentRows(rows: ReadonlyArray<FragmentAddress>): Promise<void>;
   /** Drops a garbage version once none of its fragments remain. */
-  finishGarbage(versionId: string): boolean;
+  finishGarbage(versionId: string): Promise<boolean>;
   /** Up to `limit` fragments of current objects that live on `diskId`. */
-  fragmentsToMove(diskId: number, limit: number): FragmentToMove[];
+  fragmentsToMove(diskId: number, limit: number): Promise<FragmentToMove[]>;
   /** Registers a fragment about to be copied from its source disk to `targetDiskId` (see the moves table). */
-  beginMove(fragment: FragmentRow, targetDiskId: number): void;
-  listMoves(): Array<FragmentAddress & {
+  beginMove(fragment: FragmentRow, targetDiskId: number): Promise<void>;
+  listMoves(): Promise<Array<FragmentAddress & {
     sourceDiskId: number;
     targetDiskId: number;
     sourceLocationBytes: number;
-  }>;
+  }>>;
   /** The disk the catalog places a fragment on, or undefined when the fragment is no longer referenced. */
-  diskOfFragment(address: FragmentAddress): number | undefined;
-  fragmentRow(address: FragmentAddress): FragmentRow | undefined;
+  diskOfFragment(address: FragmentAddress): Promise<number | undefined>;
+  fragmentRow(address: FragmentAddress): Promise<FragmentRow | undefined>;
   /** Every fragment row naming this disk (current and garbage versions), for recover. */
-  fragmentsOnDisk(diskId: number): FragmentRow[];
+  fragmentsOnDisk(diskId: number): Promise<FragmentRow[]>;
   /** True while a move of this fragment (or, without indexes, of any fragment of the version) is recorded. */
   isMoving(address: {
     versionId: string;
     extentIndex?: number;
     fragmentIndex?: number;
-  }): boolean;
-  hasIntent(versionId: string): boolean;
-  dropMove(address: FragmentAddress): void;
+  }): Promise<boolean>;
+  hasIntent(versionId: string): Promise<boolean>;
+  /**
+   * What the catalog says of a fragment found at `diskId` (and, on a device, `locationBytes`), read in one
+   * transaction: 'in-flight' while its put's intent or a move of it is recorded, 'referenced' when its row names that
+   * place, else 'unreferenced' (an orphan, if the disk still holds it).
+   */
+  fragmentStatus(fragment: FragmentAddress, place: { diskId: number; locationBytes: number | undefined }): Promise<'in-flight' | 'referenced' | 'unreferenced'>;
+  dropMove(address: FragmentAddress): Promise<void>;
   /** Re-points a fragment at the disk its copy was written to. The move row stays until the source copy is gone. */
   moveFragment(address: FragmentAddress, from: {
     diskId: number;
@@ -252,21 +271,21 @@ export interface Catalog {
     diskId: number;
     storedBytes: number;
     locationBytes: number;
-  }): boolean;
+  }): Promise<boolean>;
   /** The most fragments per extent among the objects with a fragment on this disk (0 when it holds none). */
-  widestExtentOnDisk(diskId: number): number;
-  countFragmentsOnDisk(diskId: number): number;
+  widestExtentOnDisk(diskId: number): Promise<number>;
+  countFragmentsOnDisk(diskId: number): Promise<number>;
   /**
    * Counts extents of current objects by how many of their fragments are on unavailable disks: `degraded` have at
    * least one there, `unreadable` have fewer available than the policy needs.
    */
-  redundancyReport(unavailableDiskIds: ReadonlyArray<number>): {
+  redundancyReport(unavailableDiskIds: ReadonlyArray<number>): Promise<{
     degradedExtents: number;
     unreadableExtents: number;
-  };
-  addToCounter(name: string, delta: number): void;
-  counters(): Record<string, number>;
-  extentOf(versionId: string, extentIndex: number): ExtentRow | undefined;
+  }>;
+  addToCounter(name: string, delta: number): Promise<void>;
+  counters(): Promise<Record<string, number>>;
+  extentOf(versionId: string, extentIndex: number): Promise<ExtentRow | undefined>;
 }
 
 /** Told the number of pieces of work in every shared catalog transaction (the daemon's commit batch metric). */

@@ -1,5 +1,6 @@
 // The SQLite engine of the catalog (the embedded default): better-sqlite3, in WAL mode with synchronous=FULL so that
 // a returned commit is durable; every multi-row change is one transaction.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import Database from 'better-sqlite3';
 import { assert } from '../../assert.js';
 import { CATALOG_SCHEMA_VERSION } from '../../constants.js';
@@ -7,6 +8,8 @@ import { ShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
 import type {
   Catalog,
+  CatalogOperations,
+  CatalogTransaction,
   DiskRow,
   DiskState,
   DiskUsage,
@@ -25,56 +28,18 @@ import { SqliteS3Tables } from './sqlite-s3-tables.js';
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
 
-export class SqliteCatalog implements Catalog {
-  readonly engine = 'sqlite';
-  readonly s3: S3Tables;
-  private batch: Array<{ work: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
-  private batchScheduled = false;
+/**
+ * The rows themselves, synchronously (better-sqlite3): each method is one transaction, or joins the one open on the
+ * connection. Only SqliteCatalog (below) calls it, and never while another caller's transaction is open.
+ */
+class SqliteRows {
+  readonly s3: SqliteS3Tables;
 
-  private constructor(
-    private readonly db: Database.Database,
-    filePath: string,
-  ) {
-    this.s3 = guarded(new SqliteS3Tables(db, this), filePath);
+  private constructor(readonly db: Database.Database) {
+    this.s3 = new SqliteS3Tables(db, this);
   }
 
-  /**
-   * Catalog group commit: runs `work` in one transaction with every other call made before the event loop turns,
-   * so concurrent puts share one fsync. Resolves after that transaction committed (durably: synchronous=FULL).
-   * If the shared transaction fails, each piece of work is retried alone so one bad put cannot fail the others.
-   */
-  inBatch<T>(work: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.batch.push({ work, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.batchScheduled) {
-        this.batchScheduled = true;
-        setImmediate(() => this.runBatch());
-      }
-    });
-  }
-
-  private runBatch(): void {
-    this.batchScheduled = false;
-    const items = this.batch.splice(0);
-    if (items.length === 0) return;
-    let results: unknown[];
-    try {
-      results = this.db.transaction(() => items.map((item) => item.work())).immediate();
-    } catch {
-      for (const item of items) {
-        try {
-          item.resolve(this.db.transaction(() => item.work()).immediate());
-        } catch (error) {
-          item.reject(error);
-        }
-      }
-      return;
-    }
-    reportCatalogBatch(items.length);
-    items.forEach((item, index) => item.resolve(results[index]));
-  }
-
-  static open(filePath: string, options: { create: boolean }): SqliteCatalog {
+  static open(filePath: string, options: { create: boolean }): SqliteRows {
     let db: Database.Database;
     try {
       db = new Database(filePath, { fileMustExist: !options.create });
@@ -87,14 +52,14 @@ export class SqliteCatalog implements Catalog {
         cause: error,
       });
     }
-    const catalog = new SqliteCatalog(db, filePath);
+    const rows = new SqliteRows(db);
     try {
-      catalog.migrate(filePath);
+      rows.migrate(filePath);
     } catch (error) {
       db.close();
       throw catalogError(error, filePath);
     }
-    return guarded(catalog, filePath);
+    return rows;
   }
 
   close(): void {
@@ -166,10 +131,7 @@ export class SqliteCatalog implements Catalog {
    * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit); the
    * versions it returns were queued as garbage by it.
    */
-  commitObject(
-    newObject: NewObject,
-    inCommit?: () => ReadonlyArray<string> | void,
-  ): { replacedVersionId: string | undefined; alsoQueued: ReadonlyArray<string> } {
+  commitObjectRows(newObject: NewObject): string | undefined {
     const { object, extents } = newObject;
     return this.db.transaction(() => {
       this.insertExtents(object.versionId, extents);
@@ -206,8 +168,7 @@ export class SqliteCatalog implements Catalog {
           object.createdAtMs,
         );
       this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
-      const alsoQueued = inCommit?.() ?? [];
-      return { replacedVersionId: replaced, alsoQueued };
+      return replaced;
     }).immediate();
   }
 
@@ -322,6 +283,15 @@ export class SqliteCatalog implements Catalog {
       byExtent.set(fragment.extentIndex, list);
     }
     return extents.map((extent) => ({ ...extent, fragments: byExtent.get(extent.extentIndex) ?? [] }));
+  }
+
+  /** Removes the key and returns its object as it was (its version queued as garbage), or undefined if none. */
+  takeObject(key: string): ObjectRow | undefined {
+    return this.db.transaction(() => {
+      const object = this.getObject(key);
+      if (object) this.queueGarbageFor(key);
+      return object;
+    })();
   }
 
   /** Removes the key; its version is queued as garbage. Returns that version, or undefined if there was no object. */
@@ -444,6 +414,38 @@ export class SqliteCatalog implements Catalog {
 
   hasIntent(versionId: string): boolean {
     return this.db.prepare(`SELECT 1 FROM intents WHERE version_id = ?`).get(versionId) !== undefined;
+  }
+
+  fragmentStatus(fragment: FragmentAddress, place: { diskId: number; locationBytes: number | undefined }): 'in-flight' | 'referenced' | 'unreferenced' {
+    return this.db.transaction(() => {
+      if (this.hasIntent(fragment.versionId) || this.isMoving(fragment)) return 'in-flight' as const;
+      const row = this.fragmentRow(fragment);
+      const here = row !== undefined && row.diskId === place.diskId && (place.locationBytes === undefined || row.locationBytes === place.locationBytes);
+      return here ? ('referenced' as const) : ('unreferenced' as const);
+    })();
+  }
+
+  /** Up to `limit` objects whose key starts with `prefix`, after `afterKey` (from the first when undefined). */
+  objectsWithPrefix(prefix: string, afterKey: string | undefined, limit: number): ObjectRow[] {
+    const rows =
+      afterKey === undefined
+        ? (this.db.prepare(`${OBJECT_SELECT} WHERE key >= ? ORDER BY key LIMIT ?`).all(prefix, limit) as ObjectRow[])
+        : (this.db.prepare(`${OBJECT_SELECT} WHERE key > ? ORDER BY key LIMIT ?`).all(afterKey, limit) as ObjectRow[]);
+    const end = rows.findIndex((row) => !row.key.startsWith(prefix));
+    return end < 0 ? rows : rows.slice(0, end);
+  }
+
+  /** Runs `work` in a savepoint of the open transaction: undone alone if it throws. */
+  async inSavepoint<T>(work: () => Promise<T>): Promise<T> {
+    this.db.exec('SAVEPOINT batch_item');
+    try {
+      const result = await work();
+      this.db.exec('RELEASE batch_item');
+      return result;
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK TO batch_item; RELEASE batch_item');
+      throw error;
+    }
   }
 
   dropMove(address: FragmentAddress): void {
@@ -578,43 +580,183 @@ const OBJECT_SELECT = `SELECT key, version_id AS versionId, size_bytes AS sizeBy
 const FRAGMENT_SELECT = `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
   disk_id AS diskId, stored_bytes AS storedBytes, location_bytes AS locationBytes FROM fragments`;
 
+/** The methods of `T`, each returning a promise of what it returned. */
+type Async<T> = { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never };
+
+/** Set while a transaction's work runs: the catalog itself may not be called from there (it would wait forever). */
+const insideTransaction = new AsyncLocalStorage<true>();
+
+/** How many rows a listing reads at a time (a listing never holds a statement open across an await). */
+const LISTING_PAGE_ROWS = 1000;
+
 /**
- * SQLite's own failures — an I/O error, a full or vanished filesystem, a damaged or locked file — are operating
- * errors (CATALOG_IO_FAILED, with SQLite's code), never "internal error". Constraint violations stay what they are:
- * a statement that breaks the schema's rules is a bug. Every public method of the catalog (and of its S3 tables) is
- * guarded, including iteration of what it returns lazily and the promises of group commits.
+ * The SQLite engine. One connection, used by one caller at a time: a call made while a transaction is open (a
+ * group commit awaiting its pieces of work) waits for it to end, so nobody reads uncommitted rows or writes into
+ * another's transaction; a call made when none is open runs at once. Transactions are BEGIN IMMEDIATE … COMMIT,
+ * durable at COMMIT (synchronous=FULL); each piece of a group commit runs in a savepoint of its own.
  */
-function guarded<T extends object>(target: T, filePath: string): T {
+export class SqliteCatalog {
+  readonly engine = 'sqlite';
+  readonly s3: S3Tables;
+  private readonly outside: Async<SqliteRows>;
+  /** The handle of the open transaction: the same rows, without waiting. */
+  private readonly tx: CatalogTransaction;
+  private transactionEnded: Promise<void> | undefined;
+  private batch: Array<{ work: (tx: CatalogTransaction) => Promise<unknown>; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
+  private batchScheduled = false;
+
+  private constructor(
+    private readonly rows: SqliteRows,
+    private readonly filePath: string,
+  ) {
+    this.outside = asyncView(rows, filePath, () => this.untilNoTransaction());
+    this.s3 = asyncView(rows.s3, filePath, () => this.untilNoTransaction());
+    this.tx = this.operations(asyncView(rows, filePath, undefined), asyncView(rows.s3, filePath, undefined), (work) => work(this.tx));
+  }
+
+  static open(filePath: string, options: { create: boolean }): Catalog {
+    const catalog = new SqliteCatalog(SqliteRows.open(filePath, options), filePath);
+    return catalog.operations(catalog.outside, catalog.s3, (work) => catalog.transaction(work), catalog);
+  }
+
+  inBatch<T>(work: (tx: CatalogTransaction) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.batch.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.batchScheduled) {
+        this.batchScheduled = true;
+        setImmediate(() => void this.runBatch());
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.untilNoTransaction();
+    this.rows.close();
+  }
+
+  private async runBatch(): Promise<void> {
+    this.batchScheduled = false;
+    const items = this.batch.splice(0);
+    if (items.length === 0) return;
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      await this.transaction(async (tx) => {
+        for (const item of items) {
+          try {
+            outcomes.push({ ok: true, value: await this.rows.inSavepoint(() => item.work(tx)) });
+          } catch (error) {
+            outcomes.push({ ok: false, error: catalogError(error, this.filePath) });
+          }
+        }
+      });
+    } catch (error) {
+      // The commit itself failed: none of it is durable, so every piece fails.
+      for (const item of items) item.reject(catalogError(error, this.filePath));
+      return;
+    }
+    reportCatalogBatch(items.length);
+    items.forEach((item, index) => {
+      const outcome = outcomes[index];
+      assert(outcome !== undefined, 'every piece of a batch has an outcome');
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    });
+  }
+
+  /** One transaction around `work`, with the connection to itself until it ends. */
+  private async transaction<T>(work: (tx: CatalogTransaction) => Promise<T>): Promise<T> {
+    await this.untilNoTransaction();
+    let end!: () => void;
+    this.transactionEnded = new Promise<void>((resolve) => (end = resolve));
+    const { db } = this.rows;
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await insideTransaction.run(true, () => work(this.tx));
+        db.exec('COMMIT');
+        return result;
+      } finally {
+        if (db.inTransaction) db.exec('ROLLBACK');
+      }
+    } catch (error) {
+      throw catalogError(error, this.filePath);
+    } finally {
+      this.transactionEnded = undefined;
+      end();
+    }
+  }
+
+  private async untilNoTransaction(): Promise<void> {
+    assert(insideTransaction.getStore() === undefined, "inside a transaction only its handle is used, never the catalog's");
+    while (this.transactionEnded) await this.transactionEnded;
+  }
+
+  /** The operations over a view of the rows; `commit` runs a commit's transaction (joins the open one, in tx). */
+  private operations<T extends object>(
+    view: Async<SqliteRows>,
+    s3: S3Tables,
+    commit: <R>(work: (tx: CatalogTransaction) => Promise<R>) => Promise<R>,
+    base?: T,
+  ): CatalogOperations & T {
+    const rows = this.rows;
+    const own = {
+      s3,
+      commitObject: (newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) =>
+        commit(async (tx) => {
+          const replacedVersionId = rows.commitObjectRows(newObject);
+          const alsoQueued = (await inCommit?.(tx)) ?? [];
+          return { replacedVersionId, alsoQueued };
+        }),
+      listObjects: (prefix: string): AsyncIterable<ObjectRow> => pagedObjects(view, prefix),
+    };
+    const { commitObjectRows: _rows, objectsWithPrefix: _page, inSavepoint: _savepoint, listObjects: _list, s3: _s3, db: _db, close: _close, ...rest } = bindAll(view);
+    const operations: CatalogOperations = { ...rest, ...own }; // checked here: the rows implement every operation
+    return Object.assign(base ?? ({} as T), operations);
+  }
+}
+
+async function* pagedObjects(view: Async<SqliteRows>, prefix: string): AsyncGenerator<ObjectRow> {
+  let afterKey: string | undefined;
+  for (;;) {
+    const page = await view.objectsWithPrefix(prefix, afterKey, LISTING_PAGE_ROWS);
+    yield* page;
+    if (page.length < LISTING_PAGE_ROWS) return;
+    afterKey = page[page.length - 1]?.key;
+  }
+}
+
+/** Every method of the view (its prototype's included), as own properties. */
+function bindAll<T extends object>(view: T): T {
+  const names = new Set<string>();
+  for (let prototype = Object.getPrototypeOf(view) as object | null; prototype && prototype !== Object.prototype; prototype = Object.getPrototypeOf(prototype) as object | null) {
+    for (const name of Object.getOwnPropertyNames(prototype)) if (name !== 'constructor') names.add(name);
+  }
+  return Object.fromEntries([...names].map((name) => [name, (view as Record<string, unknown>)[name]])) as T;
+}
+
+/**
+ * The rows' methods, async: each waits for `before` (no transaction of another caller open), then runs at once.
+ * SQLite's own failures — an I/O error, a full or vanished filesystem, a damaged or locked file — become
+ * CATALOG_IO_FAILED (with SQLite's code), never "internal error".
+ */
+function asyncView<T extends object>(target: T, filePath: string, before: (() => Promise<void>) | undefined): Async<T> {
   return new Proxy(target, {
     get(object, property) {
       const value: unknown = Reflect.get(object, property, object);
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
+      return async (...args: unknown[]) => {
+        if (before) await before();
         try {
-          const result: unknown = (value as (...args: unknown[]) => unknown).apply(object, args);
-          if (result instanceof Promise) return result.catch((error: unknown) => Promise.reject(catalogError(error, filePath)));
-          if (isIterator(result)) return guardedIteration(result, filePath);
-          return result;
+          return (value as (...args: unknown[]) => unknown).apply(object, args);
         } catch (error) {
           throw catalogError(error, filePath);
         }
       };
     },
-  });
+  }) as unknown as Async<T>;
 }
 
-function* guardedIteration<T>(iterator: Iterator<T>, filePath: string): Generator<T> {
-  try {
-    yield* { [Symbol.iterator]: () => iterator };
-  } catch (error) {
-    throw catalogError(error, filePath);
-  }
-}
-
-function isIterator(value: unknown): value is Iterator<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { next?: unknown }).next === 'function' && Symbol.iterator in value;
-}
-
+/** Constraint violations stay what they are: a statement that breaks the schema's rules is a bug. */
 export function catalogError(error: unknown, filePath: string): unknown {
   if (!(error instanceof Database.SqliteError) || error.code.startsWith('SQLITE_CONSTRAINT')) return error;
   return new ShardpoolError('CATALOG_IO_FAILED', `the catalog ${filePath} failed: ${error.message} (${error.code})`, { path: filePath, sqliteCode: error.code }, { cause: error });

@@ -2,7 +2,7 @@
 // uploads. Objects themselves are pool objects keyed "bucket/key"; their ETag and metadata live with the version.
 // Only rows here: names, keys and upload ids are made and checked by the S3 layer (serve/s3/s3-catalog.ts).
 import type Database from 'better-sqlite3';
-import type { BucketRow, PartRow, S3Tables, UploadRow, UserRow } from './catalog.js';
+import type { BucketRow, PartRow, UploadRow, UserRow } from './catalog.js';
 
 /** What the S3 tables need of the pool's own tables, inside the same transaction. */
 interface PoolObjects {
@@ -10,7 +10,7 @@ interface PoolObjects {
   removeObject(key: string): string | undefined;
 }
 
-export class SqliteS3Tables implements S3Tables {
+export class SqliteS3Tables {
   constructor(
     private readonly db: Database.Database,
     private readonly catalog: PoolObjects,

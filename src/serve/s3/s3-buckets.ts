@@ -10,14 +10,14 @@ const LIST_KEYS_MAX = 1000;
 const CATALOG_PAGE_COUNT = 1000;
 const OWNER = { ID: 'shardpool', DisplayName: 'shardpool' };
 
-export function listBuckets(call: S3Call): void {
-  const buckets = call.context.s3.listBuckets().map((bucket) => ({ Name: bucket.name, CreationDate: isoDate(bucket.createdAtMs) }));
+export async function listBuckets(call: S3Call): Promise<void> {
+  const buckets = (await call.context.s3.listBuckets()).map((bucket) => ({ Name: bucket.name, CreationDate: isoDate(bucket.createdAtMs) }));
   sendXml(call, 200, xmlDocument('ListAllMyBucketsResult', { Owner: OWNER, Buckets: { Bucket: buckets } }));
 }
 
-export function createBucket(call: S3Call): void {
+export async function createBucket(call: S3Call): Promise<void> {
   const name = validateBucketName(call.bucket ?? '');
-  if (!call.context.s3.createBucket(name)) {
+  if (!(await call.context.s3.createBucket(name))) {
     throw new S3Error('BucketAlreadyOwnedByYou', 409, 'Your previous request to create the named bucket succeeded and you already own it.', {
       BucketName: name,
     });
@@ -25,29 +25,29 @@ export function createBucket(call: S3Call): void {
   sendEmpty(call, 200, { Location: `/${name}` });
 }
 
-export function headBucket(call: S3Call): void {
-  requireBucket(call);
+export async function headBucket(call: S3Call): Promise<void> {
+  await requireBucket(call);
   sendEmpty(call, 200, { 'x-amz-bucket-region': call.context.region });
 }
 
-export function deleteBucket(call: S3Call): void {
-  const bucket = requireBucket(call);
-  if (!call.context.s3.deleteBucket(bucket)) {
+export async function deleteBucket(call: S3Call): Promise<void> {
+  const bucket = await requireBucket(call);
+  if (!(await call.context.s3.deleteBucket(bucket))) {
     throw new S3Error('BucketNotEmpty', 409, 'The bucket you tried to delete is not empty', { BucketName: bucket });
   }
   sendEmpty(call, 204);
 }
 
-export function getBucketLocation(call: S3Call): void {
-  requireBucket(call);
+export async function getBucketLocation(call: S3Call): Promise<void> {
+  await requireBucket(call);
   // us-east-1 is spelled as an empty LocationConstraint, as S3 does.
   const region = call.context.region === 'us-east-1' ? '' : call.context.region;
   sendXml(call, 200, xmlDocument('LocationConstraint', { '#text': region }));
 }
 
 /** ListObjectsV2 (list-type=2) and the original ListObjects, which differ only in how paging is spelled. */
-export function listObjects(call: S3Call): void {
-  const bucket = requireBucket(call);
+export async function listObjects(call: S3Call): Promise<void> {
+  const bucket = await requireBucket(call);
   const query = call.query;
   const v2 = query.get('list-type') === '2';
   const prefix = query.get('prefix') ?? '';
@@ -57,12 +57,13 @@ export function listObjects(call: S3Call): void {
   if (query.has('encoding-type') && !urlEncode) throw new S3Error('InvalidArgument', 400, 'encoding-type must be url');
   const continuationToken = query.get('continuation-token') ?? undefined;
   const startAfter = v2 ? (continuationToken !== undefined ? decodeToken(continuationToken) : (query.get('start-after') ?? '')) : (query.get('marker') ?? '');
-  const page = listPage(call, { bucket, prefix, delimiter, maxKeys, startAfter });
+  const page = await listPage(call, { bucket, prefix, delimiter, maxKeys, startAfter });
   const encode = (text: string) => (urlEncode ? encodeURIComponent(text).replace(/%2F/g, '/') : text);
-  const contents = page.objects.map((entry) => ({
+  const etags = await Promise.all(page.objects.map((entry) => etagOf(call.context, entry.object)));
+  const contents = page.objects.map((entry, index) => ({
     Key: encode(entry.key),
     LastModified: isoDate(entry.object.createdAtMs),
-    ETag: etagOf(call.context, entry.object),
+    ETag: etags[index],
     Size: entry.object.sizeBytes,
     StorageClass: 'STANDARD',
     ...(v2 && query.get('fetch-owner') !== 'true' ? {} : { Owner: OWNER }),
@@ -108,10 +109,10 @@ interface ListedPage {
  * Walks the bucket's keys in order after `startAfter`, folding keys that contain the delimiter after the prefix into
  * common prefixes. A marker that is itself a common prefix skips every key under it.
  */
-function listPage(
+async function listPage(
   call: S3Call,
   options: { bucket: string; prefix: string; delimiter: string; maxKeys: number; startAfter: string },
-): ListedPage {
+): Promise<ListedPage> {
   const bucketKeys = bucketPrefix(options.bucket);
   const objects: ListedPage['objects'] = [];
   const commonPrefixes: string[] = [];
@@ -123,7 +124,7 @@ function listPage(
   if (options.maxKeys === 0) return { objects, commonPrefixes, truncated: false, lastReturned };
   const catalog = call.context.pool.catalog;
   // The first page starts at the prefix (inclusive) or after the marker, whichever is further on.
-  let rows = options.startAfter !== '' && startAfter >= from ? catalog.objectsAfter(startAfter, CATALOG_PAGE_COUNT) : catalog.objectsFrom(from, CATALOG_PAGE_COUNT);
+  let rows = options.startAfter !== '' && startAfter >= from ? await catalog.objectsAfter(startAfter, CATALOG_PAGE_COUNT) : await catalog.objectsFrom(from, CATALOG_PAGE_COUNT);
   walk: while (rows.length > 0) {
     let cursor = (rows[rows.length - 1] as ObjectRow).key;
     for (const row of rows) {
@@ -151,7 +152,7 @@ function listPage(
       objects.push({ key, object: row });
       lastReturned = key;
     }
-    rows = catalog.objectsAfter(cursor, CATALOG_PAGE_COUNT);
+    rows = await catalog.objectsAfter(cursor, CATALOG_PAGE_COUNT);
   }
   return { objects, commonPrefixes, truncated, lastReturned };
 }

@@ -3,11 +3,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
-import type { ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { Pool } from '../../pool/pool.js';
 import type { PoolGate } from '../pool-gate.js';
 import type { DecodedBody } from './s3-body.js';
-import type { S3Catalog } from './s3-catalog.js';
+import { S3Catalog } from './s3-catalog.js';
 import { S3Error } from './s3-error.js';
 import type { VerifiedRequest } from './sigv4.js';
 
@@ -48,9 +48,9 @@ export function sendEmpty(call: S3Call, status: number, headers: Record<string, 
   call.response.end();
 }
 
-export function requireBucket(call: S3Call): string {
+export async function requireBucket(call: S3Call): Promise<string> {
   const bucket = call.bucket;
-  if (bucket === undefined || call.context.s3.getBucket(bucket) === undefined) throw noSuchBucket(bucket ?? '');
+  if (bucket === undefined || (await call.context.s3.getBucket(bucket)) === undefined) throw noSuchBucket(bucket ?? '');
   return bucket;
 }
 
@@ -59,8 +59,8 @@ export function requireBucket(call: S3Call): string {
  * arriving. DeleteBucket's emptiness check is one transaction too, so either the object lands in a bucket that
  * still exists (and the bucket is then not empty), or the bucket is gone first and the put is refused.
  */
-export function requireBucketInCommit(context: S3Context, bucket: string): void {
-  if (context.s3.getBucket(bucket) === undefined) throw noSuchBucket(bucket);
+export async function requireBucketInCommit(tx: CatalogTransaction, bucket: string): Promise<void> {
+  if ((await S3Catalog.within(tx).getBucket(bucket)) === undefined) throw noSuchBucket(bucket);
 }
 
 export function noSuchBucket(bucket: string): S3Error {
@@ -90,13 +90,13 @@ export function header(call: S3Call, name: string): string | undefined {
 }
 
 /** The ETag S3 clients see: the stored one, or for objects put by the CLI (no MD5 known) a multipart-style tag. */
-export function etagOf(context: S3Context, object: ObjectRow): string {
-  return metadataOf(context, object).etag;
+export async function etagOf(context: S3Context, object: ObjectRow): Promise<string> {
+  return (await metadataOf(context, object)).etag;
 }
 
-export function metadataOf(context: S3Context, object: ObjectRow): ObjectMetadata {
+export async function metadataOf(context: S3Context, object: ObjectRow): Promise<ObjectMetadata> {
   return (
-    context.pool.catalog.objectMetadata(object.versionId) ?? {
+    (await context.pool.catalog.objectMetadata(object.versionId)) ?? {
       etag: `"${object.versionId.replaceAll('-', '')}-1"`,
       contentType: undefined,
       userMetadata: {},

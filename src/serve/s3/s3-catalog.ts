@@ -2,7 +2,7 @@
 // user names, access keys, upload ids — and where its hidden part objects live. No SQL here.
 import { randomBytes } from 'node:crypto';
 import { ShardpoolError } from '../../errors.js';
-import type { BucketRow, Catalog, PartRow, S3Tables, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
+import type { BucketRow, Catalog, CatalogTransaction, PartRow, S3Tables, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
 import { MULTIPART_KEY_PREFIX } from './s3-names.js';
 
 export type { BucketRow, PartRow, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
@@ -12,30 +12,35 @@ const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const ACCESS_KEY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 export class S3Catalog {
-  private readonly rows: S3Tables;
+  private constructor(private readonly rows: S3Tables) {}
 
-  constructor(catalog: Catalog) {
-    this.rows = catalog.s3;
+  static of(catalog: Catalog): S3Catalog {
+    return new S3Catalog(catalog.s3);
   }
 
-  createBucket(name: string): boolean {
+  /** The same, inside a transaction (a put's inCommit): every call joins it. */
+  static within(tx: CatalogTransaction): S3Catalog {
+    return new S3Catalog(tx.s3);
+  }
+
+  async createBucket(name: string): Promise<boolean> {
     return this.rows.createBucket(name);
   }
 
-  getBucket(name: string): BucketRow | undefined {
+  async getBucket(name: string): Promise<BucketRow | undefined> {
     return this.rows.getBucket(name);
   }
 
-  listBuckets(): BucketRow[] {
+  async listBuckets(): Promise<BucketRow[]> {
     return this.rows.listBuckets();
   }
 
   /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  deleteBucket(name: string): boolean {
+  async deleteBucket(name: string): Promise<boolean> {
     return this.rows.deleteBucket(name);
   }
 
-  addUser(name: string): UserRow {
+  async addUser(name: string): Promise<UserRow> {
     if (!USER_NAME.test(name)) {
       throw new ShardpoolError('USAGE_INVALID', `user names are 1 to 64 letters, digits, '.', '_', '@' or '-', not ${JSON.stringify(name)}`);
     }
@@ -45,57 +50,57 @@ export class S3Catalog {
       secretAccessKey: randomBytes(30).toString('base64').replace(/[+/=]/g, 'x'),
       createdAtMs: Date.now(),
     };
-    if (!this.rows.insertUser(row)) throw new ShardpoolError('USER_ALREADY_EXISTS', `a user named ${JSON.stringify(name)} already exists`, { user: name });
+    if (!(await this.rows.insertUser(row))) throw new ShardpoolError('USER_ALREADY_EXISTS', `a user named ${JSON.stringify(name)} already exists`, { user: name });
     return row;
   }
 
-  listUsers(): UserRow[] {
+  async listUsers(): Promise<UserRow[]> {
     return this.rows.listUsers();
   }
 
-  removeUser(name: string): boolean {
+  async removeUser(name: string): Promise<boolean> {
     return this.rows.removeUser(name);
   }
 
-  secretOf(accessKeyId: string): string | undefined {
+  async secretOf(accessKeyId: string): Promise<string | undefined> {
     return this.rows.secretOf(accessKeyId);
   }
 
-  userOf(accessKeyId: string): UserRow | undefined {
+  async userOf(accessKeyId: string): Promise<UserRow | undefined> {
     return this.rows.userOf(accessKeyId);
   }
 
-  createUpload(upload: Omit<UploadRow, 'uploadId' | 'createdAtMs'>): UploadRow {
+  async createUpload(upload: Omit<UploadRow, 'uploadId' | 'createdAtMs'>): Promise<UploadRow> {
     const row: UploadRow = { ...upload, uploadId: randomBytes(16).toString('hex'), createdAtMs: Date.now() };
-    this.rows.insertUpload(row);
+    await this.rows.insertUpload(row);
     return row;
   }
 
-  getUpload(uploadId: string): UploadRow | undefined {
+  async getUpload(uploadId: string): Promise<UploadRow | undefined> {
     return this.rows.getUpload(uploadId);
   }
 
   /** Uploads in a bucket whose key starts with prefix, ordered by key then creation. */
-  listUploads(bucket: string, prefix: string, limit: number): UploadRow[] {
+  async listUploads(bucket: string, prefix: string, limit: number): Promise<UploadRow[]> {
     return this.rows.listUploads(bucket, prefix, limit);
   }
 
   /** See S3Tables.replacePart: run inside the commit of the part's own object. */
-  replacePart(part: Omit<PartRow, 'uploadedAtMs'>): string[] | undefined {
+  async replacePart(part: Omit<PartRow, 'uploadedAtMs'>): Promise<string[] | undefined> {
     return this.rows.replacePart(part);
   }
 
-  listParts(uploadId: string, afterPartNumber = 0, limit = 10_000): PartRow[] {
+  async listParts(uploadId: string, afterPartNumber = 0, limit = 10_000): Promise<PartRow[]> {
     return this.rows.listParts(uploadId, afterPartNumber, limit);
   }
 
   /** See S3Tables.finishUpload: the upload, its parts and every hidden object under its prefix, atomically. */
-  finishUpload(uploadId: string): string[] | undefined {
+  async finishUpload(uploadId: string): Promise<string[] | undefined> {
     return this.rows.finishUpload(uploadId, `${MULTIPART_KEY_PREFIX}${uploadId}/`);
   }
 
   /** See S3Tables.removeAbandonedParts (the daemon runs it when it opens the pool). */
-  removeAbandonedParts(): { versionIds: string[]; uploadsRemoved: number; objectsRemoved: number } {
+  async removeAbandonedParts(): Promise<{ versionIds: string[]; uploadsRemoved: number; objectsRemoved: number }> {
     return this.rows.removeAbandonedParts(MULTIPART_KEY_PREFIX);
   }
 }

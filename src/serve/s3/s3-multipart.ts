@@ -28,7 +28,7 @@ import {
   type S3Call,
   type S3Context,
 } from './s3-call.js';
-import type { PartRow, UploadRow } from './s3-catalog.js';
+import { S3Catalog, type PartRow, type UploadRow } from './s3-catalog.js';
 import { requireKey } from './s3-objects.js';
 import { partKeyOf, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, xmlError } from './xml.js';
@@ -39,16 +39,16 @@ export const PART_SIZE_MIN_BYTES = 5 * 1024 * 1024;
 const COMPLETE_BODY_MAX_BYTES = 4 * 1024 * 1024;
 const KEEP_ALIVE_INTERVAL_MS = 10_000;
 
-export function createMultipartUpload(call: S3Call): void {
-  const bucket = requireBucket(call);
+export async function createMultipartUpload(call: S3Call): Promise<void> {
+  const bucket = await requireBucket(call);
   const key = requireKey(call);
   poolKeyOf(bucket, key);
-  const upload = call.context.s3.createUpload({ bucket, key, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) });
+  const upload = await call.context.s3.createUpload({ bucket, key, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) });
   sendXml(call, 200, xmlDocument('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: upload.uploadId }));
 }
 
 export async function uploadPart(call: S3Call): Promise<void> {
-  const upload = requireUpload(call);
+  const upload = await requireUpload(call);
   if (header(call, 'x-amz-copy-source') !== undefined) throw new S3Error('NotImplemented', 501, 'UploadPartCopy is not supported by shardpool');
   const partNumber = Number(call.query.get('partNumber'));
   if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > PART_NUMBER_MAX) {
@@ -65,8 +65,8 @@ export async function uploadPart(call: S3Call): Promise<void> {
       metadata: () => ({ etag: etag(), contentType: undefined, userMetadata: {} }),
       // In the part's own commit: the row names these bytes, the part it replaces goes, and a part for an upload that
       // was aborted or completed while it arrived is refused, so nothing of it remains.
-      inCommit: () => {
-        const superseded = call.context.s3.replacePart({ uploadId: upload.uploadId, partNumber, partKey, etag: etag(), sizeBytes: body.sizeBytes() });
+      inCommit: async (tx) => {
+        const superseded = await S3Catalog.within(tx).replacePart({ uploadId: upload.uploadId, partNumber, partKey, etag: etag(), sizeBytes: body.sizeBytes() });
         if (superseded === undefined) throw noSuchUpload(upload.uploadId);
         return superseded;
       },
@@ -75,11 +75,11 @@ export async function uploadPart(call: S3Call): Promise<void> {
   sendEmpty(call, 200, { ETag: etag() });
 }
 
-export function listParts(call: S3Call): void {
-  const upload = requireUpload(call);
+export async function listParts(call: S3Call): Promise<void> {
+  const upload = await requireUpload(call);
   const marker = queryCount(call, 'part-number-marker', { fallback: 0, max: PART_NUMBER_MAX });
   const maxParts = queryCount(call, 'max-parts', { fallback: 1000, max: 1000 });
-  const parts = call.context.s3.listParts(upload.uploadId, marker, maxParts + 1);
+  const parts = await call.context.s3.listParts(upload.uploadId, marker, maxParts + 1);
   const truncated = parts.length > maxParts;
   const shown = parts.slice(0, maxParts);
   sendXml(
@@ -99,11 +99,11 @@ export function listParts(call: S3Call): void {
   );
 }
 
-export function listMultipartUploads(call: S3Call): void {
-  const bucket = requireBucket(call);
+export async function listMultipartUploads(call: S3Call): Promise<void> {
+  const bucket = await requireBucket(call);
   const prefix = call.query.get('prefix') ?? '';
   const maxUploads = queryCount(call, 'max-uploads', { fallback: 1000, max: 1000 });
-  const uploads = call.context.s3.listUploads(bucket, prefix, maxUploads + 1);
+  const uploads = await call.context.s3.listUploads(bucket, prefix, maxUploads + 1);
   const shown = uploads.slice(0, maxUploads);
   sendXml(
     call,
@@ -121,11 +121,11 @@ export function listMultipartUploads(call: S3Call): void {
 }
 
 export async function abortMultipartUpload(call: S3Call): Promise<void> {
-  const upload = requireUpload(call);
+  const upload = await requireUpload(call);
   await call.context.gate.shared(async () => {
     // One transaction ends the upload and queues every part object as garbage: a part committing at the same time
     // either commits first (and is removed here) or finds the upload gone (and is refused).
-    const queued = call.context.s3.finishUpload(upload.uploadId);
+    const queued = await call.context.s3.finishUpload(upload.uploadId);
     if (queued === undefined) throw noSuchUpload(upload.uploadId);
     await collectAll(call.context.pool, queued);
   });
@@ -133,23 +133,23 @@ export async function abortMultipartUpload(call: S3Call): Promise<void> {
 }
 
 export async function completeMultipartUpload(call: S3Call): Promise<void> {
-  const bucket = requireBucket(call);
+  const bucket = await requireBucket(call);
   const key = requireKey(call);
   const uploadId = call.query.get('uploadId') ?? '';
   // A checksum header on Complete is the client's checksum of the whole object (not of this XML body); shardpool keeps
   // no full-object checksums, and every part was verified against its own when it was uploaded.
   const requested = parseCompleteRequest(await readSmallBody(call.body({ checksumHeadersDescribeBody: false }), COMPLETE_BODY_MAX_BYTES));
-  // From here to the last pin, one synchronous turn: the part rows read are current, and each part version is pinned
-  // before anything (a re-upload of the part, an Abort) can replace or remove it, so the object is written from
-  // exactly the versions validated here.
-  const upload = call.context.s3.getUpload(uploadId);
+  // Each validated part is pinned by its own key, which only ever holds that one upload of the part: the object is
+  // written from exactly the bytes validated here. A part replaced (a re-upload) or removed (an Abort) before its pin
+  // is InvalidPart; one replaced after it still holds the validated bytes until this Complete lets go.
+  const upload = await call.context.s3.getUpload(uploadId);
   if (!upload || upload.bucket !== bucket || upload.key !== key) {
-    answerRetriedComplete(call, { bucket, key, uploadId, etag: multipartEtag(requested) });
+    await answerRetriedComplete(call, { bucket, key, uploadId, etag: multipartEtag(requested) });
     return;
   }
-  const parts = validateParts(call, upload, requested);
+  const parts = await validateParts(call, upload, requested);
   const etag = multipartEtag(parts);
-  const readers = pinParts(call.context.pool, parts);
+  const readers = await pinParts(call.context.pool, parts);
   try {
     // From here on the answer is 200 with a body that is either the result or an error document.
     call.response.writeHead(200, { 'Content-Type': 'application/xml' });
@@ -162,7 +162,7 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     } catch (error) {
       clearInterval(keepAlive);
       // Another Complete of this upload (a client's retry) committed first, with these very parts: the same answer.
-      if (error instanceof S3Error && error.code === 'NoSuchUpload' && completedWith(call.context, upload, etag)) {
+      if (error instanceof S3Error && error.code === 'NoSuchUpload' && (await completedWith(call.context, upload, etag))) {
         endDocument(call, completeResult(upload, etag));
         return;
       }
@@ -177,8 +177,8 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
 }
 
 /** Every requested part must be uploaded with that ETag, and all but the last at least 5 MiB. */
-function validateParts(call: S3Call, upload: UploadRow, requested: ReadonlyArray<{ partNumber: number; etag: string }>): PartRow[] {
-  const stored = new Map(call.context.s3.listParts(upload.uploadId).map((part) => [part.partNumber, part]));
+async function validateParts(call: S3Call, upload: UploadRow, requested: ReadonlyArray<{ partNumber: number; etag: string }>): Promise<PartRow[]> {
+  const stored = new Map((await call.context.s3.listParts(upload.uploadId)).map((part) => [part.partNumber, part]));
   return requested.map((wanted, index) => {
     const part = stored.get(wanted.partNumber);
     if (!part || normaliseEtag(part.etag) !== normaliseEtag(wanted.etag)) throw invalidPart(wanted.partNumber);
@@ -190,15 +190,15 @@ function validateParts(call: S3Call, upload: UploadRow, requested: ReadonlyArray
 }
 
 /** Opens (and so pins) every part at once; if one cannot be opened, lets go of those already pinned. */
-function pinParts(pool: Pool, parts: ReadonlyArray<PartRow>): ObjectReader[] {
+async function pinParts(pool: Pool, parts: ReadonlyArray<PartRow>): Promise<ObjectReader[]> {
   const readers: ObjectReader[] = [];
   try {
-    for (const part of parts) readers.push(pool.openObject(part.partKey));
+    for (const part of parts) readers.push(await pool.openObject(part.partKey));
     return readers;
   } catch (error) {
     for (const reader of readers) reader.close();
-    // A part row always commits with its object and goes with it; only a catalog left by an older shardpool could
-    // name a missing one (the daemon removes such uploads when it starts).
+    // A part replaced or removed since it was validated (a re-upload or an Abort beside this Complete); or a part
+    // row naming a missing object, which only a catalog left by an older shardpool could hold.
     if (isShardpoolError(error, 'OBJECT_NOT_FOUND')) throw invalidPart(parts[readers.length]?.partNumber ?? 0);
     throw error;
   }
@@ -213,9 +213,9 @@ async function writeCompletedObject(context: S3Context, upload: UploadRow, reade
   let queued: ReadonlyArray<string> = [];
   await context.pool.put(poolKeyOf(upload.bucket, upload.key), Readable.from(concatenateParts(readers)), {
     metadata: () => ({ etag, contentType: upload.contentType, userMetadata: upload.userMetadata }),
-    inCommit: () => {
-      requireBucketInCommit(context, upload.bucket);
-      const removed = context.s3.finishUpload(upload.uploadId);
+    inCommit: async (tx) => {
+      await requireBucketInCommit(tx, upload.bucket);
+      const removed = await S3Catalog.within(tx).finishUpload(upload.uploadId);
       if (removed === undefined) throw noSuchUpload(upload.uploadId);
       queued = removed;
     },
@@ -235,14 +235,14 @@ async function* concatenateParts(readers: ReadonlyArray<ObjectReader>): AsyncGen
  * if the key holds the object these parts make (the same multipart ETag, which is the MD5 of the parts' MD5s), that
  * Complete succeeded and the answer is the same; otherwise the upload was aborted, or its object replaced since.
  */
-function answerRetriedComplete(call: S3Call, target: { bucket: string; key: string; uploadId: string; etag: string }): void {
-  if (!completedWith(call.context, target, target.etag)) throw noSuchUpload(target.uploadId);
+async function answerRetriedComplete(call: S3Call, target: { bucket: string; key: string; uploadId: string; etag: string }): Promise<void> {
+  if (!(await completedWith(call.context, target, target.etag))) throw noSuchUpload(target.uploadId);
   sendXml(call, 200, xmlDocument('CompleteMultipartUploadResult', completeResult(target, target.etag)));
 }
 
-function completedWith(context: S3Context, target: { bucket: string; key: string }, etag: string): boolean {
-  const object = context.pool.catalog.getObject(poolKeyOf(target.bucket, target.key));
-  return object !== undefined && metadataOf(context, object).etag === etag;
+async function completedWith(context: S3Context, target: { bucket: string; key: string }, etag: string): Promise<boolean> {
+  const object = await context.pool.catalog.getObject(poolKeyOf(target.bucket, target.key));
+  return object !== undefined && (await metadataOf(context, object)).etag === etag;
 }
 
 function completeResult(target: { bucket: string; key: string }, etag: string): Record<string, string> {
@@ -285,11 +285,11 @@ function parseCompleteRequest(text: string): Array<{ partNumber: number; etag: s
   });
 }
 
-function requireUpload(call: S3Call): UploadRow {
-  const bucket = requireBucket(call);
+async function requireUpload(call: S3Call): Promise<UploadRow> {
+  const bucket = await requireBucket(call);
   const key = requireKey(call);
   const uploadId = call.query.get('uploadId') ?? '';
-  const upload = call.context.s3.getUpload(uploadId);
+  const upload = await call.context.s3.getUpload(uploadId);
   if (!upload || upload.bucket !== bucket || upload.key !== key) throw noSuchUpload(uploadId);
   return upload;
 }
@@ -314,7 +314,7 @@ function noSuchUpload(uploadId: string): S3Error {
  * names them.
  */
 export async function removeAbandonedParts(pool: Pool, s3: S3Context['s3']): Promise<{ uploadsRemoved: number; objectsRemoved: number }> {
-  const { versionIds, uploadsRemoved, objectsRemoved } = s3.removeAbandonedParts();
+  const { versionIds, uploadsRemoved, objectsRemoved } = await s3.removeAbandonedParts();
   await collectAll(pool, versionIds);
   return { uploadsRemoved, objectsRemoved };
 }

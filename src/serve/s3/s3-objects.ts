@@ -2,6 +2,7 @@
 // DeleteObjects. Writes run through the pool gate so maintenance that needs the pool alone can wait for them.
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { isShardpoolError } from '../../errors.js';
 import type { ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
 import { readSmallBody } from './s3-body.js';
@@ -26,7 +27,7 @@ const DELETE_OBJECTS_MAX = 1000;
 const DELETE_BODY_MAX_BYTES = 2 * 1024 * 1024;
 
 export async function putObject(call: S3Call): Promise<void> {
-  const bucket = requireBucket(call);
+  const bucket = await requireBucket(call);
   const key = requireKey(call);
   if (header(call, 'x-amz-copy-source') !== undefined) return copyObject(call, bucket, key);
   const poolKey = poolKeyOf(bucket, key);
@@ -36,7 +37,7 @@ export async function putObject(call: S3Call): Promise<void> {
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
       metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata }),
-      inCommit: () => requireBucketInCommit(call.context, bucket),
+      inCommit: (tx) => requireBucketInCommit(tx, bucket),
     }),
   );
   sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
@@ -44,97 +45,103 @@ export async function putObject(call: S3Call): Promise<void> {
 
 async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
   const source = parseCopySource(header(call, 'x-amz-copy-source') as string);
-  if (call.context.s3.getBucket(source.bucket) === undefined) {
+  if ((await call.context.s3.getBucket(source.bucket)) === undefined) {
     throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: source.bucket });
   }
-  const sourceObject = lookUp(call, source.bucket, source.key);
-  const sourceMetadata = metadataOf(call.context, sourceObject);
   const replace = (header(call, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase() === 'REPLACE';
   if (!replace && source.bucket === bucket && source.key === key) {
     throw new S3Error('InvalidRequest', 400, 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata.');
   }
-  // Pinned now, in the turn that looked the source up: an overwrite of a hot source while this copy waits for the
-  // gate cannot take the version away (the copy reads what it looked up).
-  const reader = call.context.pool.openObject(sourceObject.key);
+  // Pinned as it is looked up: an overwrite of a hot source while this copy waits for the gate cannot take the
+  // version away (the copy reads what it looked up, with that version's metadata).
+  const { object: sourceObject, unpin } = await lookUpPinned(call, source.bucket, source.key);
+  const reader = call.context.pool.openPinned(sourceObject, unpin);
   let result;
   try {
+    const sourceMetadata = await metadataOf(call.context, sourceObject);
     result = await call.context.gate.shared(() =>
       call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
         metadata: () =>
           replace
             ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
             : sourceMetadata,
-        inCommit: () => requireBucketInCommit(call.context, bucket),
+        inCommit: (tx) => requireBucketInCommit(tx, bucket),
       }),
     );
+    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
   } finally {
     reader.close();
   }
-  sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
 }
 
 export async function getObject(call: S3Call, options: { head: boolean }): Promise<void> {
-  requireBucket(call);
+  await requireBucket(call);
   const key = requireKey(call);
-  const object = lookUp(call, call.bucket as string, key);
-  const metadata = metadataOf(call.context, object);
-  const headers: Record<string, string> = {
-    ETag: metadata.etag,
-    'Last-Modified': httpDate(object.createdAtMs),
-    'Accept-Ranges': 'bytes',
-    'Content-Type': metadata.contentType ?? 'binary/octet-stream',
-  };
-  for (const [name, value] of Object.entries(metadata.userMetadata)) headers[`x-amz-meta-${name}`] = value;
-  const notModified = checkConditions(call, metadata.etag, object.createdAtMs);
-  if (notModified) {
-    call.response.writeHead(304, { ETag: metadata.etag, 'Last-Modified': headers['Last-Modified'] as string });
-    call.response.end();
-    return;
-  }
-  const range = parseRange(header(call, 'range'), object.sizeBytes);
-  if (range) {
-    headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
-  }
-  const length = range ? range.endByteExclusive - range.startByte : object.sizeBytes;
-  headers['Content-Length'] = String(length);
-  const status = range ? 206 : 200;
-  if (options.head) {
+  // Pinned as it is looked up: the headers and the bytes are of the same version, which stays until the read ends
+  // (the reader lets go when its chunks end; letting go again below is a no-op).
+  const { object, unpin } = await lookUpPinned(call, call.bucket as string, key);
+  try {
+    const metadata = await metadataOf(call.context, object);
+    const headers: Record<string, string> = {
+      ETag: metadata.etag,
+      'Last-Modified': httpDate(object.createdAtMs),
+      'Accept-Ranges': 'bytes',
+      'Content-Type': metadata.contentType ?? 'binary/octet-stream',
+    };
+    for (const [name, value] of Object.entries(metadata.userMetadata)) headers[`x-amz-meta-${name}`] = value;
+    const notModified = checkConditions(call, metadata.etag, object.createdAtMs);
+    if (notModified) {
+      call.response.writeHead(304, { ETag: metadata.etag, 'Last-Modified': headers['Last-Modified'] as string });
+      call.response.end();
+      return;
+    }
+    const range = parseRange(header(call, 'range'), object.sizeBytes);
+    if (range) {
+      headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
+    }
+    const length = range ? range.endByteExclusive - range.startByte : object.sizeBytes;
+    headers['Content-Length'] = String(length);
+    const status = range ? 206 : 200;
+    if (options.head) {
+      call.response.writeHead(status, headers);
+      call.response.end();
+      return;
+    }
+    const reader = call.context.pool.openPinned(object, unpin, range);
+    const chunks = reader.chunks();
+    // Read the first extent before the status line goes out, so a read that fails at once is a proper S3 error.
+    const first = await chunks.next();
     call.response.writeHead(status, headers);
-    call.response.end();
-    return;
+    if (first.done) {
+      call.response.end();
+      return;
+    }
+    await pipeline(
+      Readable.from(
+        (async function* () {
+          yield first.value;
+          yield* chunks;
+        })(),
+      ),
+      call.response,
+    );
+  } finally {
+    unpin();
   }
-  const reader = call.context.pool.openObject(object.key, range);
-  const chunks = reader.chunks();
-  // Read the first extent before the status line goes out, so a read that fails at once is a proper S3 error.
-  const first = await chunks.next();
-  call.response.writeHead(status, headers);
-  if (first.done) {
-    call.response.end();
-    return;
-  }
-  await pipeline(
-    Readable.from(
-      (async function* () {
-        yield first.value;
-        yield* chunks;
-      })(),
-    ),
-    call.response,
-  );
 }
 
 export async function deleteObject(call: S3Call): Promise<void> {
-  const bucket = requireBucket(call);
+  const bucket = await requireBucket(call);
   const key = requireKey(call);
   const poolKey = poolKeyOf(bucket, key);
   await call.context.gate.shared(async () => {
-    if (call.context.pool.catalog.getObject(poolKey)) await call.context.pool.removeObject(poolKey);
+    await removeIfPresent(call, poolKey);
   });
   sendEmpty(call, 204);
 }
 
 export async function deleteObjects(call: S3Call): Promise<void> {
-  const bucket = requireBucket(call);
+  const bucket = await requireBucket(call);
   const document = parseXmlBody(await readSmallBody(call.body(), DELETE_BODY_MAX_BYTES));
   const request = document['Delete'] as { Object?: Array<{ Key?: unknown }>; Quiet?: unknown } | undefined;
   if (!request || typeof request !== 'object') throw new S3Error('MalformedXML', 400, 'The body must be a <Delete> document.');
@@ -150,7 +157,7 @@ export async function deleteObjects(call: S3Call): Promise<void> {
       const key = typeof entry.Key === 'string' ? entry.Key : '';
       try {
         const poolKey = poolKeyOf(bucket, key);
-        if (call.context.pool.catalog.getObject(poolKey)) await call.context.pool.removeObject(poolKey);
+        await removeIfPresent(call, poolKey);
         if (!quiet) deleted.push({ Key: key });
       } catch (error) {
         const s3Error = toS3Error(error, { bucket, key });
@@ -166,10 +173,23 @@ export function requireKey(call: S3Call): string {
   return call.key;
 }
 
-function lookUp(call: S3Call, bucket: string, key: string): ObjectRow {
-  const object = call.context.pool.catalog.getObject(poolKeyOf(bucket, key));
-  if (!object) throw new S3Error('NoSuchKey', 404, 'The specified key does not exist.', { Key: key });
-  return object;
+/** The current object at bucket/key, pinned (see Pool.lookUpPinned); NoSuchKey when there is none. */
+async function lookUpPinned(call: S3Call, bucket: string, key: string): Promise<{ object: ObjectRow; unpin: () => void }> {
+  try {
+    return await call.context.pool.lookUpPinned(poolKeyOf(bucket, key));
+  } catch (error) {
+    if (isShardpoolError(error, 'OBJECT_NOT_FOUND')) throw new S3Error('NoSuchKey', 404, 'The specified key does not exist.', { Key: key });
+    throw error;
+  }
+}
+
+/** Deleting what is not there succeeds, as S3 does (also when a concurrent delete got there first). */
+async function removeIfPresent(call: S3Call, poolKey: string): Promise<void> {
+  try {
+    await call.context.pool.removeObject(poolKey);
+  } catch (error) {
+    if (!isShardpoolError(error, 'OBJECT_NOT_FOUND')) throw error;
+  }
 }
 
 function lastModified(object: ObjectRow): Record<string, string> {

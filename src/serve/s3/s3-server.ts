@@ -56,7 +56,7 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
     key = target.key;
     const route = routeOf(request.method ?? 'GET', target.bucket, target.key, target.query);
     operation = route.operation;
-    const verified = authenticate(context, request, target);
+    const verified = await authenticate(context, request, target);
     payload = verified.payload.kind;
     let body: DecodedBody | undefined;
     const call: S3Call = {
@@ -240,17 +240,20 @@ function describeQuery(query: URLSearchParams): string {
   return names.length === 0 ? 'this path' : `?${names.join('&')}`;
 }
 
-function authenticate(context: S3Context, request: IncomingMessage, target: Target): VerifiedRequest {
+async function authenticate(context: S3Context, request: IncomingMessage, target: Target): Promise<VerifiedRequest> {
   const hasCredentials = request.headers.authorization !== undefined || target.query.has('X-Amz-Signature') || target.query.has('Signature');
   if (!hasCredentials) throw new S3Error('AccessDenied', 403, 'Access Denied: this request carries no AWS Signature Version 4 credentials');
+  // Keys are read afresh for every request (`shardpool user` changes them while the daemon runs); the table is small.
+  const users = await context.s3.listUsers();
+  const secrets = new Map(users.map((user) => [user.accessKeyId, user.secretAccessKey]));
   try {
     return verifySignature(
       { method: request.method ?? 'GET', rawPath: target.rawPath, rawQuery: target.rawQuery, headers: request.headers },
-      { region: context.region, lookupSecret: (accessKeyId) => context.s3.secretOf(accessKeyId), nowMs: Date.now() },
+      { region: context.region, lookupSecret: (accessKeyId) => secrets.get(accessKeyId), nowMs: Date.now() },
     );
   } catch (error) {
     // The commonest first-day mistake, answered with what to do about it.
-    if (error instanceof S3Error && error.code === 'InvalidAccessKeyId' && context.s3.listUsers().length === 0) {
+    if (error instanceof S3Error && error.code === 'InvalidAccessKeyId' && users.length === 0) {
       throw new S3Error('InvalidAccessKeyId', 403, 'The pool has no access keys yet: create one with "shardpool user add NAME"');
     }
     throw error;

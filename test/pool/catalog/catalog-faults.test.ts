@@ -9,6 +9,7 @@ import { CATALOG_FILE_NAME } from '../../../src/pool/catalog/catalog.js';
 import { openCatalog } from '../../../src/pool/catalog/open-catalog.js';
 import { createCliPool, runCli, runCliOk } from '../../support/cli.js';
 import { makeTempDir } from '../../support/temp-dir.js';
+import { toArray } from '../../support/async.js';
 
 /** Cuts the catalog file to its first page: the header (and schema version) still read, every table is gone. */
 async function truncateToFirstPage(pool: string): Promise<void> {
@@ -25,9 +26,9 @@ test('a catalog damaged under an open connection fails each call with CATALOG_IO
   try {
     await truncateToFirstPage(pool);
     const failures: unknown[] = [];
-    for (const call of [() => catalog.listDisks(), () => [...catalog.listObjects('')], () => catalog.objectTotals()]) {
+    for (const call of [() => catalog.listDisks(), () => toArray(catalog.listObjects('')), () => catalog.objectTotals()]) {
       try {
-        call();
+        await call();
       } catch (error) {
         failures.push(error);
       }
@@ -38,7 +39,7 @@ test('a catalog damaged under an open connection fails each call with CATALOG_IO
       assert.match((failure as Error).message, /SQLITE_(CORRUPT|IOERR)/);
     }
   } finally {
-    catalog.close();
+    await catalog.close();
   }
 });
 
