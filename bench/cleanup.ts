@@ -2,6 +2,8 @@
 // daemon it started, a temporary directory) registers how to remove itself, by exact name or pid, and is removed in
 // reverse order of creation by `cleanupAll()` — from a `finally`, or from the SIGINT/SIGTERM/SIGHUP handler, which
 // then exits with the conventional 128 + signal code.
+import type { ChildProcess } from 'node:child_process';
+
 type Step = { readonly label: string; readonly run: () => Promise<void> };
 
 const steps: Step[] = [];
@@ -39,6 +41,14 @@ async function runStep(step: Step): Promise<void> {
   }
 }
 
+const toolChildren = new Set<ChildProcess>();
+
+/** A short-lived tool (rados, ceph, fio, dd) the bench waits for: killed by its pid first when a signal arrives. */
+export function trackChild(child: ChildProcess): void {
+  toolChildren.add(child);
+  child.once('exit', () => toolChildren.delete(child));
+}
+
 const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
 function installSignalHandlers(): void {
@@ -47,6 +57,7 @@ function installSignalHandlers(): void {
   for (const [signal, number] of Object.entries(SIGNAL_NUMBERS)) {
     process.once(signal as NodeJS.Signals, () => {
       process.stderr.write(`shardpool bench: ${signal}: tearing down what it created\n`);
+      for (const child of toolChildren) child.kill('SIGKILL');
       void cleanupAll().finally(() => process.exit(128 + number));
     });
   }

@@ -1,11 +1,20 @@
 // External tools the bench runs (fio, Ceph): found on PATH, or installed from Debian's packages with apt-get when the
 // bench runs as root (never from anywhere else). Every child process is started with an argument array.
-import { execFile } from 'node:child_process';
+import { type ExecFileOptions, execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
+import { trackChild } from './cleanup.js';
 
-export const run = promisify(execFile);
+/** execFile with an argument array, as a promise of its output; the child is killed if the bench is interrupted. */
+export function run(file: string, args: ReadonlyArray<string>, options: ExecFileOptions = {}): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, [...args], { maxBuffer: 16 * 1024 * 1024, ...options, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(Object.assign(error, { stdout, stderr }));
+      else resolve({ stdout, stderr });
+    });
+    trackChild(child);
+  });
+}
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;

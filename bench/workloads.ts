@@ -90,11 +90,12 @@ export interface TimedRun {
 
 /**
  * What `rados bench SECONDS write -b SIZE -t CONCURRENCY` does, on the pool: `concurrency` writers put objects of
- * `objectBytes` until `durationSeconds` have passed, then the puts in flight finish; the rate counts until the last.
+ * `objectBytes` until `durationSeconds` have passed (or `maxObjects` were started), then the puts in flight finish;
+ * the rate counts until the last.
  */
 export async function timedPuts(
   pool: Pool,
-  options: { readonly objectBytes: number; readonly concurrency: number; readonly durationSeconds: number; readonly prefix: string; readonly policy?: Policy },
+  options: { readonly objectBytes: number; readonly concurrency: number; readonly durationSeconds: number; readonly prefix: string; readonly policy?: Policy; readonly maxObjects?: number },
 ): Promise<TimedRun> {
   const keys: string[] = [];
   const chunkBytes = Math.min(options.objectBytes, 4 * MiB);
@@ -103,7 +104,7 @@ export async function timedPuts(
   let next = 0;
   await Promise.all(
     Array.from({ length: options.concurrency }, async () => {
-      while (process.hrtime.bigint() < deadline) {
+      while (process.hrtime.bigint() < deadline && next < (options.maxObjects ?? Number.MAX_SAFE_INTEGER)) {
         const key = `${options.prefix}/${next}`;
         next += 1;
         await pool.put(key, chunksOf(options.objectBytes, chunkBytes, next), options.policy ? { policy: options.policy } : {});
