@@ -1,26 +1,32 @@
 // `npm run bench [-- --quick] [-- --json]`: the pool measured against the physical limit of the same devices, in
-// one run, side by side. Needs root for loop devices (it creates and removes them itself). `--smoke` (used by the
-// test suite so this file cannot rot) runs every scenario in seconds on device image files without root.
+// one run, side by side. Needs root for loop devices (it creates and removes them itself). The limit is fio (Debian's
+// package, installed with apt-get when missing) on all six devices at once: O_DIRECT, iodepth 32, at the pool's record
+// size and at 1 MiB; every pool figure is a ratio to it. `--smoke` (used by the test suite so this file cannot rot)
+// runs every scenario in seconds on device image files without root; it skips fio (saying why) and divides by dd.
+// `--peer ceph [--quick] [--json]` (root) is the Ceph BlueStore comparison of bench/peer-ceph.ts.
 // `--torture [--seconds N] [--seed S]` is the long mode of the torture test (test/torture): 10 minutes of 24 S3 and
 // 2 CLI clients with maintenance on loop devices (device image files without root), then the checker and the audit.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { DeviceDisk } from '../src/disk/device/device-disk.js';
+import { FRAGMENT_HEADER_FIXED_BYTES } from '../src/constants.js';
 import { drainDisk } from '../src/maintain/drain.js';
 import { scrubPool } from '../src/maintain/scrub.js';
-import { Pool } from '../src/pool/pool.js';
 import { checksum128 } from '../src/redundancy/checksum.js';
 import { createCodec } from '../src/redundancy/create-codec.js';
 import { parsePolicy } from '../src/redundancy/policy.js';
 import { formatReport, runTorture } from '../test/torture/workload.js';
+import { cleanupAll } from './cleanup.js';
+import { type FioLimit, measureFioLimit } from './fio.js';
+import { peerCephMode } from './peer-ceph.js';
+import { Rig } from './rig.js';
+import { type Figure, figureOf, measure, scale, seconds } from './stats.js';
+import { isRoot, run } from './tools.js';
+import { largeGet, largePut, makePool, openPool, smallPuts } from './workloads.js';
 
-const run = promisify(execFile);
 const MiB = 1024 * 1024;
 
 interface Mode {
@@ -33,76 +39,34 @@ interface Mode {
   readonly rssStreamBytes: number;
   readonly repeats: number;
   readonly loopDevices: boolean;
+  /** Each fio run's length; fio always runs 3 rounds of its four workloads (median of 3). */
+  readonly fioRuntimeSeconds: number;
 }
 
 const MODES: Record<Mode['name'], Mode> = {
-  full: { name: 'full', deviceBytes: 1536 * MiB, rawBytesPerDevice: 256 * MiB, largeTotalBytes: 1024 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 2048, rssStreamBytes: 10 * 1024 * MiB, repeats: 3, loopDevices: true },
-  quick: { name: 'quick', deviceBytes: 768 * MiB, rawBytesPerDevice: 64 * MiB, largeTotalBytes: 256 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 512, rssStreamBytes: 1024 * MiB, repeats: 1, loopDevices: true },
-  smoke: { name: 'smoke', deviceBytes: 96 * MiB, rawBytesPerDevice: 4 * MiB, largeTotalBytes: 8 * MiB, largeObjectBytes: 4 * MiB, smallPuts: 32, rssStreamBytes: 16 * MiB, repeats: 1, loopDevices: false },
+  full: { name: 'full', deviceBytes: 1536 * MiB, rawBytesPerDevice: 256 * MiB, largeTotalBytes: 1024 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 2048, rssStreamBytes: 10 * 1024 * MiB, repeats: 3, loopDevices: true, fioRuntimeSeconds: 4 },
+  quick: { name: 'quick', deviceBytes: 768 * MiB, rawBytesPerDevice: 64 * MiB, largeTotalBytes: 256 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 512, rssStreamBytes: 1024 * MiB, repeats: 1, loopDevices: true, fioRuntimeSeconds: 1 },
+  smoke: { name: 'smoke', deviceBytes: 96 * MiB, rawBytesPerDevice: 4 * MiB, largeTotalBytes: 8 * MiB, largeObjectBytes: 4 * MiB, smallPuts: 32, rssStreamBytes: 16 * MiB, repeats: 1, loopDevices: false, fioRuntimeSeconds: 0 },
 };
 
-interface Figure {
-  median: number;
-  min: number;
-  max: number;
+const FIO_REPEATS = 3;
+const EXTENT_BYTES = MiB;
+const K = 4;
+const M = 2;
+const RECORD_ALIGNMENT_BYTES = 4096;
+
+/**
+ * The bytes one fragment record of a large put occupies on a device: its header (fixed part and the key) and one
+ * shard of a 1 MiB extent, rounded up to 4 KiB (as src/disk/device/device-disk.ts lays a record out): 260 KiB.
+ */
+function poolRecordBytes(): number {
+  const keyBytes = Buffer.byteLength('large/1/0');
+  const raw = FRAGMENT_HEADER_FIXED_BYTES + keyBytes + EXTENT_BYTES / K;
+  return Math.ceil(raw / RECORD_ALIGNMENT_BYTES) * RECORD_ALIGNMENT_BYTES;
 }
 
-async function measure(repeats: number, once: () => Promise<number>): Promise<Figure> {
-  const values: number[] = [];
-  for (let index = 0; index < repeats; index += 1) values.push(await once());
-  return figureOf(values);
-}
-
-function figureOf(values: ReadonlyArray<number>): Figure {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)] as number, min: sorted[0] as number, max: sorted[sorted.length - 1] as number };
-}
-
-function seconds(startNs: bigint): number {
-  return Number(process.hrtime.bigint() - startNs) / 1e9;
-}
-
-class Rig {
-  readonly devices: string[] = [];
-  private readonly loops: string[] = [];
-
-  constructor(
-    readonly root: string,
-    readonly mode: Mode,
-  ) {}
-
-  async createDevices(count: number): Promise<void> {
-    const images = Array.from({ length: count }, (_, index) => path.join(this.root, `device${index}.img`));
-    for (const image of images) {
-      await fs.writeFile(image, '');
-      await fs.truncate(image, this.mode.deviceBytes);
-    }
-    // A sparse image is not a disk: its first write to each block allocates it in the filesystem underneath (about
-    // half the speed of writing it again, measured here). Filled, every block exists, as on a disk.
-    if (this.mode.loopDevices) await Promise.all(images.map((image) => fillWithZeros(image, 0, this.mode.deviceBytes)));
-    for (const [index, image] of images.entries()) {
-      if (this.mode.loopDevices) {
-        const sector = index % 2 === 0 ? '512' : '4096';
-        const { stdout } = await run('losetup', ['--find', '--show', '--sector-size', sector, '--direct-io=on', image]);
-        this.loops.push(stdout.trim());
-        this.devices.push(stdout.trim());
-      } else {
-        this.devices.push(image);
-      }
-    }
-  }
-
-  async teardown(): Promise<void> {
-    for (const mount of this.mounts.splice(0)) await run('umount', [mount]).catch(() => undefined);
-    for (const loop of this.loops.splice(0)) await run('losetup', ['-d', loop]).catch(() => undefined);
-    await fs.rm(this.root, { recursive: true, force: true });
-  }
-
-  readonly mounts: string[] = [];
-}
-
-/** Aggregate sequential O_DIRECT bandwidth of all devices at once, with dd (coreutils), in bytes per second. */
-async function rawBandwidth(devices: string[], bytesPerDevice: number, direction: 'write' | 'read'): Promise<number> {
+/** Aggregate sequential O_DIRECT bandwidth of all devices at once, with dd (coreutils, queue depth 1), in bytes per second. */
+async function ddBandwidth(devices: ReadonlyArray<string>, bytesPerDevice: number, direction: 'write' | 'read'): Promise<number> {
   const count = Math.max(1, Math.floor(bytesPerDevice / MiB));
   const started = process.hrtime.bigint();
   await Promise.all(
@@ -120,82 +84,6 @@ async function rawFlushRate(device: string, writes: number): Promise<number> {
   const started = process.hrtime.bigint();
   await run('dd', ['if=/dev/zero', `of=${device}`, 'bs=4k', `count=${writes}`, 'oflag=direct,dsync', 'conv=notrunc', 'status=none']);
   return writes / seconds(started);
-}
-
-/** Writes zeros over a byte range of a file or device, in 4 MiB direct writes (bypassing the page cache). */
-async function fillWithZeros(target: string, offsetBytes: number, lengthBytes: number): Promise<void> {
-  await run('dd', ['if=/dev/zero', `of=${target}`, 'bs=4M', `seek=${offsetBytes}`, `count=${lengthBytes}`, 'iflag=count_bytes', 'oflag=seek_bytes,direct', 'conv=notrunc,fdatasync', 'status=none']);
-}
-
-async function openPool(directory: string): Promise<Pool> {
-  return Pool.open(directory, { access: 'write', lockWaitMs: 10_000 });
-}
-
-async function makePool(directory: string, disks: string[], kind: 'device' | 'directory'): Promise<void> {
-  await Pool.create(directory, { policy: parsePolicy('ec:4+2'), extentSizeBytes: MiB });
-  const pool = await openPool(directory);
-  const dataRegions: Array<{ device: string; offsetBytes: number; lengthBytes: number }> = [];
-  try {
-    for (const disk of disks) {
-      await pool.addDisk(disk, kind === 'device' ? { device: true, force: true, confirm: async () => true } : { device: false });
-    }
-    for (const member of pool.listMembers()) {
-      if (member.disk instanceof DeviceDisk) dataRegions.push({ device: member.disk.path, ...member.disk.dataRegion });
-    }
-  } finally {
-    await pool.close();
-  }
-  // Adding a device discards its data region, and a loop device turns a discard into a hole in its image file: the
-  // pool would then write into holes while the raw baseline wrote over allocated blocks. Zeros written back over the
-  // (empty) data region make both write to blocks that exist, as on a disk (where TRIM costs later writes nothing).
-  if (kind === 'device' && disks.every((disk) => disk.startsWith('/dev/'))) {
-    await Promise.all(dataRegions.map((region) => fillWithZeros(region.device, region.offsetBytes, region.lengthBytes)));
-  }
-}
-
-function* chunksOf(totalBytes: number, chunkBytes: number, seed: number): Generator<Buffer> {
-  const block = randomBytes(chunkBytes);
-  block.writeUInt32LE(seed, 0);
-  for (let done = 0; done < totalBytes; done += chunkBytes) yield block.subarray(0, Math.min(chunkBytes, totalBytes - done));
-}
-
-async function largePut(pool: Pool, mode: Mode, round: number): Promise<number> {
-  const started = process.hrtime.bigint();
-  for (let offset = 0, index = 0; offset < mode.largeTotalBytes; offset += mode.largeObjectBytes, index += 1) {
-    await pool.put(`large/${round}/${index}`, chunksOf(mode.largeObjectBytes, 4 * MiB, index));
-  }
-  return mode.largeTotalBytes / seconds(started);
-}
-
-async function largeGet(pool: Pool, mode: Mode, round: number): Promise<number> {
-  const started = process.hrtime.bigint();
-  let bytes = 0;
-  for (let offset = 0, index = 0; offset < mode.largeTotalBytes; offset += mode.largeObjectBytes, index += 1) {
-    for await (const chunk of (await pool.openObject(`large/${round}/${index}`)).chunks()) bytes += chunk.length;
-  }
-  return bytes / seconds(started);
-}
-
-/** 4 KiB puts, 32 at a time; returns puts per second and acknowledged puts per device flush. */
-async function smallPuts(pool: Pool, count: number, prefix: string): Promise<{ putsPerSecond: number; putsPerFlush: number }> {
-  const devices = pool.listMembers().map((member) => member.disk).filter((disk): disk is DeviceDisk => disk instanceof DeviceDisk);
-  const flushesBefore = devices.reduce((sum, disk) => sum + disk.stats.flushes, 0);
-  const started = process.hrtime.bigint();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 32 }, async () => {
-      while (next < count) {
-        const index = next;
-        next += 1;
-        await pool.put(`${prefix}/${index}`, [randomBytes(4096)]);
-      }
-    }),
-  );
-  const elapsed = seconds(started);
-  const flushes = devices.reduce((sum, disk) => sum + disk.stats.flushes, 0) - flushesBefore;
-  // Each put touches every device once (ec:4+2 on 6 devices): flushes per device = flushes / devices.
-  const perDeviceFlushes = devices.length === 0 ? 0 : flushes / devices.length;
-  return { putsPerSecond: count / elapsed, putsPerFlush: perDeviceFlushes === 0 ? 0 : count / perDeviceFlushes };
 }
 
 async function codecThroughput(policyText: string): Promise<{ encodeMBps: number; decodeMBps: number }> {
@@ -262,7 +150,7 @@ async function tortureMode(args: ReadonlyArray<string>): Promise<void> {
   const report = await runTorture({
     seconds: Number(valueOf('--seconds') ?? TORTURE_SECONDS),
     seed: Number(valueOf('--seed') ?? Math.floor(Math.random() * 1_000_000)),
-    disks: process.getuid?.() === 0 ? 'loop' : 'image',
+    disks: isRoot() ? 'loop' : 'image',
     clients: 24,
     cliClients: 2,
     keys: 8,
@@ -272,12 +160,34 @@ async function tortureMode(args: ReadonlyArray<string>): Promise<void> {
   process.exitCode = report.passed ? 0 : 1;
 }
 
+/** What every pool figure is divided by: fio's limit (loop devices), or dd's when fio was skipped (--smoke). */
+interface Limit {
+  readonly source: 'fio' | 'dd';
+  readonly writeBytesPerSecond: number;
+  readonly readBytesPerSecond: number;
+  /** fio at the pool's record size only (the stricter limit is the better of record size and 1 MiB). */
+  readonly writeAtRecordBytesPerSecond: number | null;
+  readonly readAtRecordBytesPerSecond: number | null;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes('--torture')) return tortureMode(args);
+  const peerIndex = args.indexOf('--peer');
+  if (peerIndex >= 0) {
+    const peer = args[peerIndex + 1];
+    if (peer !== 'ceph') throw new Error(`--peer ${peer ?? ''}: the only peer is ceph (npm run bench -- --peer ceph)`);
+    if (args.includes('--smoke')) {
+      // Ceph needs root, loop devices and minutes; the smoke run is for the test suite. Say so, do not fail.
+      process.stderr.write('shardpool bench: --peer ceph skipped in --smoke (it needs root, loop devices and a Ceph cluster; run npm run bench -- --peer ceph as root)\n');
+      if (args.includes('--json')) process.stdout.write(`${JSON.stringify({ mode: 'smoke', peer: 'ceph', skipped: 'needs root, loop devices and a Ceph cluster' })}\n`);
+      return;
+    }
+    return peerCephMode({ quick: args.includes('--quick'), json: args.includes('--json'), rounds: roundsArgument(args) });
+  }
   const mode = MODES[args.includes('--smoke') ? 'smoke' : args.includes('--quick') ? 'quick' : 'full'];
   const json = args.includes('--json');
-  if (mode.loopDevices && process.getuid?.() !== 0) {
+  if (mode.loopDevices && !isRoot()) {
     process.stderr.write('shardpool bench: needs root to create loop devices (run with sudo, or --smoke for a tiny run on image files)\n');
     process.exitCode = 2;
     return;
@@ -285,7 +195,9 @@ async function main(): Promise<void> {
   const log = (line: string) => {
     if (!json) process.stdout.write(`${line}\n`);
   };
-  const rig = new Rig(await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-bench-')), mode);
+  // A skipped part is always said, on stderr when stdout carries the JSON.
+  const note = (line: string) => (json ? process.stderr.write(`shardpool bench: ${line}\n`) : process.stdout.write(`${line}\n`));
+  const rig = new Rig(await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-bench-')), { deviceBytes: mode.deviceBytes, loopDevices: mode.loopDevices });
   try {
     // CPU microbenchmarks first, before the I/O phases leave the machine busy with writeback.
     const rs42 = await medianOf(3, () => codecThroughput('ec:4+2'));
@@ -294,25 +206,37 @@ async function main(): Promise<void> {
     const commits = (await measure(3, async () => catalogCommitsPerSecond(rig.root))).median;
     await rig.createDevices(6);
     log(`shardpool bench (${mode.name}): 6 ${mode.loopDevices ? 'loop devices (512/4096-byte sectors alternating, direct I/O)' : 'device image files'}, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`);
-    const rawWrite = await measure(mode.repeats, () => rawBandwidth(rig.devices, mode.rawBytesPerDevice, 'write'));
-    const rawRead = await measure(mode.repeats, () => rawBandwidth(rig.devices, mode.rawBytesPerDevice, 'read'));
+    let fio: FioLimit | undefined;
+    if (mode.loopDevices) {
+      fio = await measureFioLimit(rig.devices, { recordBytes: poolRecordBytes(), regionBytes: mode.rawBytesPerDevice, runtimeSeconds: mode.fioRuntimeSeconds, repeats: FIO_REPEATS, log });
+      const f = (figure: Figure) => `${(figure.median / MiB).toFixed(0)} (${(figure.min / MiB).toFixed(0)}–${(figure.max / MiB).toFixed(0)})`;
+      log(`fio (${fio.engine}, iodepth ${fio.iodepth}, O_DIRECT, 6 devices at once, MiB/s): write ${f(fio.writeAtRecord)} at ${fio.recordBytes / 1024} KiB, ${f(fio.write1MiB)} at 1 MiB; read ${f(fio.readAtRecord)} at ${fio.recordBytes / 1024} KiB, ${f(fio.read1MiB)} at 1 MiB`);
+    } else {
+      note('fio skipped in --smoke (image files without root, and a seconds-long run): ratios are to dd at queue depth 1, not the real limit');
+    }
+    const ddWrite = await measure(mode.repeats, () => ddBandwidth(rig.devices, mode.rawBytesPerDevice, 'write'));
+    const ddRead = await measure(mode.repeats, () => ddBandwidth(rig.devices, mode.rawBytesPerDevice, 'read'));
     const rawFlushes = await measure(mode.repeats, () => rawFlushRate(rig.devices[0] as string, mode.name === 'smoke' ? 50 : 500));
-    log(`raw: write ${(rawWrite.median / MiB).toFixed(0)} MiB/s, read ${(rawRead.median / MiB).toFixed(0)} MiB/s (6 devices at once), ${rawFlushes.median.toFixed(0)} synced 4 KiB writes/s on one`);
+    log(`dd (1 MiB O_DIRECT, queue depth 1 per device): write ${(ddWrite.median / MiB).toFixed(0)} MiB/s, read ${(ddRead.median / MiB).toFixed(0)} MiB/s (6 devices at once), ${rawFlushes.median.toFixed(0)} synced 4 KiB writes/s on one`);
+    const limit: Limit = fio
+      ? { source: 'fio', writeBytesPerSecond: fio.write.median, readBytesPerSecond: fio.read.median, writeAtRecordBytesPerSecond: fio.writeAtRecord.median, readAtRecordBytesPerSecond: fio.readAtRecord.median }
+      : { source: 'dd', writeBytesPerSecond: ddWrite.median, readBytesPerSecond: ddRead.median, writeAtRecordBytesPerSecond: null, readAtRecordBytesPerSecond: null };
 
     const poolDir = path.join(rig.root, 'pool');
     await makePool(poolDir, rig.devices, 'device');
     const pool = await openPool(poolDir);
-    let results: Record<string, unknown>;
+    const large = { totalBytes: mode.largeTotalBytes, objectBytes: mode.largeObjectBytes };
+    let results: { put: Figure; get: Figure; small: Figure; perFlush: number; scrubRate: number; degraded: Figure; rebuildRate: number; failedUsed: number };
     try {
-      // Each round reads back what it just wrote, as the raw baseline reads what dd just wrote: the host under these
+      // Each round reads back what it just wrote, as the raw baseline reads what it just wrote: the host under these
       // loop devices may cache recent writes, and both sides must meet it alike.
       let round = 0;
       const putRates: number[] = [];
       const getRates: number[] = [];
       for (let repeat = 0; repeat < mode.repeats; repeat += 1) {
         round += 1;
-        putRates.push(await largePut(pool, mode, round));
-        getRates.push(await largeGet(pool, mode, round));
+        putRates.push(await largePut(pool, large, round));
+        getRates.push(await largeGet(pool, large, round));
       }
       const put = figureOf(putRates);
       const get = figureOf(getRates);
@@ -326,7 +250,7 @@ async function main(): Promise<void> {
       // Degraded: one device failed (reads rebuild around it), then rebuilt by draining it onto... the others are
       // full-width for ec:4+2, so the rebuild target is a seventh disk added now.
       await pool.failDisk('1');
-      const degraded = await measure(mode.repeats, async () => largeGet(pool, mode, 1 + ((getRound += 1) % mode.repeats)));
+      const degraded = await measure(mode.repeats, async () => largeGet(pool, large, 1 + ((getRound += 1) % mode.repeats)));
       const failedUsed = (await pool.catalog.diskUsage()).get(1)?.storedBytes ?? 0;
       const spare = path.join(rig.root, 'spare.img');
       await fs.writeFile(spare, '');
@@ -340,7 +264,7 @@ async function main(): Promise<void> {
       await pool.close();
     }
 
-    // The peer: the same workloads on directory disks on ext4 made on the same devices.
+    // The other peer: the same workloads on directory disks on ext4 made on the same devices.
     let directorySmall: Figure | undefined;
     let directoryPut: Figure | undefined;
     if (mode.loopDevices) {
@@ -361,7 +285,7 @@ async function main(): Promise<void> {
       const dirPool = await openPool(dirPoolDir);
       try {
         let round = 100;
-        directoryPut = await measure(mode.repeats, async () => largePut(dirPool, mode, (round += 1)));
+        directoryPut = await measure(mode.repeats, async () => largePut(dirPool, large, (round += 1)));
         directorySmall = await measure(mode.repeats, async () => (await smallPuts(dirPool, mode.smallPuts, `small/${(round += 1)}`)).putsPerSecond);
       } finally {
         await dirPool.close();
@@ -370,24 +294,46 @@ async function main(): Promise<void> {
 
     const rss = await peakRssMiB(path.join(rig.root, 'rss'), mode.rssStreamBytes);
 
-    const r = results as { put: Figure; get: Figure; small: Figure; perFlush: number; scrubRate: number; degraded: Figure; rebuildRate: number; failedUsed: number };
-    const k = 4;
-    const m = 2;
+    const r = results;
     const ratios = {
-      largePut: r.put.median / ((rawWrite.median * k) / (k + m)),
-      largeGet: r.get.median / rawRead.median,
-      degradedGet: r.degraded.median / rawRead.median,
+      largePut: r.put.median / ((limit.writeBytesPerSecond * K) / (K + M)),
+      largeGet: r.get.median / limit.readBytesPerSecond,
+      degradedGet: r.degraded.median / limit.readBytesPerSecond,
       smallPutsPerFlush: r.perFlush,
       deviceVsDirectorySmallPut: directorySmall ? r.small.median / directorySmall.median : null,
       deviceVsDirectoryLargePut: directoryPut ? r.put.median / directoryPut.median : null,
-      scrubVsRawRead: r.scrubRate / rawRead.median,
+      scrubVsRawRead: r.scrubRate / limit.readBytesPerSecond,
       // A raw copy of the failed device's used bytes: read them at one device's read rate, write at one device's.
-      rebuildVsRawCopy: r.rebuildRate / Math.min(rawRead.median / 6, rawWrite.median / 6),
+      rebuildVsRawCopy: r.rebuildRate / Math.min(limit.readBytesPerSecond / 6, limit.writeBytesPerSecond / 6),
     };
+    // The same figures against fio at the pool's own request size (the limit above is the better block size).
+    const ratiosAtRecordSize =
+      limit.writeAtRecordBytesPerSecond !== null && limit.readAtRecordBytesPerSecond !== null
+        ? {
+            largePut: r.put.median / ((limit.writeAtRecordBytesPerSecond * K) / (K + M)),
+            largeGet: r.get.median / limit.readAtRecordBytesPerSecond,
+            degradedGet: r.degraded.median / limit.readAtRecordBytesPerSecond,
+            scrubVsRawRead: r.scrubRate / limit.readAtRecordBytesPerSecond,
+          }
+        : null;
     const report = {
       mode: mode.name,
       machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version },
-      raw: { writeMiBps: scale(rawWrite, MiB), readMiBps: scale(rawRead, MiB), syncedWritesPerSecond: rawFlushes },
+      limit: { source: limit.source, writeMiBps: limit.writeBytesPerSecond / MiB, readMiBps: limit.readBytesPerSecond / MiB },
+      fio: fio
+        ? {
+            engine: fio.engine,
+            iodepth: fio.iodepth,
+            recordBytes: fio.recordBytes,
+            runtimeSeconds: fio.runtimeSeconds,
+            repeats: fio.repeats,
+            writeAtRecordMiBps: scale(fio.writeAtRecord, MiB),
+            readAtRecordMiBps: scale(fio.readAtRecord, MiB),
+            write1MiBMiBps: scale(fio.write1MiB, MiB),
+            read1MiBMiBps: scale(fio.read1MiB, MiB),
+          }
+        : { skipped: 'fio is not run in --smoke (image files without root); ratios are to dd' },
+      raw: { ddWriteMiBps: scale(ddWrite, MiB), ddReadMiBps: scale(ddRead, MiB), syncedWritesPerSecond: rawFlushes },
       largePutMiBps: scale(r.put, MiB),
       largeGetMiBps: scale(r.get, MiB),
       degradedGetMiBps: scale(r.degraded, MiB),
@@ -404,13 +350,15 @@ async function main(): Promise<void> {
       peakRssMiB: rss,
       peakRssStreamBytes: mode.rssStreamBytes,
       ratios,
+      ratiosAtRecordSize,
+      // Issue 17's targets (ratios to fio).
       targets: {
-        largePut: 0.8,
-        largeGet: 0.8,
-        degradedGet: 0.6,
-        smallPutsPerFlush: 10,
+        largePut: 0.9,
+        largeGet: 0.9,
+        degradedGet: 0.7,
+        smallPutsPerFlush: 20,
         deviceVsDirectorySmallPut: 1.5,
-        scrubVsRawRead: 0.8,
+        scrubVsRawRead: 0.9,
         rsEncodeMBpsPerCore: 2000,
         peakRssMiB: 256,
       },
@@ -422,11 +370,15 @@ async function main(): Promise<void> {
   }
 }
 
-function scale(figure: Figure, unit: number): Figure {
-  return { median: figure.median / unit, min: figure.min / unit, max: figure.max / unit };
+function roundsArgument(args: ReadonlyArray<string>): number | undefined {
+  const index = args.indexOf('--rounds');
+  if (index < 0) return undefined;
+  const rounds = Number(args[index + 1]);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) throw new Error('--rounds takes 1 to 9');
+  return rounds;
 }
 
-function printTable(report: Record<string, unknown> & { ratios: Record<string, number | null>; targets: Record<string, number> }): void {
+function printTable(report: Record<string, unknown> & { ratios: Record<string, number | null>; targets: Record<string, number>; limit: { source: string } }): void {
   const rows: Array<[string, string, string]> = [];
   for (const [name, value] of Object.entries(report.ratios)) {
     const target = report.targets[name];
@@ -437,12 +389,16 @@ function printTable(report: Record<string, unknown> & { ratios: Record<string, n
   rows.push(['rsEncodeMBpsPerCore (4+2)', (report.rsEncodeMBpsPerCore as number).toFixed(0), '≥ 2000']);
   rows.push(['hashGBps', (report.hashGBps as number).toFixed(2), '']);
   rows.push(['catalogCommitsPerSecond', (report.catalogCommitsPerSecond as number).toFixed(0), '']);
-  process.stdout.write('\nfigure                        value     target\n');
+  process.stdout.write(`\nratios to ${report.limit.source === 'fio' ? 'fio (iodepth 32, the better of the record size and 1 MiB)' : 'dd (queue depth 1: fio was skipped)'}\n`);
+  process.stdout.write('figure                        value     target\n');
   for (const [name, value, target] of rows) process.stdout.write(`${name.padEnd(30)}${value.padEnd(10)}${target}\n`);
-  process.stdout.write(`\nraw and absolute figures (median, min, max): ${JSON.stringify({ raw: report.raw, largePutMiBps: report.largePutMiBps, largeGetMiBps: report.largeGetMiBps, degradedGetMiBps: report.degradedGetMiBps, smallPutsPerSecond: report.smallPutsPerSecond, directorySmallPutsPerSecond: report.directorySmallPutsPerSecond })}\n`);
+  if (report.ratiosAtRecordSize) process.stdout.write(`\nratios to fio at the pool's record size: ${JSON.stringify(report.ratiosAtRecordSize, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toFixed(2)) : value))}\n`);
+  process.stdout.write(`\nabsolute figures in MiB/s or per second (median, min, max): ${JSON.stringify({ limit: report.limit, fio: report.fio, raw: report.raw, largePutMiBps: report.largePutMiBps, largeGetMiBps: report.largeGetMiBps, degradedGetMiBps: report.degradedGetMiBps, scrubMiBps: report.scrubMiBps, rebuildMiBps: report.rebuildMiBps, smallPutsPerSecond: report.smallPutsPerSecond, directorySmallPutsPerSecond: report.directorySmallPutsPerSecond }, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toFixed(1)) : value))}\n`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`shardpool bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
-});
+main()
+  .catch((error: unknown) => {
+    process.stderr.write(`shardpool bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());
