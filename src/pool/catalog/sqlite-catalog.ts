@@ -5,6 +5,7 @@ import { assert } from '../../assert.js';
 import { CATALOG_SCHEMA_VERSION } from '../../constants.js';
 import { ShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
+import type { CatalogRecord } from '../../format/catalog-dump.js';
 import type {
   Catalog,
   DiskRow,
@@ -21,6 +22,7 @@ import type {
 import { reportCatalogBatch } from './catalog.js';
 import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
+import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
 
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -533,6 +535,21 @@ export class SqliteCatalog implements Catalog {
       .prepare(`${FRAGMENT_SELECT} WHERE version_id = ? AND extent_index = ? ORDER BY fragment_index`)
       .all(versionId, extentIndex) as FragmentRow[];
     return { ...extent, fragments };
+  }
+
+  // ── dump and load (sqlite-dump.ts) ─────────────────────────────────────────────────────────────────────────────
+
+  /** Read through a connection of its own, so this one stays free for other calls between two records. */
+  async *dumpRecords(): AsyncGenerator<CatalogRecord> {
+    try {
+      yield* dumpSqliteRecords(this.db.name);
+    } catch (error) {
+      throw catalogError(error, this.db.name);
+    }
+  }
+
+  loadRecords(records: AsyncIterable<CatalogRecord>): Promise<Record<string, number>> {
+    return loadSqliteRecords(this.db, records);
   }
 
   /** Inside a transaction: detaches the key's current version (if any) and queues it as garbage. */
