@@ -466,11 +466,29 @@ function compareKeys(left: ReadonlyArray<DumpValue>, right: ReadonlyArray<DumpVa
 /** Integers by value, text by its UTF-8 bytes (SQLite's BINARY collation; PostgreSQL's COLLATE "C"). */
 function compareValues(left: DumpValue, right: DumpValue): number {
   if (typeof left === 'number' && typeof right === 'number') return left - right;
-  if (typeof left === 'string' && typeof right === 'string') {
-    return Buffer.compare(Buffer.from(left, 'utf8'), Buffer.from(right, 'utf8'));
-  }
+  if (typeof left === 'string' && typeof right === 'string') return compareUtf8(left, right);
   assert(Buffer.isBuffer(left) && Buffer.isBuffer(right), 'primary keys compare values of one type');
   return Buffer.compare(left, right);
+}
+
+/**
+ * Orders strings as their UTF-8 bytes would be, without encoding them: UTF-8 byte order is code point order, which is
+ * UTF-16 code unit order except that surrogates (U+D800–DFFF, pairs for code points from U+10000) sort above the
+ * units U+E000–FFFF. Shifting the one range above the other at the first difference gives code point order.
+ */
+function compareUtf8(left: string, right: string): number {
+  const length = Math.min(left.length, right.length);
+  for (let index = 0; index < length; index += 1) {
+    const a = left.charCodeAt(index);
+    const b = right.charCodeAt(index);
+    if (a !== b) return codePointRank(a) - codePointRank(b);
+  }
+  return left.length - right.length;
+}
+
+function codePointRank(unit: number): number {
+  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
+  return unit >= 0xe000 ? unit - 0x800 : unit;
 }
 
 /** Why `value` cannot be stored in `column`, or undefined when it can. */
