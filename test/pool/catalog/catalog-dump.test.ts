@@ -5,8 +5,6 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 import { isShardpoolError } from '../../../src/errors.js';
 import { CATALOG_DUMP_TABLES } from '../../../src/format/catalog-dump.js';
 import { POOL_CONFIG_FILE_NAME } from '../../../src/format/pool-config.js';
@@ -14,6 +12,7 @@ import { Pool } from '../../../src/pool/pool.js';
 import type { ExtentRow } from '../../../src/pool/catalog/catalog.js';
 import { openCatalog } from '../../../src/pool/catalog/open-catalog.js';
 import { dumpPoolCatalog, loadPoolCatalog } from '../../../src/pool/catalog-transfer.js';
+import { liveHeapBytes, trackPeakRss } from '../../support/memory.js';
 import { createTestPool, getBuffer, putBuffer, seededBytes, type TestPool } from '../../support/test-pool.js';
 
 const FIXED_NOW = () => new Date('2025-01-31T02:00:00.000Z');
@@ -284,27 +283,3 @@ test('a dump is a snapshot: rows committed while it is read are not in it', asyn
     await pool.close();
   }
 });
-
-function trackPeakRss(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 10);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
-    },
-  };
-}
-
-/** The heap that survives a full garbage collection: what the code holds on to, not what it has let go of. */
-function liveHeapBytes(): number {
-  collectGarbage();
-  return process.memoryUsage().heapUsed;
-}
-
-const collectGarbage: () => void = (() => {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-})();
