@@ -55,7 +55,7 @@ export async function largeGet(pool: Pool, options: { readonly totalBytes: numbe
   const started = process.hrtime.bigint();
   let bytes = 0;
   for (let offset = 0, index = 0; offset < options.totalBytes; offset += options.objectBytes, index += 1) {
-    for await (const chunk of pool.openObject(`large/${round}/${index}`).chunks()) bytes += chunk.length;
+    for await (const chunk of (await pool.openObject(`large/${round}/${index}`)).chunks()) bytes += chunk.length;
   }
   return bytes / seconds(started);
 }
@@ -126,7 +126,7 @@ export async function readAllOf(pool: Pool, keys: ReadonlyArray<string>, concurr
       while (next < keys.length) {
         const key = keys[next] as string;
         next += 1;
-        for await (const chunk of pool.openObject(key).chunks()) bytes += chunk.length;
+        for await (const chunk of (await pool.openObject(key)).chunks()) bytes += chunk.length;
       }
     }),
   );

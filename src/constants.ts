@@ -12,6 +12,17 @@ export const FORMAT_VERSION = 1;
 export const DEVICE_FORMAT_VERSION = 2;
 /** Catalog schema version; migrations in pool/catalog/sqlite-schema.ts bring older catalogs up to it. */
 export const CATALOG_SCHEMA_VERSION = 3;
+/** Version of the catalog dump format (`shardpool catalog dump`, src/format/catalog-dump.ts). Bump on any change. */
+export const CATALOG_DUMP_FORMAT_VERSION = 1;
+/**
+ * The longest line a catalog dump may hold. The widest row is an object's: a 1 KiB key, or S3 metadata (2 KiB of
+ * user metadata), JSON-escaped at most six bytes per byte; 1 MiB leaves room and bounds what a load buffers.
+ */
+export const CATALOG_DUMP_LINE_MAX_BYTES = 1 * MiB;
+/** Rows a dump reads per statement (keyset pagination; no statement stays open while the consumer runs). */
+export const CATALOG_DUMP_PAGE_ROWS = 1000;
+/** A dump is written in pieces of about this size (lines are gathered, so each write is not one small line). */
+export const CATALOG_DUMP_WRITE_PIECE_BYTES = 256 * KiB;
 
 /** Extent: the unit an object is cut into before encoding. */
 export const EXTENT_SIZE_DEFAULT_BYTES = 1 * MiB;

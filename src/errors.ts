@@ -17,6 +17,11 @@ export const ERROR_CODES = {
   POOL_BUSY: 'another process holds the pool lock and did not release it in time',
   CATALOG_FAILED: 'the catalog database could not be opened or written',
   CATALOG_IO_FAILED: 'the catalog database failed while in use: an I/O error, a full or vanished filesystem, a damaged or locked file',
+  CATALOG_NOT_EMPTY: 'catalog load was pointed at a pool whose catalog already holds rows (disks, objects, S3 tables)',
+  CATALOG_DUMP_INVALID: 'a line of a catalog dump is malformed, out of order, or disagrees with its trailer',
+  CATALOG_DUMP_TRUNCATED: 'a catalog dump ends before its trailer line: it was cut short',
+  CATALOG_DUMP_UNSUPPORTED: 'a catalog dump has a format version or catalog schema version this shardpool cannot load',
+  CATALOG_DUMP_OTHER_POOL: "a catalog dump was taken of another pool: its pool uuid is not the one in pool.json",
   // daemon
   SERVE_FAILED: 'shardpool serve could not start: an address in use, a bad --listen value, a socket path too long',
   DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",

@@ -5,8 +5,11 @@ import * as path from 'node:path';
 import { ShardpoolError } from '../errors.js';
 import { COMMAND_SOCKET_NAME, FRAME, FrameReader, encodeFrame, type CommandHello } from '../serve/command-protocol.js';
 
-/** Commands that never go to the daemon: they start it, create a pool, or only touch the catalog's key table. */
-const LOCAL_COMMANDS = new Set(['serve', 'init', 'user', 'help']);
+/**
+ * Commands that never go to the daemon: they start it, create a pool, only touch the catalog's key table, or (catalog
+ * dump) read a snapshot through a connection of their own; catalog load refuses a served pool itself.
+ */
+const LOCAL_COMMANDS = new Set(['serve', 'init', 'user', 'catalog', 'help']);
 /** Global options that take a value (their value is not the command name). */
 const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--wait', '--direct-io']);
 const STDIN_PIECE_BYTES = 1024 * 1024;
@@ -21,6 +24,18 @@ export async function forwardToDaemon(argv: string[]): Promise<number | undefine
   const socket = await connectToDaemon(path.join(poolDirectory, COMMAND_SOCKET_NAME));
   if (!socket) return undefined;
   return runRemotely(socket, argv);
+}
+
+/** True while `shardpool serve` holds the pool in `poolDirectory` (its command socket answers, whoever owns it). */
+export async function poolIsServed(poolDirectory: string): Promise<boolean> {
+  let socket: Socket | undefined;
+  try {
+    socket = await connectToDaemon(path.join(poolDirectory, COMMAND_SOCKET_NAME));
+  } catch {
+    return true;
+  }
+  socket?.destroy();
+  return socket !== undefined;
 }
 
 function commandName(argv: string[]): string | undefined {

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
+import { registerCatalogCommands } from './catalog-commands.js';
 import { registerDiskCommands } from './disk-commands.js';
 import { forwardToDaemon } from './forward.js';
 import { registerMaintainCommands } from './maintain-commands.js';
@@ -48,6 +49,7 @@ Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation),
   registerObjectCommands(program);
   registerMaintainCommands(program);
   registerServeCommands(program, main);
+  registerCatalogCommands(program);
   const quiet = (command: Command): void => {
     for (const sub of command.commands) {
       sub.exitOverride().configureOutput({ outputError: () => undefined });

@@ -195,7 +195,7 @@ async function* countingChunks(reader: ObjectReader, onProgress: (bytes: number)
   }
 }
 
-async function writeToStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
+export async function writeToStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
   try {
     // pipeline honours back-pressure: extents are read only as fast as the consumer takes them.
     await pipeline(Readable.from(chunks), terminal().stdout);
@@ -209,9 +209,9 @@ async function writeToStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
   }
 }
 
-async function writeToFile(file: string, chunks: AsyncIterable<Buffer>): Promise<void> {
+export async function writeToFile(file: string, chunks: AsyncIterable<Buffer>, options: { mode?: number } = {}): Promise<void> {
   try {
-    await writeStreamDurable(file, chunks);
+    await writeStreamDurable(file, chunks, options);
   } catch (error) {
     if (error instanceof ShardpoolError) throw error;
     throw new ShardpoolError('OUTPUT_FAILED', `cannot write ${file}: ${(error as Error).message}`, { file }, {

@@ -156,11 +156,16 @@ export function openInputStream(filePath: string): Readable {
 
 /**
  * Writes a stream of chunks to `filePath` so that the file appears only complete (temp → fsync → rename → fsync
- * dir): a get that fails half-way, or is killed, never leaves a truncated file under the final name.
+ * dir): a get that fails half-way, or is killed, never leaves a truncated file under the final name. `mode` (0644 by
+ * default) applies to the new file, before any byte is in it.
  */
-export async function writeStreamDurable(filePath: string, chunks: AsyncIterable<Uint8Array>): Promise<number> {
+export async function writeStreamDurable(
+  filePath: string,
+  chunks: AsyncIterable<Uint8Array>,
+  options: { mode?: number } = {},
+): Promise<number> {
   const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
-  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o644);
+  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, options.mode ?? 0o644);
   let writtenBytes = 0;
   try {
     for await (const chunk of chunks) {

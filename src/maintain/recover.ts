@@ -54,7 +54,7 @@ export async function recoverPool(pool: Pool, options: { cleanup: boolean }): Pr
       checkDisk(pool, member.row.id, member.disk, report, options.cleanup).catch((error: unknown) => {
         // A drain that finished meanwhile took the disk out of the pool (its handle refuses calls from then on):
         // nothing of the pool is left on it to report.
-        if (!isShardpoolError(error, 'DISK_OFFLINE') || pool.listMembers().some((other) => other.row.id === member.row.id)) throw error;
+        if (!isShardpoolError(error, 'DISK_OFFLINE') || !pool.isLeaving(member.row.id)) throw error;
         Object.assign(report, { skipped: 'removed from the pool during the scan', orphans: [], strays: [], missing: [] });
       }),
     );

@@ -199,7 +199,13 @@ async function checkFragment(pool: Pool, object: ObjectRow, extent: ExtentRow, f
     if (!isShardpoolError(error)) throw error;
     report.bytesRead += fragment.storedBytes;
     const kind: FindingKind =
-      error.code === 'FRAGMENT_MISSING' ? 'missing' : error.code === 'FRAGMENT_IDENTITY_MISMATCH' ? 'misplaced' : 'corrupt';
+      error.code === 'FRAGMENT_MISSING'
+        ? 'missing'
+        : error.code === 'FRAGMENT_IDENTITY_MISMATCH'
+          ? 'misplaced'
+          : error.code === 'DISK_OFFLINE'
+            ? 'unavailable'
+            : 'corrupt';
     return { ...base, kind, detail: `${error.code}: ${error.message}` };
   }
 }
@@ -208,7 +214,13 @@ async function checkFragment(pool: Pool, object: ObjectRow, extent: ExtentRow, f
 async function checkDeviceLabels(pool: Pool, report: ScrubReport, options: ScrubOptions): Promise<void> {
   for (const member of pool.listMembers()) {
     if (!(member.disk instanceof DeviceDisk) || (options.diskId !== undefined && member.row.id !== options.diskId)) continue;
-    const damaged = await member.disk.damagedLabelCopies();
+    let damaged: number;
+    try {
+      damaged = await member.disk.damagedLabelCopies();
+    } catch (error) {
+      if (isShardpoolError(error, 'DISK_OFFLINE') && pool.isLeaving(member.row.id)) continue; // a drain took it away
+      throw error;
+    }
     if (damaged === 0) continue;
     const finding: Finding = { kind: 'corrupt', diskId: member.row.id, detail: `${damaged} of 3 device label copies damaged`, repaired: false };
     if (options.repair && member.disk.acceptsFragments) {

@@ -76,6 +76,8 @@ export class Pool {
   /** Each open member's use counter, by the disk handed out. */
   private readonly diskUse = new WeakMap<Disk, TrackedDisk<Disk>>();
   private discard: DiscardMode = 'batch';
+  /** Disks forgetMember is taking out of the pool right now. */
+  private readonly leaving = new Set<number>();
 
   private constructor(
     readonly directory: string,
@@ -341,6 +343,7 @@ export class Pool {
    */
   async forgetMember(diskId: number, options: { release: boolean }): Promise<void> {
     const member = this.member(diskId);
+    this.leaving.add(diskId);
     if (member.disk) {
       const tracked = this.diskUse.get(member.disk);
       assert(tracked !== undefined, 'every open member is tracked');
@@ -350,6 +353,12 @@ export class Pool {
     }
     await this.catalog.deleteDisk(diskId);
     this.members.delete(diskId);
+    this.leaving.delete(diskId);
+  }
+
+  /** True once a drain has begun taking the disk out of the pool (forgetMember), or it is gone: its calls fail. */
+  isLeaving(diskId: number): boolean {
+    return this.leaving.has(diskId) || !this.members.has(diskId);
   }
 
   /** Re-reads one disk's catalog row after a state change. */

@@ -2,6 +2,7 @@
 // than a bound that is far below the object size while a 512 MiB object is put from a stream and read back.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { trackPeakRss } from '../support/memory.js';
 import { createTestPool } from '../support/test-pool.js';
 
 const OBJECT_BYTES = 512 * 1024 * 1024;
@@ -14,19 +15,6 @@ async function* generated(totalBytes: number): AsyncGenerator<Buffer> {
     const chunk = Buffer.alloc(CHUNK_BYTES, (offset / CHUNK_BYTES) % 251);
     yield chunk;
   }
-}
-
-function trackPeakRss(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 10);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
-    },
-  };
 }
 
 test('a 512 MiB put and get from streams keep resident memory growth bounded', async (t) => {

@@ -2,6 +2,7 @@
 // one module per engine (sqlite-catalog.ts, the embedded default); nothing outside this folder holds a database
 // handle or writes SQL.
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
+import type { CatalogRecord } from '../../format/catalog-dump.js';
 
 export const CATALOG_FILE_NAME = 'catalog.sqlite';
 
@@ -165,6 +166,21 @@ export interface Catalog extends CatalogOperations {
    * and must do nothing but catalog work: every other caller waits while it runs.
    */
   inBatch<T>(work: (tx: CatalogTransaction) => Promise<T>): Promise<T>;
+  /**
+   * Every row of every table as engine-neutral records (`shardpool catalog dump`): tables in CATALOG_DUMP_TABLES
+   * order, rows in primary-key order (text as UTF-8 bytes), all read in one read transaction, so the records are a
+   * snapshot while writers go on. Rows are read a page at a time: memory does not grow with the catalog, and the
+   * engine's other calls may run between two records.
+   */
+  dumpRecords(): AsyncIterable<CatalogRecord>;
+  /**
+   * Fills an empty catalog with `records` (`shardpool catalog load`), in one transaction committed only once the
+   * records ended normally: an error thrown by them (a dump found bad or cut short) or a row that breaks the
+   * schema's rules (CATALOG_DUMP_INVALID, naming its line) leaves the catalog as it was. Empty means no row in any
+   * table but meta, whose settings the records replace; otherwise CATALOG_NOT_EMPTY. Nothing else may use the
+   * catalog while it loads. Returns the rows loaded per table.
+   */
+  loadRecords(records: AsyncIterable<CatalogRecord>): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 

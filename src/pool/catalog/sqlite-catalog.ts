@@ -6,6 +6,7 @@ import { assert } from '../../assert.js';
 import { CATALOG_SCHEMA_VERSION } from '../../constants.js';
 import { ShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
+import type { CatalogRecord } from '../../format/catalog-dump.js';
 import type {
   Catalog,
   CatalogOperations,
@@ -24,6 +25,7 @@ import type {
 import { reportCatalogBatch } from './catalog.js';
 import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
+import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
 
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -634,6 +636,26 @@ export class SqliteCatalog {
     this.rows.close();
   }
 
+  /** Read through a connection of its own (sqlite-dump.ts), so this one stays free for other calls meanwhile. */
+  async *dumpRecords(): AsyncGenerator<CatalogRecord> {
+    try {
+      yield* dumpSqliteRecords(this.filePath);
+    } catch (error) {
+      throw catalogError(error, this.filePath);
+    }
+  }
+
+  /** One transaction of its own on this connection, which nothing else uses until the load ends. */
+  loadRecords(records: AsyncIterable<CatalogRecord>): Promise<Record<string, number>> {
+    return this.alone(async () => {
+      try {
+        return await loadSqliteRecords(this.rows.db, records);
+      } catch (error) {
+        throw catalogError(error, this.filePath);
+      }
+    });
+  }
+
   private async runBatch(): Promise<void> {
     this.batchScheduled = false;
     const items = this.batch.splice(0);
@@ -664,22 +686,31 @@ export class SqliteCatalog {
   }
 
   /** One transaction around `work`, with the connection to itself until it ends. */
-  private async transaction<T>(work: (tx: CatalogTransaction) => Promise<T>): Promise<T> {
+  private transaction<T>(work: (tx: CatalogTransaction) => Promise<T>): Promise<T> {
+    return this.alone(async () => {
+      const { db } = this.rows;
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await insideTransaction.run(true, () => work(this.tx));
+          db.exec('COMMIT');
+          return result;
+        } finally {
+          if (db.inTransaction) db.exec('ROLLBACK');
+        }
+      } catch (error) {
+        throw catalogError(error, this.filePath);
+      }
+    });
+  }
+
+  /** Runs `work` with the connection to itself: every other call waits until it ends. */
+  private async alone<T>(work: () => Promise<T>): Promise<T> {
     await this.untilNoTransaction();
     let end!: () => void;
     this.transactionEnded = new Promise<void>((resolve) => (end = resolve));
-    const { db } = this.rows;
     try {
-      db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = await insideTransaction.run(true, () => work(this.tx));
-        db.exec('COMMIT');
-        return result;
-      } finally {
-        if (db.inTransaction) db.exec('ROLLBACK');
-      }
-    } catch (error) {
-      throw catalogError(error, this.filePath);
+      return await work();
     } finally {
       this.transactionEnded = undefined;
       end();
