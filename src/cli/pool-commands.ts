@@ -1,7 +1,7 @@
 // Pool-wide commands: init and status.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { EXTENT_SIZE_DEFAULT_BYTES } from '../constants.js';
-import { validateExtentSize } from '../format/pool-config.js';
+import { validateExtentSize, validatePostgresUrl, type CatalogLocation } from '../format/pool-config.js';
 import { Pool } from '../pool/pool.js';
 import type { PoolDescription } from '../pool/status.js';
 import { DISCARD_MODES, type DiscardMode } from '../disk/device/device-disk.js';
@@ -18,8 +18,17 @@ export function registerPoolCommands(program: Command): void {
     .option('--policy <policy>', 'default redundancy policy: replica:N or ec:K+M', DEFAULT_POLICY_TEXT)
     .option('--extent-size <size>', 'size objects are cut into before encoding (4KiB to 64MiB)', '1MiB')
     .option('--discard <mode>', 'when freed block-device units are discarded: online, batch (by shardpool trim) or off', 'batch')
+    .addOption(
+      new Option('--catalog <address>', 'where the catalog lives: sqlite (catalog.sqlite in the pool directory) or postgresql://USER@HOST:PORT/DB (the password from PGPASSWORD or PGPASSFILE)')
+        .env('SHARDPOOL_CATALOG')
+        .default('sqlite'),
+    )
     .addOption(jsonOption())
-    .addHelpText('after', '\nExample:\n  $ shardpool init --pool /srv/pool --policy ec:4+2 --extent-size 1MiB')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ shardpool init --pool /srv/pool --policy ec:4+2 --extent-size 1MiB\n' +
+        '  $ PGPASSFILE=/etc/shardpool/pgpass shardpool init --pool /srv/pool --catalog postgresql://shardpool@db1:5432/pool1',
+    )
     .action(async (_options: unknown, command: Command) => {
       const options = optionsOf(command);
       const policy = parsePolicy(String(options.policy));
@@ -28,14 +37,15 @@ export function registerPoolCommands(program: Command): void {
       validateExtentSize(extentSizeBytes);
       const discard = parseDiscardMode(String(options.discard ?? 'batch'));
       const directory = poolDirectory(options);
-      const config = await Pool.create(directory, { policy, extentSizeBytes });
+      const catalog = parseCatalogAddress(String(options.catalog ?? 'sqlite'));
+      const config = await Pool.create(directory, { policy, extentSizeBytes, catalog });
       await withPool(options, 'write', async (pool) => pool.setDiscardMode(discard));
       if (options.json) {
-        printJson({ pool: directory, poolUuid: config.poolUuid, defaultPolicy: String(options.policy), extentSizeBytes });
+        printJson({ pool: directory, poolUuid: config.poolUuid, defaultPolicy: String(options.policy), extentSizeBytes, catalog: config.catalog });
         return;
       }
       printLine(`created pool ${config.poolUuid} in ${directory}`);
-      printLine(`default policy ${String(options.policy)}, extent size ${formatBytes(extentSizeBytes)}`);
+      printLine(`default policy ${String(options.policy)}, extent size ${formatBytes(extentSizeBytes)}, catalog ${config.catalog.engine === 'sqlite' ? 'sqlite (in the pool directory)' : config.catalog.url}`);
       printLine(`next: add disks with  shardpool add-disk --pool ${directory} --disk DIR`);
     });
 
@@ -120,4 +130,10 @@ export function formatDiskTable(disks: PoolDescription['disks']): string {
           : disk.path,
     ]),
   );
+}
+
+/** `--catalog`: `sqlite` (the default) or a PostgreSQL address without a password. */
+function parseCatalogAddress(text: string): CatalogLocation {
+  if (text === 'sqlite') return { engine: 'sqlite' };
+  return { engine: 'postgresql', url: validatePostgresUrl(text) };
 }

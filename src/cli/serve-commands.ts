@@ -1,11 +1,8 @@
 // The daemon and its access keys: serve, user add / list / rm.
-import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { ShardpoolError } from '../errors.js';
-import { openCatalog } from '../pool/catalog/open-catalog.js';
-import { POOL_CONFIG_FILE_NAME } from '../format/pool-config.js';
-import { pathKind } from '../io/durable-files.js';
+import { openPoolCatalog } from '../pool/catalog/open-catalog.js';
 import { Daemon } from '../serve/daemon.js';
 import { parseListenAddress } from '../serve/listen-address.js';
 import { S3Catalog } from '../serve/s3/s3-catalog.js';
@@ -146,11 +143,7 @@ function positiveDuration(text: string, flag: string): number {
  * while the daemon runs (SQLite serialises the writes, and the daemon reads keys afresh for every request).
  */
 async function withS3Catalog<T>(options: CommonOptions, work: (s3: S3Catalog) => Promise<T>): Promise<T> {
-  const directory = poolDirectory(options);
-  if ((await pathKind(path.join(directory, POOL_CONFIG_FILE_NAME))) !== 'file') {
-    throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, { pool: directory });
-  }
-  const catalog = openCatalog(directory, { create: false });
+  const { catalog } = await openPoolCatalog(poolDirectory(options), { create: false });
   try {
     return await work(S3Catalog.of(catalog));
   } finally {

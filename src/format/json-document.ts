@@ -9,9 +9,10 @@ import { ShardpoolError } from '../errors.js';
  */
 export function decodeJsonDocument(
   bytes: Buffer,
-  options: { source: string; formatTag: string; invalid: (why: string) => ShardpoolError },
+  options: { source: string; formatTag: string; invalid: (why: string) => ShardpoolError; maxFormatVersion?: number },
 ): Record<string, unknown> & { formatVersion: number } {
   const { source, formatTag, invalid } = options;
+  const maxFormatVersion = options.maxFormatVersion ?? FORMAT_VERSION;
   let document: unknown;
   try {
     document = JSON.parse(bytes.toString('utf8'));
@@ -24,10 +25,10 @@ export function decodeJsonDocument(
   if (!Number.isInteger(fields.formatVersion) || (fields.formatVersion as number) < 1) {
     throw invalid('"formatVersion" must be a positive integer');
   }
-  if ((fields.formatVersion as number) > FORMAT_VERSION) {
+  if ((fields.formatVersion as number) > maxFormatVersion) {
     throw new ShardpoolError(
       'POOL_FORMAT_UNSUPPORTED',
-      `${source} has format version ${String(fields.formatVersion)}; this shardpool reads up to ${FORMAT_VERSION}: upgrade shardpool`,
+      `${source} has format version ${String(fields.formatVersion)}; this shardpool reads up to ${maxFormatVersion}: upgrade shardpool`,
       { path: source },
     );
   }

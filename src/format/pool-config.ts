@@ -2,6 +2,9 @@
 // Layout (docs/format.md § pool.json):
 //   { "format": "shardpool-pool", "formatVersion": 1, "poolUuid": UUID, "defaultPolicy": "ec:4+2",
 //     "extentSizeBytes": 1048576, "createdAt": ISO-8601 }
+// Version 2 adds "catalog": { "engine": "postgresql", "url": "postgresql://USER@HOST:PORT/DB" } for a pool whose
+// catalog lives in PostgreSQL (never a password: libpq's PGPASSWORD / PGPASSFILE supply it). A pool with the embedded
+// SQLite catalog is written as version 1, so the shardpool before this one still opens it.
 import {
   EXTENT_SIZE_ALIGNMENT_BYTES,
   EXTENT_SIZE_MAX_BYTES,
@@ -15,8 +18,15 @@ import { isUuid } from './uuid.js';
 export const POOL_CONFIG_FILE_NAME = 'pool.json';
 const POOL_FORMAT_TAG = 'shardpool-pool';
 
+/** Version 2 added `catalog`; version 1 files (no `catalog`: SQLite) still decode. */
+export const POOL_CONFIG_FORMAT_VERSION = 2;
+
+/** Where the catalog is: the embedded default (catalog.sqlite in the pool directory) or a PostgreSQL database. */
+export type CatalogLocation = { readonly engine: 'sqlite' } | { readonly engine: 'postgresql'; readonly url: string };
+
 export interface PoolConfig {
   readonly formatVersion: number;
+  readonly catalog: CatalogLocation;
   readonly poolUuid: string;
   readonly defaultPolicy: Policy;
   readonly extentSizeBytes: number;
@@ -31,6 +41,7 @@ export function encodePoolConfig(config: PoolConfig): Buffer {
     defaultPolicy: formatPolicy(config.defaultPolicy),
     extentSizeBytes: config.extentSizeBytes,
     createdAt: config.createdAt,
+    ...(config.catalog.engine === 'sqlite' ? {} : { catalog: { engine: config.catalog.engine, url: config.catalog.url } }),
   };
   return Buffer.from(`${JSON.stringify(document, null, 2)}\n`, 'utf8');
 }
@@ -39,7 +50,7 @@ export function encodePoolConfig(config: PoolConfig): Buffer {
 export function decodePoolConfig(bytes: Buffer, source: string): PoolConfig {
   const invalid = (why: string) =>
     new ShardpoolError('POOL_CONFIG_INVALID', `${source} is not a valid pool.json: ${why}`, { path: source });
-  const fields = decodeJsonDocument(bytes, { source, formatTag: POOL_FORMAT_TAG, invalid });
+  const fields = decodeJsonDocument(bytes, { source, formatTag: POOL_FORMAT_TAG, invalid, maxFormatVersion: POOL_CONFIG_FORMAT_VERSION });
   if (!isUuid(fields.poolUuid)) throw invalid('"poolUuid" must be a UUID');
   if (typeof fields.defaultPolicy !== 'string') throw invalid('"defaultPolicy" must be a string');
   const extentSizeBytes = fields.extentSizeBytes;
@@ -53,13 +64,55 @@ export function decodePoolConfig(bytes: Buffer, source: string): PoolConfig {
     throw invalid(error instanceof Error ? error.message : String(error));
   }
   if (typeof fields.createdAt !== 'string') throw invalid('"createdAt" must be a string');
+  let catalog: CatalogLocation = { engine: 'sqlite' };
+  if (fields.catalog !== undefined) {
+    const given = fields.catalog as { engine?: unknown; url?: unknown } | null;
+    if (fields.formatVersion < 2 || typeof given !== 'object' || given === null || given.engine !== 'postgresql' || typeof given.url !== 'string') {
+      throw invalid('"catalog" must be {"engine": "postgresql", "url": "postgresql://…"} (format version 2)');
+    }
+    try {
+      catalog = { engine: 'postgresql', url: validatePostgresUrl(given.url) };
+    } catch (error) {
+      throw invalid(error instanceof Error ? error.message : String(error));
+    }
+  }
   return {
     formatVersion: fields.formatVersion,
+    catalog,
     poolUuid: fields.poolUuid,
     defaultPolicy,
     extentSizeBytes,
     createdAt: fields.createdAt,
   };
+}
+
+/** The version a pool.json with this catalog is written as (the oldest that can describe it). */
+export function poolConfigVersionFor(catalog: CatalogLocation): number {
+  return catalog.engine === 'sqlite' ? 1 : 2;
+}
+
+/**
+ * A catalog address as pool.json keeps it: postgresql:// (or postgres://) with a host and a database, and no
+ * password (PGPASSWORD or PGPASSFILE give it, as for every libpq client). Returns it as given; USAGE_INVALID otherwise.
+ */
+export function validatePostgresUrl(text: string): string {
+  const refuse = (why: string) => new ShardpoolError('USAGE_INVALID', `catalog address ${JSON.stringify(redactPassword(text))} ${why}`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw refuse('is not a URL (expected postgresql://USER@HOST:PORT/DATABASE)');
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') throw refuse('must start with postgresql:// (the engines are sqlite, the default, and postgresql)');
+  if (url.password !== '') throw refuse('holds a password: give it in PGPASSWORD or a PGPASSFILE (~/.pgpass), never in the address pool.json keeps');
+  if (url.hostname === '' && !url.searchParams.has('host')) throw refuse('names no host');
+  if (url.pathname.length <= 1) throw refuse('names no database (postgresql://USER@HOST:PORT/DATABASE)');
+  return text;
+}
+
+/** The address with any password replaced, for messages. */
+export function redactPassword(text: string): string {
+  return text.replace(/^(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/, '$1:***@');
 }
 
 export function validateExtentSize(extentSizeBytes: number): void {

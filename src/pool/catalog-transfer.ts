@@ -3,13 +3,10 @@
 // holds the pool lock, goes only into an empty catalog of the pool the dump was taken of (same pool uuid: disk labels
 // and fragment headers name it, so rows of another pool would point at disks that refuse them), and makes every row
 // visible at once, or none.
-import * as path from 'node:path';
 import { CATALOG_DUMP_FORMAT_VERSION, CATALOG_DUMP_WRITE_PIECE_BYTES, CATALOG_SCHEMA_VERSION } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import { encodeCatalogDump, openCatalogDump, type DumpHeader } from '../format/catalog-dump.js';
-import { POOL_CONFIG_FILE_NAME, decodePoolConfig, type PoolConfig } from '../format/pool-config.js';
-import { readFileIfExists } from '../io/durable-files.js';
-import { openCatalog } from './catalog/open-catalog.js';
+import { openCatalog, openPoolCatalog, readPoolConfig } from './catalog/open-catalog.js';
 import { PoolLock } from './pool-lock.js';
 
 export interface LoadedDump {
@@ -22,8 +19,7 @@ export interface LoadedDump {
  * fast as the consumer takes pieces; stopping early (return) ends the snapshot and closes the catalog.
  */
 export async function* dumpPoolCatalog(directory: string, options: { now?: () => Date } = {}): AsyncGenerator<Buffer> {
-  const config = await readPoolConfig(directory);
-  const catalog = openCatalog(directory, { create: false });
+  const { config, catalog } = await openPoolCatalog(directory, { create: false });
   try {
     const header: DumpHeader = {
       formatVersion: CATALOG_DUMP_FORMAT_VERSION,
@@ -72,7 +68,7 @@ export async function loadPoolCatalog(
     }
     const lock = await PoolLock.acquire(directory, options.lockWaitMs);
     try {
-      const catalog = openCatalog(directory, { create: true });
+      const catalog = await openCatalog(directory, config.catalog, { create: true });
       try {
         const rowCounts = await catalog.loadRecords(dump.records).catch((error: unknown) => {
           throw namingSource(error, options.source);
@@ -89,16 +85,6 @@ export async function loadPoolCatalog(
   }
 }
 
-async function readPoolConfig(directory: string): Promise<PoolConfig> {
-  const configPath = path.join(directory, POOL_CONFIG_FILE_NAME);
-  const bytes = await readFileIfExists(configPath).catch((error: unknown) => {
-    throw new ShardpoolError('POOL_NOT_FOUND', `cannot read ${configPath}: ${String(error)}`, { pool: directory });
-  });
-  if (!bytes) {
-    throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, { pool: directory });
-  }
-  return decodePoolConfig(bytes, configPath);
-}
 
 /** The engine names the line of a row it refused; the file is named here. */
 function namingSource(error: unknown, source: string): unknown {

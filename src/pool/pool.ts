@@ -6,7 +6,6 @@
 // first finishes what an interrupted process left behind (uncommitted puts, undeleted garbage).
 import * as path from 'node:path';
 import { assert } from '../assert.js';
-import { FORMAT_VERSION } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
 import { DISCARD_MODES, DeviceDisk, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
@@ -15,7 +14,7 @@ import { trackDiskUse, type TrackedDisk } from '../disk/disk-users.js';
 import { meterDisk } from '../disk/metered-disk.js';
 import type { DirectIoMode } from '../io/block-io.js';
 import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
-import { POOL_CONFIG_FILE_NAME, decodePoolConfig, encodePoolConfig, type PoolConfig } from '../format/pool-config.js';
+import { POOL_CONFIG_FILE_NAME, encodePoolConfig, poolConfigVersionFor, redactPassword, type CatalogLocation, type PoolConfig } from '../format/pool-config.js';
 import { newUuid } from '../format/uuid.js';
 import {
   ensureDirectory,
@@ -23,13 +22,12 @@ import {
   fsyncDirectory,
   listDirectory,
   pathKind,
-  readFileIfExists,
   realPath,
   writeFileDurable,
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
-import type { Catalog, CatalogTransaction, DiskRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
-import { openCatalog } from './catalog/open-catalog.js';
+import { CATALOG_FILE_NAME, type Catalog, type CatalogTransaction, type DiskRow, type ObjectMetadata, type ObjectRow } from './catalog/catalog.js';
+import { openCatalog, readPoolConfig } from './catalog/open-catalog.js';
 import {
   cleanUpInterruptedMoves,
   cleanUpInterruptedPuts,
@@ -45,6 +43,12 @@ import { describeObject, describePool, type ObjectDescription, type PoolDescript
 export type PoolAccess = 'read' | 'write';
 
 const DISCARD_SETTING = 'discard';
+/** The pool a catalog belongs to (set by init; catalogs made before it have none and are not checked). */
+const POOL_UUID_SETTING = 'pool-uuid';
+
+function describeCatalog(location: CatalogLocation): string {
+  return location.engine === 'sqlite' ? CATALOG_FILE_NAME : redactPassword(location.url);
+}
 export type PoolState = 'opening' | 'open' | 'closing' | 'closed' | 'failed';
 
 /** A disk of the pool as the catalog knows it, with its open handle when it could be reached. */
@@ -89,7 +93,7 @@ export class Pool {
   ) {}
 
   /** Creates a new, empty pool in `directory` (which must not exist or be empty). */
-  static async create(directory: string, options: { policy: Policy; extentSizeBytes: number }): Promise<PoolConfig> {
+  static async create(directory: string, options: { policy: Policy; extentSizeBytes: number; catalog?: CatalogLocation }): Promise<PoolConfig> {
     const kind = await pathKind(directory);
     if (kind !== 'missing' && kind !== 'directory') {
       throw new ShardpoolError('POOL_ALREADY_EXISTS', `${directory} exists and is not a directory`, { pool: directory });
@@ -107,35 +111,50 @@ export class Pool {
     }
     const created = await ensureDirectory(directory);
     if (created !== undefined) await fsyncDirectory(path.dirname(created));
+    const catalogLocation = options.catalog ?? { engine: 'sqlite' as const };
     const config: PoolConfig = {
-      formatVersion: FORMAT_VERSION,
+      formatVersion: poolConfigVersionFor(catalogLocation),
+      catalog: catalogLocation,
       poolUuid: newUuid(),
       defaultPolicy: options.policy,
       extentSizeBytes: options.extentSizeBytes,
       createdAt: new Date().toISOString(),
     };
-    // The catalog first: a crash before pool.json is written leaves a directory that is not yet a pool.
-    await openCatalog(directory, { create: true }).close();
+    // The catalog first: a crash before pool.json is written leaves a directory that is not yet a pool. A catalog
+    // that already names a pool (a PostgreSQL database another pool uses) is never taken over.
+    const catalog = await openCatalog(directory, config.catalog, { create: true });
+    try {
+      const owner = await catalog.getSetting(POOL_UUID_SETTING);
+      if (owner !== undefined || (await catalog.listDisks()).length > 0) {
+        throw new ShardpoolError(
+          'CATALOG_NOT_EMPTY',
+          `the catalog ${describeCatalog(config.catalog)} already belongs to pool ${owner ?? '(unknown)'}; a new pool needs an empty catalog of its own`,
+          { pool: directory },
+        );
+      }
+      await catalog.setSetting(POOL_UUID_SETTING, config.poolUuid);
+    } finally {
+      await catalog.close();
+    }
     await writeFileDurable(path.join(directory, POOL_CONFIG_FILE_NAME), encodePoolConfig(config));
     return config;
   }
 
   static async open(directory: string, options: OpenOptions): Promise<Pool> {
-    const configPath = path.join(directory, POOL_CONFIG_FILE_NAME);
-    const configBytes = await readFileIfExists(configPath).catch((error: unknown) => {
-      throw new ShardpoolError('POOL_NOT_FOUND', `cannot read ${configPath}: ${String(error)}`, { pool: directory });
-    });
-    if (!configBytes) {
-      throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, {
-        pool: directory,
-      });
-    }
-    const config = decodePoolConfig(configBytes, configPath);
+    const config = await readPoolConfig(directory);
     const lock = options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined;
     let catalog: Catalog | undefined;
     let pool: Pool | undefined;
     try {
-      catalog = openCatalog(directory, { create: false });
+      catalog = await openCatalog(directory, config.catalog, { create: false });
+      const owner = await catalog.getSetting(POOL_UUID_SETTING);
+      if (owner !== undefined && owner !== config.poolUuid) {
+        throw new ShardpoolError(
+          'CATALOG_FAILED',
+          `the catalog ${describeCatalog(config.catalog)} belongs to pool ${owner}, not to ${config.poolUuid} (${directory}): pool.json points at another pool's catalog`,
+          { pool: directory },
+        );
+      }
       pool = new Pool(directory, config, catalog, options.access, lock, options.directIo ?? 'auto');
       await pool.loadSettings();
       await pool.openMembers();

@@ -128,7 +128,7 @@ test('the version 1 fixture reads forever, writes back to the same bytes and loa
   assert.equal(rewritten, bytes.toString('utf8'));
   // And today's engine loads it, and dumps it back to the same rows.
   const directory = await makeTempDir(t, 'catalog-dump-fixture');
-  const catalog = openCatalog(directory, { create: true });
+  const catalog = await openCatalog(directory, { engine: 'sqlite' }, { create: true });
   try {
     await catalog.loadRecords(fromArray(records));
     assert.equal(await collect(encodeCatalogDump(dump.header, catalog.dumpRecords())), bytes.toString('utf8'));

@@ -9,6 +9,7 @@ const FIXTURES = new URL('../../../test/fixtures/format/v1/', import.meta.url);
 
 const POOL: PoolConfig = {
   formatVersion: 1,
+  catalog: { engine: 'sqlite' },
   poolUuid: '11111111-2222-4333-8444-555555555555',
   defaultPolicy: { kind: 'ec', dataFragments: 4, parityFragments: 2 },
   extentSizeBytes: 1024 * 1024,
@@ -42,6 +43,10 @@ test('pool.json and disk.json round-trip, and the v1 fixtures still decode', asy
   assert.deepEqual(decodeDiskLabel(encodeDiskLabel(LABEL), 'test'), LABEL);
   assert.deepEqual(decodePoolConfig(await fs.readFile(new URL('pool.json', FIXTURES)), 'fixture'), POOL);
   assert.deepEqual(decodeDiskLabel(await fs.readFile(new URL('disk.json', FIXTURES)), 'fixture'), LABEL);
+  // Version 2: the catalog in PostgreSQL, its address kept without a password.
+  const inPostgres: PoolConfig = { ...POOL, formatVersion: 2, catalog: { engine: 'postgresql', url: 'postgresql://shardpool@db.example:5432/pool1?sslmode=require' } };
+  assert.deepEqual(decodePoolConfig(encodePoolConfig(inPostgres), 'test'), inPostgres);
+  assert.deepEqual(decodePoolConfig(await fs.readFile(new URL('../v2/pool.json', FIXTURES)), 'fixture'), inPostgres);
 });
 
 test('a damaged pool.json is POOL_CONFIG_INVALID, a newer one POOL_FORMAT_UNSUPPORTED', () => {
@@ -55,7 +60,12 @@ test('a damaged pool.json is POOL_CONFIG_INVALID, a newer one POOL_FORMAT_UNSUPP
     [withField(good, 'format', 'something-else'), 'POOL_CONFIG_INVALID'],
     [withField(good, 'formatVersion', '1'), 'POOL_CONFIG_INVALID'],
     [withField(good, 'formatVersion', 0), 'POOL_CONFIG_INVALID'],
-    [withField(good, 'formatVersion', 2), 'POOL_FORMAT_UNSUPPORTED'],
+    [withField(good, 'formatVersion', 3), 'POOL_FORMAT_UNSUPPORTED'],
+    [withField(good, 'catalog', { engine: 'postgresql', url: 'postgresql://u@h/db' }), 'POOL_CONFIG_INVALID'], // needs version 2
+    [withField(withField(good, 'formatVersion', 2), 'catalog', { engine: 'postgresql', url: 'postgresql://u:secret@h/db' }), 'POOL_CONFIG_INVALID'],
+    [withField(withField(good, 'formatVersion', 2), 'catalog', { engine: 'postgresql', url: 'mysql://u@h/db' }), 'POOL_CONFIG_INVALID'],
+    [withField(withField(good, 'formatVersion', 2), 'catalog', { engine: 'postgresql', url: 'postgresql://u@h' }), 'POOL_CONFIG_INVALID'],
+    [withField(withField(good, 'formatVersion', 2), 'catalog', { engine: 'oracle' }), 'POOL_CONFIG_INVALID'],
     [withField(good, 'poolUuid', 'not-a-uuid'), 'POOL_CONFIG_INVALID'],
     [withField(good, 'poolUuid', undefined), 'POOL_CONFIG_INVALID'],
     [withField(good, 'defaultPolicy', 'raid5'), 'POOL_CONFIG_INVALID'],

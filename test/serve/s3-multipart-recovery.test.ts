@@ -53,7 +53,7 @@ test('a daemon killed in Complete after its commit leaves the object, no upload 
   assert.ok((await bodyBytes(got.Body)).equals(Buffer.concat(parts)), 'the committed object reads back whole');
   assert.equal((await again.send(new ListMultipartUploadsCommand({ Bucket: 'crash' }))).Uploads, undefined, 'no upload is listed');
   assert.equal((await s3Error(again.send(new ListPartsCommand({ Bucket: 'crash', Key: 'big.bin', UploadId: uploadId })))).name, 'NoSuchUpload');
-  const catalog = openCatalog(pool);
+  const catalog = await openCatalog(pool);
   try {
     assert.deepEqual(await hiddenPartKeys(catalog), []);
   } finally {
@@ -111,7 +111,7 @@ test('part objects no upload can reach, and uploads whose parts are gone, are re
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'keep' }));
   assert.deepEqual(uploads.Uploads?.map((upload) => upload.UploadId), [healthy]);
   assert.equal((await s3Error(s3.send(new ListPartsCommand({ Bucket: 'keep', Key: 'broken', UploadId: broken })))).name, 'NoSuchUpload');
-  const catalog = openCatalog(pool);
+  const catalog = await openCatalog(pool);
   try {
     assert.deepEqual(await hiddenPartKeys(catalog), [healthyPartKey], 'only the healthy upload keeps a part object');
   } finally {

@@ -33,7 +33,7 @@ async function servedPool(t: import('node:test').TestContext, label: string) {
   const keys = await addUser(pool, 'racer');
   const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off']);
   const s3 = s3Client(daemon.s3Endpoint, keys);
-  const catalog = openCatalog(pool);
+  const catalog = await openCatalog(pool);
   t.after(async () => {
     s3.destroy();
     await catalog.close();

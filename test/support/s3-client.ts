@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { Catalog } from '../../src/pool/catalog/catalog.js';
-import { openCatalog as openPoolCatalog } from '../../src/pool/catalog/open-catalog.js';
+import { openPoolCatalog } from '../../src/pool/catalog/open-catalog.js';
 import { toArray } from './async.js';
 import { MULTIPART_KEY_PREFIX } from '../../src/serve/s3/s3-names.js';
 
@@ -64,8 +64,8 @@ export async function waitForWritesInFlight(opsEndpoint: string, count: number, 
 }
 
 /** The pool's catalog, read from the test process beside the daemon (SQLite WAL: committed state only). */
-export function openCatalog(pool: string): Catalog {
-  return openPoolCatalog(pool, { create: false });
+export async function openCatalog(pool: string): Promise<Catalog> {
+  return (await openPoolCatalog(pool, { create: false })).catalog;
 }
 
 /** Keys of the hidden pool objects that hold multipart parts. */

@@ -1,9 +1,36 @@
-// Opens a pool's catalog with the engine its pool keeps it in. Today one engine: SQLite, in the pool directory.
+// Opens a pool's catalog with the engine pool.json names, and reads pool.json itself (every command that opens a
+// pool or its catalog starts here). SQLite is the embedded default: catalog.sqlite in the pool directory.
 import * as path from 'node:path';
+import { ShardpoolError } from '../../errors.js';
+import { POOL_CONFIG_FILE_NAME, decodePoolConfig, redactPassword, type CatalogLocation, type PoolConfig } from '../../format/pool-config.js';
+import { readFileIfExists } from '../../io/durable-files.js';
 import { CATALOG_FILE_NAME, type Catalog } from './catalog.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
 
-/** `create`: make a new, empty catalog (init); otherwise the catalog must exist. */
-export function openCatalog(poolDirectory: string, options: { create: boolean }): Catalog {
-  return SqliteCatalog.open(path.join(poolDirectory, CATALOG_FILE_NAME), options);
+/** `create`: make a new, empty catalog (init, load); otherwise the catalog must exist. */
+export async function openCatalog(poolDirectory: string, location: CatalogLocation, options: { create: boolean }): Promise<Catalog> {
+  if (location.engine === 'sqlite') return SqliteCatalog.open(path.join(poolDirectory, CATALOG_FILE_NAME), options);
+  throw new ShardpoolError(
+    'POOL_FORMAT_UNSUPPORTED',
+    `the pool in ${poolDirectory} keeps its catalog in PostgreSQL (${redactPassword(location.url)}), which this shardpool cannot open: upgrade shardpool`,
+    { pool: poolDirectory },
+  );
+}
+
+/** The pool's pool.json, decoded; POOL_NOT_FOUND when the directory holds none. */
+export async function readPoolConfig(directory: string): Promise<PoolConfig> {
+  const configPath = path.join(directory, POOL_CONFIG_FILE_NAME);
+  const bytes = await readFileIfExists(configPath).catch((error: unknown) => {
+    throw new ShardpoolError('POOL_NOT_FOUND', `cannot read ${configPath}: ${String(error)}`, { pool: directory });
+  });
+  if (!bytes) {
+    throw new ShardpoolError('POOL_NOT_FOUND', `${directory} is not a shardpool pool (no ${POOL_CONFIG_FILE_NAME})`, { pool: directory });
+  }
+  return decodePoolConfig(bytes, configPath);
+}
+
+/** The catalog of the pool in `directory`, wherever pool.json says it is. */
+export async function openPoolCatalog(directory: string, options: { create: boolean }): Promise<{ config: PoolConfig; catalog: Catalog }> {
+  const config = await readPoolConfig(directory);
+  return { config, catalog: await openCatalog(directory, config.catalog, options) };
 }

@@ -34,7 +34,7 @@ async function freshPoolDirectory(testPool: TestPool, name: string): Promise<str
   const directory = path.join(testPool.root, name);
   await fs.mkdir(directory);
   await fs.copyFile(path.join(testPool.directory, POOL_CONFIG_FILE_NAME), path.join(directory, POOL_CONFIG_FILE_NAME));
-  openCatalog(directory, { create: true }).close();
+  await (await openCatalog(directory, { engine: 'sqlite' }, { create: true })).close();
   return directory;
 }
 
@@ -254,7 +254,7 @@ test('20,000 objects dump and load in bounded memory, a page of rows at a time',
   assert.ok(dumpGrowth < 128 * 1024 * 1024, `dumping grew resident memory by ${mib(dumpGrowth)}`);
   assert.ok(loadGrowth < 128 * 1024 * 1024, `loading grew resident memory by ${mib(loadGrowth)}`);
 
-  const catalog = openCatalog(restored, { create: false });
+  const catalog = await openCatalog(restored, { engine: 'sqlite' }, { create: false });
   try {
     assert.equal((await catalog.objectTotals()).objectCount, OBJECTS);
   } finally {
@@ -265,7 +265,7 @@ test('20,000 objects dump and load in bounded memory, a page of rows at a time',
 test('a dump is a snapshot: rows committed while it is read are not in it', async (t) => {
   const testPool = await createTestPool(t, { disks: 3, policy: 'ec:2+1' });
   const pool = await testPool.open('write');
-  const reader = openCatalog(testPool.directory, { create: false });
+  const reader = await openCatalog(testPool.directory, { engine: 'sqlite' }, { create: false });
   try {
     for (let index = 0; index < 3; index += 1) await putBuffer(pool, `before-${index}`, seededBytes(2000, index));
     const records = reader.dumpRecords()[Symbol.asyncIterator]();

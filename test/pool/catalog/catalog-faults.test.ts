@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { isShardpoolError } from '../../../src/errors.js';
 import { CATALOG_FILE_NAME } from '../../../src/pool/catalog/catalog.js';
-import { openCatalog } from '../../../src/pool/catalog/open-catalog.js';
+import { openPoolCatalog } from '../../../src/pool/catalog/open-catalog.js';
 import { createCliPool, runCli, runCliOk } from '../../support/cli.js';
 import { makeTempDir } from '../../support/temp-dir.js';
 import { toArray } from '../../support/async.js';
@@ -22,7 +22,7 @@ test('a catalog damaged under an open connection fails each call with CATALOG_IO
   const input = path.join(root, 'input');
   await fs.writeFile(input, Buffer.alloc(1000, 7));
   for (let index = 0; index < 4; index += 1) await runCliOk(['put', '--pool', pool, `key-${String(index).padStart(3, '0')}-${'x'.repeat(200)}`, input]);
-  const catalog = openCatalog(pool, { create: false });
+  const { catalog } = await openPoolCatalog(pool, { create: false });
   try {
     await truncateToFirstPage(pool);
     const failures: unknown[] = [];
