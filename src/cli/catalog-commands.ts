@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { ShardpoolError } from '../errors.js';
 import { CATALOG_DUMP_TABLES } from '../format/catalog-dump.js';
 import { openInputStream, pathKind } from '../io/durable-files.js';
-import { dumpPoolCatalog, loadPoolCatalog } from '../pool/catalog-transfer.js';
+import { describeLocation, dumpPoolCatalog, loadPoolCatalog, migratePoolCatalog } from '../pool/catalog-transfer.js';
+import { parseCatalogAddress } from './pool-commands.js';
 import { jsonOption, lockWaitMs, optionsOf, poolDirectory, poolOption, printJson, printLine } from './context.js';
 import { poolIsServed } from './forward.js';
 import { writeToFile, writeToStdout } from './object-commands.js';
@@ -15,7 +16,7 @@ const STANDARD_STREAM = '-';
 const DUMP_FILE_MODE = 0o600;
 
 export function registerCatalogCommands(program: Command): void {
-  const catalog = program.command('catalog').description('the catalog as portable, versioned JSON lines: dump, load');
+  const catalog = program.command('catalog').description('the catalog as portable, versioned JSON lines (dump, load), and moved between engines (migrate)');
   catalog
     .command('dump')
     .description(
@@ -82,6 +83,40 @@ export function registerCatalogCommands(program: Command): void {
           `${count('buckets')} buckets, ${count('users')} users, ${count('multipart_uploads')} multipart uploads`,
       );
       printLine(`next: shardpool status --pool ${directory}   (then shardpool scrub, to check the disks against the rows)`);
+    });
+  catalog
+    .command('migrate')
+    .description(
+      'move the catalog of a pool that is not being served to another engine (sqlite, or postgresql://USER@HOST:PORT/DB): ' +
+        'every row copied, both sides compared row for row, then pool.json switched; the old catalog is kept',
+    )
+    .requiredOption('--to <address>', 'sqlite, or postgresql://USER@HOST:PORT/DB (the password from PGPASSWORD or PGPASSFILE)')
+    .addOption(poolOption())
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      '\nExamples (the daemon stopped):\n' +
+        '  $ PGPASSFILE=/etc/shardpool/pgpass shardpool catalog migrate --pool /srv/pool --to postgresql://shardpool@db1:5432/pool1\n' +
+        '  $ shardpool catalog migrate --pool /srv/pool --to sqlite',
+    )
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const directory = poolDirectory(options);
+      if (await poolIsServed(directory)) {
+        throw new ShardpoolError('POOL_BUSY', `pool ${directory} is served by shardpool serve; stop the daemon first (a migration moves the whole catalog)`, {
+          pool: directory,
+        });
+      }
+      const to = parseCatalogAddress(String(options.to));
+      const migrated = await migratePoolCatalog(directory, to, { lockWaitMs: lockWaitMs(options) });
+      if (options.json) {
+        printJson({ pool: directory, from: migrated.from, to: migrated.to, rows: migrated.rows, keptAs: migrated.keptAs ?? null });
+        return;
+      }
+      printLine(`moved ${migrated.rows} rows from ${describeLocation(migrated.from)} to ${describeLocation(migrated.to)}; both dump to the same rows`);
+      printLine(`pool.json now names ${describeLocation(migrated.to)}`);
+      if (migrated.keptAs) printLine(`the old catalog is kept as ${migrated.keptAs} in the pool directory (delete it once you are satisfied)`);
+      else printLine(`the old catalog ${describeLocation(migrated.from)} is left as it was (drop it once you are satisfied)`);
     });
 }
 

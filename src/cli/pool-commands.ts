@@ -133,7 +133,7 @@ export function formatDiskTable(disks: PoolDescription['disks']): string {
 }
 
 /** `--catalog`: `sqlite` (the default) or a PostgreSQL address without a password. */
-function parseCatalogAddress(text: string): CatalogLocation {
+export function parseCatalogAddress(text: string): CatalogLocation {
   if (text === 'sqlite') return { engine: 'sqlite' };
   return { engine: 'postgresql', url: validatePostgresUrl(text) };
 }

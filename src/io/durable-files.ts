@@ -202,3 +202,15 @@ export function isNotFound(error: unknown): boolean {
 function isBufferList(data: Uint8Array | ReadonlyArray<Uint8Array>): data is ReadonlyArray<Uint8Array> {
   return Array.isArray(data);
 }
+
+/** Renames a file if it exists, durably (the directory is synced); false when there was nothing to rename. */
+export async function renameIfExists(fromPath: string, toPath: string): Promise<boolean> {
+  try {
+    await fs.rename(fromPath, toPath);
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+  await fsyncDirectory(path.dirname(toPath));
+  return true;
+}
