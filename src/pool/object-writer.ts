@@ -86,7 +86,11 @@ export async function writeObject(
     settleFragments(pool, unrecorded.flatMap((extent) => extent.fragments));
   } catch (error) {
     await writer.settleProgress();
-    await abandonVersion(pool, writer.versionId);
+    // A commit whose answer was lost (the catalog's server went away during COMMIT) may have committed: its fragments
+    // are then the object's, and deleting them would break it. Asked again; if the catalog cannot say, the put's
+    // intent and fragments stay for the next write-open to decide.
+    const fate = await commitFate(pool, writer.versionId);
+    if (fate === 'not-committed') await abandonVersion(pool, writer.versionId);
     throw error;
   }
   killPoint('put.committed');
@@ -94,6 +98,22 @@ export async function writeObject(
     await pool.collectVersion(versionId);
   }
   return { object, replacedVersionId };
+}
+
+/**
+ * Whether a put's version is in the catalog after its commit failed: 'committed' (no intent, and the version is an
+ * object or already garbage), 'not-committed' (its intent is still there, or it never became anything), 'unknown'
+ * when the catalog cannot be asked. The intent goes in the same transaction that makes the version visible.
+ */
+async function commitFate(pool: Pool, versionId: string): Promise<'committed' | 'not-committed' | 'unknown'> {
+  try {
+    if (await pool.catalog.hasIntent(versionId)) return 'not-committed';
+    const visible = (await pool.catalog.objectOfVersion(versionId)) !== undefined || (await pool.catalog.isGarbage(versionId));
+    return visible ? 'committed' : 'not-committed';
+  } catch (error) {
+    if (!isShardpoolError(error)) throw error;
+    return 'unknown';
+  }
 }
 
 /** Tells each disk that the catalog now references these fragments (block devices stop tracking them as pending). */
