@@ -41,6 +41,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import { assert } from '../../assert.js';
 import { CATALOG_DUMP_PAGE_ROWS, CATALOG_SCHEMA_VERSION } from '../../constants.js';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
@@ -93,8 +94,10 @@ export async function openPostgresCatalog(url: string, options: { create: boolea
     );
   }
   const address = describeAddress(url);
+  // Parsed here rather than given as connectionString, which pg lets override the password function (its empty
+  // password field wins), so that PGPASSFILE is read by libpq's rules below.
   const pool = new pg.Pool({
-    connectionString: url,
+    ...parseIntoClientConfig(url),
     max: POOL_CONNECTIONS_MAX,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     keepAlive: true,
