@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   POOL_BUSY: 'another process holds the pool lock and did not release it in time',
   CATALOG_FAILED: 'the catalog database could not be opened or written',
   CATALOG_IO_FAILED: 'the catalog database failed while in use: an I/O error, a full or vanished filesystem, a damaged or locked file',
+  CATALOG_UNREACHABLE: 'the PostgreSQL server holding the catalog cannot be reached: down, restarting, refusing connections, or the connection was lost',
   CATALOG_NOT_EMPTY: 'catalog load was pointed at a pool whose catalog already holds rows (disks, objects, S3 tables)',
   CATALOG_DUMP_INVALID: 'a line of a catalog dump is malformed, out of order, or disagrees with its trailer',
   CATALOG_DUMP_TRUNCATED: 'a catalog dump ends before its trailer line: it was cut short',

@@ -706,7 +706,11 @@ export class SqliteCatalog {
 
   /** Runs `work` with the connection to itself: every other call waits until it ends. */
   private async alone<T>(work: () => Promise<T>): Promise<T> {
-    await this.untilNoTransaction();
+    // The wait is inline, not `await this.untilNoTransaction()`: returning from that call takes more turns of the
+    // microtask queue, in which a second waiter could see no transaction either and both would BEGIN. Here the check
+    // that finds none and the claim below run in the same turn.
+    assert(insideTransaction.getStore() === undefined, "inside a transaction only its handle is used, never the catalog's");
+    while (this.transactionEnded) await this.transactionEnded;
     let end!: () => void;
     this.transactionEnded = new Promise<void>((resolve) => (end = resolve));
     try {

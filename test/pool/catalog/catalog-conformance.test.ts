@@ -1,0 +1,554 @@
+// One conformance suite for every catalog engine (as the Disk backends share one): SQLite and PostgreSQL must give
+// the same answers to the same calls — disks, intents and commits with their garbage, group commit and its
+// savepoints, key order (UTF-8 bytes) with non-ASCII keys, moves, fragment status, counters, settings, the S3 tables
+// — and a dump of either engine loads into the other and dumps back to the same bytes.
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { CATALOG_DUMP_FORMAT_VERSION, CATALOG_SCHEMA_VERSION } from '../../../src/constants.js';
+import { isShardpoolError } from '../../../src/errors.js';
+import { encodeCatalogDump, type CatalogRecord, type DumpHeader } from '../../../src/format/catalog-dump.js';
+import { setCatalogBatchObserver, type Catalog, type NewObject, type ObjectMetadata } from '../../../src/pool/catalog/catalog.js';
+import { openPostgresCatalog } from '../../../src/pool/catalog/postgres-catalog.js';
+import { SqliteCatalog } from '../../../src/pool/catalog/sqlite-catalog.js';
+import { toArray } from '../../support/async.js';
+import { postgresDatabase } from '../../support/postgres.js';
+import { makeTempDir } from '../../support/temp-dir.js';
+
+interface Engine {
+  readonly name: string;
+  /** A new, empty catalog closed when the test ends; undefined when the engine is not available (test skipped). */
+  open(t: TestContext): Promise<Catalog | undefined>;
+}
+
+const ENGINES: ReadonlyArray<Engine> = [
+  {
+    name: 'sqlite',
+    async open(t) {
+      const directory = await makeTempDir(t, 'conformance');
+      const catalog = SqliteCatalog.open(path.join(directory, 'catalog.sqlite'), { create: true });
+      t.after(() => catalog.close());
+      return catalog;
+    },
+  },
+  {
+    name: 'postgresql',
+    async open(t) {
+      const url = await postgresDatabase(t);
+      if (url === undefined) return undefined;
+      const catalog = await openPostgresCatalog(url, { create: true });
+      t.after(() => catalog.close());
+      return catalog;
+    },
+  },
+];
+
+const CREATED_AT_MS = 1_700_000_000_000;
+
+function newObject(key: string, versionId: string, diskIds: ReadonlyArray<number>, options: { extentCount?: number; sizeBytes?: number; metadata?: ObjectMetadata } = {}): NewObject {
+  const extentCount = options.extentCount ?? 2;
+  return {
+    object: {
+      key,
+      versionId,
+      sizeBytes: options.sizeBytes ?? 8000,
+      policy: 'ec:2+1',
+      fragmentCount: diskIds.length,
+      fragmentsNeeded: Math.max(1, diskIds.length - 1),
+      extentSizeBytes: 4096,
+      extentCount,
+      createdAtMs: CREATED_AT_MS,
+    },
+    extents: Array.from({ length: extentCount }, (_, extentIndex) => ({
+      versionId,
+      extentIndex,
+      lengthBytes: 4096 - extentIndex,
+      checksum: Buffer.from([extentIndex, 0, 0x7f, 0xff, versionId.length]),
+      fragments: diskIds.map((diskId, fragmentIndex) => ({ versionId, extentIndex, fragmentIndex, diskId, storedBytes: 2048 + fragmentIndex, locationBytes: fragmentIndex * 1_048_576 * 4096 })),
+    })),
+    metadata: options.metadata,
+  };
+}
+
+async function threeDisks(catalog: Catalog): Promise<number[]> {
+  const ids: number[] = [];
+  for (const index of [1, 2, 3]) ids.push((await catalog.addDisk({ uuid: `00000000-0000-4000-8000-00000000000${index}`, kind: 'directory', path: `/disks/${index}` })).id);
+  return ids;
+}
+
+/** Commits `key` under a fresh intent, outside any batch of the test's own. */
+async function put(catalog: Catalog, key: string, versionId: string, diskIds: ReadonlyArray<number>, options?: Parameters<typeof newObject>[3]) {
+  await catalog.inBatch((tx) => tx.beginIntent(versionId, key));
+  return catalog.inBatch((tx) => tx.commitObject(newObject(key, versionId, diskIds, options)));
+}
+
+/** Keys of every script and width, in UTF-8 byte order (the order both engines must list them in). */
+const AWKWARD_KEYS = ['a', 'a/b', 'a0', 'ab', 'B', 'b', 'Z', 'é', 'e\u0301', 'ß', 'Ω', '日本/語', '日本', '\uE000', '\uFFFD', '😀', '😀/x', '𝄞', 'ﬀ'];
+const UTF8_ORDER = [...AWKWARD_KEYS].sort((left, right) => Buffer.compare(Buffer.from(left, 'utf8'), Buffer.from(right, 'utf8')));
+
+for (const engine of ENGINES) {
+  describe(`catalog engine ${engine.name}`, () => {
+    test('disks are numbered from 1, listed by id, change state, report usage and are forgotten only when empty', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      const [first, second, third] = await threeDisks(catalog);
+      assert.deepEqual([first, second, third], [1, 2, 3]);
+      await catalog.setDiskState(2, 'draining');
+      const disks = await catalog.listDisks();
+      assert.deepEqual(
+        disks.map((disk) => [disk.id, disk.uuid, disk.kind, disk.path, disk.state, typeof disk.addedAtMs]),
+        [
+          [1, '00000000-0000-4000-8000-000000000001', 'directory', '/disks/1', 'healthy', 'number'],
+          [2, '00000000-0000-4000-8000-000000000002', 'directory', '/disks/2', 'draining', 'number'],
+          [3, '00000000-0000-4000-8000-000000000003', 'directory', '/disks/3', 'healthy', 'number'],
+        ],
+      );
+      await assert.rejects(catalog.setDiskState(9, 'failed'), /the disk whose state changes exists/);
+      await put(catalog, 'k', 'v1', [1, 2]);
+      assert.deepEqual([...(await catalog.diskUsage())].sort(), [
+        [1, { fragmentCount: 2, storedBytes: 4096 }],
+        [2, { fragmentCount: 2, storedBytes: 4098 }],
+      ]);
+      await assert.rejects(catalog.deleteDisk(1), /no fragment lives on it/);
+      await catalog.deleteDisk(3);
+      assert.deepEqual((await catalog.listDisks()).map((disk) => disk.id), [1, 2]);
+      // As SQLite's rowids: the largest id plus one, so the id of a forgotten last disk is given again.
+      assert.equal((await catalog.addDisk({ uuid: 'u-4', kind: 'block-device', path: '/dev/loop9' })).id, 3);
+    });
+
+    test('a commit makes its version current, clears its intent and queues the version it replaces as garbage', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      await catalog.inBatch((tx) => tx.beginIntent('v1', 'photos/ü'));
+      assert.deepEqual(await catalog.listIntents(), [{ versionId: 'v1', key: 'photos/ü' }]);
+      assert.equal(await catalog.hasIntent('v1'), true);
+      const metadata = { etag: '"abc"', contentType: 'text/plain', userMetadata: { owner: 'me', 'ünïcode': 'ja' } };
+      const first = await catalog.inBatch((tx) => tx.commitObject(newObject('photos/ü', 'v1', [1, 2, 3], { metadata })));
+      assert.deepEqual(first, { replacedVersionId: undefined, alsoQueued: [] });
+      assert.deepEqual(await catalog.listIntents(), []);
+      const expected = newObject('photos/ü', 'v1', [1, 2, 3]);
+      assert.deepEqual(await catalog.getObject('photos/ü'), expected.object);
+      assert.deepEqual(await catalog.extentsOf('v1'), expected.extents);
+      assert.deepEqual(await catalog.extentOf('v1', 1), expected.extents[1]);
+      assert.equal(await catalog.extentOf('v1', 7), undefined);
+      assert.deepEqual(await catalog.objectMetadata('v1'), metadata);
+      assert.deepEqual(await catalog.objectOfVersion('v1'), expected.object);
+      assert.equal(await catalog.isCurrentVersion('photos/ü', 'v1'), true);
+      assert.deepEqual(await catalog.objectTotals(), { objectCount: 1, logicalBytes: 8000 });
+
+      const second = await put(catalog, 'photos/ü', 'v2', [3, 1], { sizeBytes: 5_000_000_000_000 });
+      assert.deepEqual(second, { replacedVersionId: 'v1', alsoQueued: [] });
+      assert.equal(await catalog.isCurrentVersion('photos/ü', 'v1'), false);
+      assert.equal(await catalog.objectOfVersion('v1'), undefined);
+      assert.deepEqual(await catalog.listGarbage(), ['v1']);
+      assert.equal(await catalog.isGarbage('v1'), true);
+      assert.deepEqual(await catalog.objectTotals(), { objectCount: 1, logicalBytes: 5_000_000_000_000 });
+      assert.equal(await catalog.objectMetadata('v2'), undefined);
+
+      // Garbage is finished once its fragments are gone, not before.
+      const fragments = await catalog.fragmentsOfVersion('v1');
+      assert.equal(fragments.length, 6);
+      assert.equal(await catalog.finishGarbage('v1'), false);
+      await catalog.deleteFragmentRows(fragments.slice(0, 5));
+      assert.equal(await catalog.finishGarbage('v1'), false);
+      await catalog.deleteFragmentRows(fragments.slice(5));
+      assert.equal(await catalog.finishGarbage('v1'), true);
+      assert.deepEqual(await catalog.listGarbage(), []);
+      assert.equal(await catalog.objectMetadata('v1'), undefined);
+      assert.deepEqual(await catalog.extentsOf('v1'), []);
+    });
+
+    test('a large put records its extents under its intent; the rows are dropped only while uncommitted', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      const whole = newObject('big', 'v1', [1, 2, 3], { extentCount: 3 });
+      await assert.rejects(catalog.inBatch((tx) => tx.recordIntentExtents('v1', whole.extents.slice(0, 1))), /only under a live intent/);
+      await catalog.inBatch((tx) => tx.beginIntent('v1', 'big'));
+      await catalog.inBatch((tx) => tx.recordIntentExtents('v1', whole.extents.slice(0, 2)));
+      assert.equal((await catalog.fragmentsOfVersion('v1')).length, 6);
+      await catalog.dropIntentRows('v1');
+      assert.deepEqual(await catalog.fragmentsOfVersion('v1'), []);
+      await catalog.inBatch((tx) => tx.recordIntentExtents('v1', whole.extents.slice(0, 2)));
+      // The commit brings the rest; the recorded rows count with it.
+      await catalog.inBatch((tx) => tx.commitObject({ ...whole, extents: whole.extents.slice(2) }));
+      assert.deepEqual(await catalog.extentsOf('v1'), whole.extents);
+      await assert.rejects(catalog.dropIntentRows('v1'), /never dropped as an intent/);
+      // A commit missing an extent is refused and leaves nothing.
+      await catalog.inBatch((tx) => tx.beginIntent('v2', 'short'));
+      await assert.rejects(catalog.inBatch((tx) => tx.commitObject({ ...newObject('short', 'v2', [1]), extents: [] })), /every extent of the object is committed/);
+      assert.equal(await catalog.getObject('short'), undefined);
+      assert.equal(await catalog.hasIntent('v2'), true);
+      await catalog.inBatch((tx) => tx.dropIntent('v2'));
+      assert.equal(await catalog.hasIntent('v2'), false);
+    });
+
+    test('pieces of work made before the event loop turns share one transaction; one that throws is undone alone', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      const batches: number[] = [];
+      setCatalogBatchObserver((size) => batches.push(size));
+      t.after(() => setCatalogBatchObserver(undefined));
+      const refused = new Error('refused by inCommit');
+      const calls = [
+        catalog.inBatch((tx) => tx.beginIntent('v1', 'one')),
+        catalog.inBatch((tx) => tx.beginIntent('v2', 'two')),
+        catalog.inBatch(async (tx) => {
+          await tx.setSetting('piece', 'three');
+          await tx.addToCounter('pieces', 1);
+          throw refused;
+        }),
+        catalog.inBatch((tx) => tx.addToCounter('pieces', 10)),
+      ];
+      const outcomes = await Promise.allSettled(calls);
+      assert.deepEqual(batches, [4]);
+      assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      assert.equal((outcomes[2] as PromiseRejectedResult).reason, refused);
+      assert.equal(await catalog.getSetting('piece'), undefined);
+      assert.deepEqual(await catalog.counters(), { pieces: 10 });
+
+      // A commit whose inCommit throws: its rows, and what inCommit changed, are undone; its neighbour commits.
+      batches.length = 0;
+      const [bad, good] = await Promise.allSettled([
+        catalog.inBatch((tx) =>
+          tx.commitObject(newObject('one', 'v1', [1, 2]), async (inner) => {
+            await inner.setSetting('seen-by-commit', 'yes');
+            throw refused;
+          }),
+        ),
+        catalog.inBatch((tx) =>
+          tx.commitObject(newObject('two', 'v2', [2, 3]), async (inner) => {
+            await inner.addToCounter('commits', 1);
+            return ['extra-version'];
+          }),
+        ),
+      ]);
+      assert.deepEqual(batches, [2]);
+      assert.equal(bad?.status, 'rejected');
+      assert.deepEqual(good?.status === 'fulfilled' && good.value, { replacedVersionId: undefined, alsoQueued: ['extra-version'] });
+      assert.equal(await catalog.getObject('one'), undefined);
+      assert.deepEqual(await catalog.fragmentsOfVersion('v1'), []);
+      assert.equal(await catalog.hasIntent('v1'), true, 'the refused put keeps its intent for its cleanup');
+      assert.equal(await catalog.getSetting('seen-by-commit'), undefined);
+      assert.equal((await catalog.getObject('two'))?.versionId, 'v2');
+      assert.deepEqual(await catalog.counters(), { commits: 1, pieces: 10 });
+    });
+
+    test('a commit outside a batch runs inCommit in its own transaction; a refusal leaves nothing', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      await catalog.inBatch((tx) => tx.beginIntent('v1', 'k'));
+      await assert.rejects(
+        catalog.commitObject(newObject('k', 'v1', [1]), async (tx) => {
+          await tx.setSetting('inside', '1');
+          throw new Error('no');
+        }),
+        /no/,
+      );
+      assert.equal(await catalog.getObject('k'), undefined);
+      assert.equal(await catalog.getSetting('inside'), undefined);
+      const result = await catalog.commitObject(newObject('k', 'v1', [1]), async (tx) => {
+        assert.equal((await tx.getObject('k'))?.versionId, 'v1', 'inCommit sees the commit it runs in');
+      });
+      assert.deepEqual(result, { replacedVersionId: undefined, alsoQueued: [] });
+    });
+
+    test('listings order keys by their UTF-8 bytes, page after page, with and without a prefix', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      await Promise.all(AWKWARD_KEYS.map((key, index) => put(catalog, key, `v-${index}`, [1], { extentCount: 1 })));
+      assert.deepEqual((await toArray(catalog.listObjects(''))).map((object) => object.key), UTF8_ORDER);
+      assert.deepEqual((await toArray(catalog.listObjects('日本'))).map((object) => object.key), ['日本', '日本/語']);
+      assert.deepEqual((await toArray(catalog.listObjects('😀'))).map((object) => object.key), ['😀', '😀/x']);
+      assert.deepEqual((await toArray(catalog.listObjects('a'))).map((object) => object.key), ['a', 'a/b', 'a0', 'ab']);
+      assert.deepEqual((await catalog.objectsAfter(undefined, 3)).map((object) => object.key), UTF8_ORDER.slice(0, 3));
+      assert.deepEqual((await catalog.objectsAfter('é', 2)).map((object) => object.key), UTF8_ORDER.slice(UTF8_ORDER.indexOf('é') + 1, UTF8_ORDER.indexOf('é') + 3));
+      assert.deepEqual((await catalog.objectsFrom('\uFFFD', 10)).map((object) => object.key), UTF8_ORDER.slice(UTF8_ORDER.indexOf('\uFFFD')));
+      // More than one page (1000 rows) of a prefix, committed as one group.
+      const many = Array.from({ length: 1205 }, (_, index) => `many/${String(index).padStart(5, '0')}`);
+      await Promise.all(many.map((key) => catalog.inBatch((tx) => tx.beginIntent(`m-${key}`, key))));
+      await Promise.all(many.map((key) => catalog.inBatch((tx) => tx.commitObject(newObject(key, `m-${key}`, [2], { extentCount: 1 })))));
+      assert.deepEqual((await toArray(catalog.listObjects('many/'))).map((object) => object.key), many);
+      assert.equal((await toArray(catalog.listObjects(''))).length, many.length + AWKWARD_KEYS.length);
+    });
+
+    test('remove and take detach the key and queue its version; a missing key gives undefined', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      await put(catalog, 'gone', 'v1', [1]);
+      await put(catalog, 'taken', 'v2', [2]);
+      assert.equal(await catalog.removeObject('gone'), 'v1');
+      assert.equal(await catalog.removeObject('gone'), undefined);
+      assert.deepEqual(await catalog.takeObject('taken'), newObject('taken', 'v2', [2]).object);
+      assert.equal(await catalog.takeObject('taken'), undefined);
+      assert.deepEqual((await catalog.listGarbage()).sort(), ['v1', 'v2']);
+      assert.deepEqual(await catalog.objectTotals(), { objectCount: 0, logicalBytes: 0 });
+      // Inside a transaction, too.
+      await put(catalog, 'again', 'v3', [3]);
+      assert.deepEqual(await catalog.inBatch((tx) => tx.takeObject('again')), newObject('again', 'v3', [3]).object);
+    });
+
+    test('concurrent commits and removes of one key leave exactly one current version and queue every other', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      const versions = Array.from({ length: 20 }, (_, index) => `hot-${index}`);
+      await Promise.all(versions.map((versionId) => catalog.inBatch((tx) => tx.beginIntent(versionId, 'hot'))));
+      // Outside batches: each commit its own transaction (on PostgreSQL, on connections of their own at once).
+      const results = await Promise.all([
+        ...versions.map((versionId) => catalog.commitObject(newObject('hot', versionId, [1], { extentCount: 1 }))),
+        catalog.removeObject('hot'),
+        catalog.takeObject('hot'),
+      ]);
+      const current = await catalog.getObject('hot');
+      const garbage = new Set(await catalog.listGarbage());
+      for (const versionId of versions) assert.ok(garbage.has(versionId) !== (current?.versionId === versionId), `${versionId} is current or garbage, not both`);
+      const replaced = results.slice(0, versions.length).map((result) => (result as { replacedVersionId: string | undefined }).replacedVersionId).filter((id) => id !== undefined);
+      assert.equal(new Set(replaced).size, replaced.length, 'no version is replaced twice');
+    });
+
+    test('moves: registered, listed, repointed from the expected disk only, dropped; what a drain must move', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      await put(catalog, 'k1', 'v1', [1, 2]);
+      await put(catalog, 'k2', 'v2', [2, 3, 1]);
+      assert.equal(await catalog.widestExtentOnDisk(3), 3);
+      assert.equal(await catalog.widestExtentOnDisk(9), 0);
+      assert.equal(await catalog.countFragmentsOnDisk(2), 4);
+      const toMove = await catalog.fragmentsToMove(2, 10);
+      assert.deepEqual(
+        toMove.map((move) => [move.object.key, move.extent.extentIndex, move.fragment.fragmentIndex]).sort(),
+        [['k1', 0, 1], ['k1', 1, 1], ['k2', 0, 0], ['k2', 1, 0]],
+      );
+      assert.equal((await catalog.fragmentsToMove(2, 1)).length, 1);
+      const fragment = (await catalog.fragmentRow({ versionId: 'v1', extentIndex: 0, fragmentIndex: 1 }))!;
+      assert.deepEqual(fragment, { versionId: 'v1', extentIndex: 0, fragmentIndex: 1, diskId: 2, storedBytes: 2049, locationBytes: 4_294_967_296 });
+      await catalog.inBatch((tx) => tx.beginMove(fragment, 3));
+      await catalog.inBatch((tx) => tx.beginMove(fragment, 3)); // again: replaces the row
+      assert.deepEqual(await catalog.listMoves(), [{ versionId: 'v1', extentIndex: 0, fragmentIndex: 1, sourceDiskId: 2, targetDiskId: 3, sourceLocationBytes: 4_294_967_296 }]);
+      assert.equal(await catalog.isMoving({ versionId: 'v1' }), true);
+      assert.equal(await catalog.isMoving({ versionId: 'v1', extentIndex: 0, fragmentIndex: 1 }), true);
+      assert.equal(await catalog.isMoving({ versionId: 'v1', extentIndex: 1, fragmentIndex: 1 }), false);
+      assert.equal(await catalog.moveFragment(fragment, { diskId: 1 }, { diskId: 3, storedBytes: 7, locationBytes: 8 }), false);
+      assert.equal(await catalog.inBatch((tx) => tx.moveFragment(fragment, { diskId: 2 }, { diskId: 3, storedBytes: 7, locationBytes: 8 })), true);
+      assert.equal(await catalog.diskOfFragment(fragment), 3);
+      assert.equal(await catalog.diskOfFragment({ versionId: 'nope', extentIndex: 0, fragmentIndex: 0 }), undefined);
+      assert.deepEqual((await catalog.fragmentsOnDisk(3)).map((row) => [row.versionId, row.extentIndex, row.fragmentIndex]).sort(), [
+        ['v1', 0, 1],
+        ['v2', 0, 1],
+        ['v2', 1, 1],
+      ]);
+      await catalog.inBatch((tx) => tx.dropMove(fragment));
+      assert.deepEqual(await catalog.listMoves(), []);
+      assert.deepEqual(await catalog.redundancyReport([]), { degradedExtents: 0, unreadableExtents: 0 });
+      // v1: fragments on 1 and (now) 3 per extent 0, on 1 and 2 for extent 1; needs 1 of 2. v2: 3 fragments, needs 2.
+      assert.deepEqual(await catalog.redundancyReport([3]), { degradedExtents: 3, unreadableExtents: 0 });
+      assert.deepEqual(await catalog.redundancyReport([1, 3]), { degradedExtents: 4, unreadableExtents: 3 });
+    });
+
+    test('fragment status: in flight under an intent or a move, referenced only at its recorded place', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      await catalog.inBatch((tx) => tx.beginIntent('v0', 'pending'));
+      const address = { versionId: 'v1', extentIndex: 1, fragmentIndex: 1 };
+      assert.equal(await catalog.fragmentStatus({ ...address, versionId: 'v0' }, { diskId: 2, locationBytes: undefined }), 'in-flight');
+      assert.equal(await catalog.fragmentStatus(address, { diskId: 2, locationBytes: undefined }), 'unreferenced');
+      await put(catalog, 'k', 'v1', [1, 2]);
+      assert.equal(await catalog.fragmentStatus(address, { diskId: 2, locationBytes: undefined }), 'referenced');
+      assert.equal(await catalog.fragmentStatus(address, { diskId: 2, locationBytes: 4_294_967_296 }), 'referenced');
+      assert.equal(await catalog.fragmentStatus(address, { diskId: 2, locationBytes: 0 }), 'unreferenced');
+      assert.equal(await catalog.fragmentStatus(address, { diskId: 1, locationBytes: undefined }), 'unreferenced');
+      await catalog.inBatch(async (tx) => tx.beginMove((await tx.fragmentRow(address))!, 3));
+      assert.equal(await catalog.fragmentStatus(address, { diskId: 3, locationBytes: undefined }), 'in-flight');
+    });
+
+    test('settings are replaced, counters add up (beyond 32 bits)', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      assert.equal(await catalog.getSetting('discard'), undefined);
+      await catalog.setSetting('discard', 'on');
+      await catalog.setSetting('discard', 'off');
+      assert.equal(await catalog.getSetting('discard'), 'off');
+      await catalog.addToCounter('reads.degraded', 3_000_000_000);
+      await catalog.inBatch((tx) => tx.addToCounter('reads.degraded', 3_000_000_000));
+      await catalog.addToCounter('a', -1);
+      assert.deepEqual(await catalog.counters(), { a: -1, 'reads.degraded': 6_000_000_000 });
+    });
+
+    test('S3 buckets and users: created once, listed by name, found by access key, removed', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      assert.equal(await catalog.s3.createBucket('b'), true);
+      assert.equal(await catalog.s3.createBucket('b'), false);
+      assert.equal(await catalog.s3.createBucket('a-ü'), true);
+      assert.deepEqual((await catalog.s3.listBuckets()).map((bucket) => bucket.name), ['a-ü', 'b']);
+      assert.equal((await catalog.s3.getBucket('b'))?.name, 'b');
+      assert.equal(await catalog.s3.getBucket('c'), undefined);
+      await put(catalog, 'b/object', 'v1', [1]);
+      await put(catalog, 'b0', 'v2', [1]); // not in bucket b
+      assert.equal(await catalog.s3.deleteBucket('b'), false);
+      await catalog.removeObject('b/object');
+      assert.equal(await catalog.s3.deleteBucket('b'), true);
+      assert.equal(await catalog.s3.getBucket('b'), undefined);
+      await catalog.s3.insertUpload({ uploadId: 'u1', bucket: 'a-ü', key: 'k', contentType: undefined, userMetadata: {}, createdAtMs: 1 });
+      assert.equal(await catalog.s3.deleteBucket('a-ü'), false, 'an upload in progress keeps its bucket');
+      const alice = { name: 'alice', accessKeyId: 'AKIA1', secretAccessKey: 'secret-1', createdAtMs: 5 };
+      assert.equal(await catalog.s3.insertUser(alice), true);
+      assert.equal(await catalog.s3.insertUser({ ...alice, accessKeyId: 'AKIA2' }), false);
+      assert.equal(await catalog.s3.insertUser({ name: 'Bob', accessKeyId: 'AKIA3', secretAccessKey: 's3', createdAtMs: 6 }), true);
+      assert.deepEqual((await catalog.s3.listUsers()).map((user) => user.name), ['Bob', 'alice']);
+      assert.equal(await catalog.s3.secretOf('AKIA1'), 'secret-1');
+      assert.deepEqual(await catalog.s3.userOf('AKIA1'), alice);
+      assert.equal(await catalog.s3.secretOf('AKIA2'), undefined);
+      assert.equal(await catalog.s3.removeUser('alice'), true);
+      assert.equal(await catalog.s3.removeUser('alice'), false);
+    });
+
+    test('multipart uploads: parts replaced in their commit, finished atomically, abandoned ones removed', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      const upload = { uploadId: 'u1', bucket: 'b', key: 'dir/ä', contentType: 'a/b', userMetadata: { x: 'y' }, createdAtMs: 10 };
+      await catalog.s3.insertUpload(upload);
+      await catalog.s3.insertUpload({ ...upload, uploadId: 'u2', key: 'dir/b', contentType: undefined, createdAtMs: 11 });
+      await catalog.s3.insertUpload({ ...upload, uploadId: 'u3', key: 'other', createdAtMs: 12 });
+      assert.deepEqual(await catalog.s3.getUpload('u1'), upload);
+      assert.equal(await catalog.s3.getUpload('nope'), undefined);
+      assert.deepEqual((await catalog.s3.listUploads('b', 'dir/', 10)).map((row) => row.uploadId), ['u2', 'u1']);
+      assert.deepEqual((await catalog.s3.listUploads('b', 'dir/ä', 10)).map((row) => row.uploadId), ['u1']);
+      assert.deepEqual((await catalog.s3.listUploads('b', '', 2)).map((row) => row.uploadId), ['u2', 'u1']);
+
+      const commitPart = (versionId: string, partKey: string, partNumber: number, uploadId = 'u1') =>
+        catalog.inBatch(async (tx) => {
+          await tx.beginIntent(versionId, partKey);
+          return tx.commitObject(newObject(partKey, versionId, [1], { extentCount: 1 }), async (inner) => {
+            const queued = await inner.s3.replacePart({ uploadId, partNumber, partKey, etag: `"${versionId}"`, sizeBytes: 100 });
+            if (queued === undefined) throw new Error('upload gone');
+            return queued;
+          });
+        });
+      assert.deepEqual((await commitPart('p1', '.parts/u1/1-a', 1)).alsoQueued, []);
+      assert.deepEqual((await commitPart('p2', '.parts/u1/2-a', 2)).alsoQueued, []);
+      assert.deepEqual((await commitPart('p3', '.parts/u1/1-b', 1)).alsoQueued, ['p1'], 'the replaced part object is queued');
+      await assert.rejects(commitPart('p4', '.parts/gone/1', 1, 'gone'), /upload gone/);
+      assert.equal(await catalog.getObject('.parts/gone/1'), undefined);
+      const parts = await catalog.s3.listParts('u1');
+      assert.deepEqual(parts.map((part) => [part.partNumber, part.partKey, part.etag, part.sizeBytes]), [
+        [1, '.parts/u1/1-b', '"p3"', 100],
+        [2, '.parts/u1/2-a', '"p2"', 100],
+      ]);
+      assert.deepEqual((await catalog.s3.listParts('u1', 1, 5)).map((part) => part.partNumber), [2]);
+
+      // A stray object under the upload's prefix goes with it.
+      await put(catalog, '.parts/u1/stray', 'p5', [1]);
+      const finished = await catalog.s3.finishUpload('u1', '.parts/u1/');
+      assert.deepEqual(finished?.sort(), ['p2', 'p3', 'p5']);
+      assert.equal(await catalog.s3.getUpload('u1'), undefined);
+      assert.deepEqual(await catalog.s3.listParts('u1'), []);
+      assert.equal(await catalog.s3.finishUpload('u1', '.parts/u1/'), undefined);
+
+      // u2 has a part whose object is missing; an orphan object no part row names.
+      await commitPart('p6', '.parts/u2/1', 1, 'u2');
+      await catalog.removeObject('.parts/u2/1');
+      await put(catalog, '.parts/orphan/1', 'p7', [1]);
+      await commitPart('p8', '.parts/u3/1', 1, 'u3');
+      const abandoned = await catalog.s3.removeAbandonedParts('.parts/');
+      assert.deepEqual({ ...abandoned, versionIds: abandoned.versionIds.sort() }, { versionIds: ['p7'], uploadsRemoved: 1, objectsRemoved: 1 });
+      assert.equal(await catalog.s3.getUpload('u2'), undefined);
+      assert.deepEqual((await catalog.s3.getUpload('u3'))?.uploadId, 'u3');
+      assert.equal((await catalog.getObject('.parts/u3/1'))?.versionId, 'p8');
+    });
+  });
+}
+
+/** Every table gets rows, through the interface (the same calls on any engine). */
+async function fillEveryTable(catalog: Catalog): Promise<void> {
+  await threeDisks(catalog);
+  await catalog.setSetting('discard', 'on');
+  await Promise.all(AWKWARD_KEYS.map((key, index) => put(catalog, key, `v-${index}`, [1, 2, 3], { metadata: index % 2 ? { etag: `"${index}"`, contentType: index % 4 === 1 ? undefined : 'x/y', userMetadata: { n: String(index) } } : undefined })));
+  await put(catalog, 'a', 'v-over', [2, 3]);
+  await catalog.inBatch((tx) => tx.beginIntent('v-pending', 'pending'));
+  await catalog.inBatch(async (tx) => tx.beginMove((await tx.fragmentRow({ versionId: 'v-over', extentIndex: 0, fragmentIndex: 0 }))!, 1));
+  await catalog.addToCounter('reads', 5_000_000_000);
+  await catalog.s3.createBucket('bucket-ü');
+  await catalog.s3.insertUser({ name: 'alice', accessKeyId: 'AKIA1', secretAccessKey: 'secret', createdAtMs: 3 });
+  await catalog.s3.insertUpload({ uploadId: 'u1', bucket: 'bucket-ü', key: 'k', contentType: undefined, userMetadata: {}, createdAtMs: 4 });
+  await catalog.inBatch(async (tx) => {
+    await tx.beginIntent('v-part', '.parts/u1/1');
+    await tx.commitObject(newObject('.parts/u1/1', 'v-part', [1]), async (inner) => (await inner.s3.replacePart({ uploadId: 'u1', partNumber: 1, partKey: '.parts/u1/1', etag: '"e"', sizeBytes: 9 })) ?? []);
+  });
+}
+
+const HEADER: DumpHeader = {
+  formatVersion: CATALOG_DUMP_FORMAT_VERSION,
+  poolUuid: '11111111-2222-4333-8444-555555555555',
+  catalogSchemaVersion: CATALOG_SCHEMA_VERSION,
+  engine: 'any',
+  createdAt: '2025-01-31T02:00:00.000Z',
+};
+
+async function dumpText(records: AsyncIterable<CatalogRecord>): Promise<string> {
+  return (await toArray(encodeCatalogDump(HEADER, records))).join('');
+}
+
+/** Byte for byte; on a difference, names the first line that differs rather than printing both dumps. */
+function assertSameDump(actual: string, expected: string, message: string): void {
+  if (actual === expected) return;
+  const left = actual.split('\n');
+  const right = expected.split('\n');
+  const index = left.findIndex((line, at) => line !== right[at]);
+  assert.fail(`${message}: line ${index + 1} differs\n  actual:   ${left[index] ?? '(none)'}\n  expected: ${right[index] ?? '(none)'}`);
+}
+
+/** Rows with the queue times of garbage and intents (Date.now()) set to a fixed value: equal across separate fills. */
+async function* withFixedTimes(records: AsyncIterable<CatalogRecord>): AsyncGenerator<CatalogRecord> {
+  for await (const record of records) {
+    const row = { ...record.row };
+    for (const column of ['queued_at_ms', 'started_at_ms', 'added_at_ms', 'uploaded_at_ms', 'created_at_ms']) if (column in row) row[column] = 1;
+    yield { table: record.table, row };
+  }
+}
+
+test('a dump of SQLite loads into PostgreSQL and back, byte for byte; both engines fill the same rows alike', async (t) => {
+  const [sqliteEngine, postgresEngine] = ENGINES as [Engine, Engine];
+  const sqlite = await sqliteEngine.open(t);
+  const postgres = await postgresEngine.open(t);
+  if (!sqlite || !postgres) return;
+  await fillEveryTable(sqlite);
+  const fromSqlite = await dumpText(sqlite.dumpRecords());
+  assert.ok(fromSqlite.split('\n').length > 30);
+  const counts = await postgres.loadRecords(sqlite.dumpRecords());
+  assert.equal(counts.objects, AWKWARD_KEYS.length + 1);
+  assertSameDump(await dumpText(postgres.dumpRecords()), fromSqlite, 'PostgreSQL dumps what SQLite dumped');
+  // And back into a new SQLite catalog.
+  const again = (await sqliteEngine.open(t))!;
+  await again.loadRecords(postgres.dumpRecords());
+  assertSameDump(await dumpText(again.dumpRecords()), fromSqlite, 'SQLite dumps what PostgreSQL dumped');
+  // A loaded PostgreSQL catalog goes on numbering disks after the loaded ones.
+  assert.equal((await postgres.addDisk({ uuid: 'u-new', kind: 'directory', path: '/disks/new' })).id, 4);
+  await assert.rejects(postgres.loadRecords(sqlite.dumpRecords()), (error: unknown) => isShardpoolError(error, 'CATALOG_NOT_EMPTY'));
+
+  // The same calls on a fresh PostgreSQL catalog make the same rows (times aside).
+  const fresh = (await postgresEngine.open(t))!;
+  await fillEveryTable(fresh);
+  assertSameDump(await dumpText(withFixedTimes(fresh.dumpRecords())), await dumpText(withFixedTimes(sqlite.dumpRecords())), 'the same calls make the same rows');
+});
+
+test('a load into PostgreSQL that meets a bad row names its line and leaves the catalog empty', async (t) => {
+  const postgres = await (ENGINES[1] as Engine).open(t);
+  if (!postgres) return;
+  async function* records(): AsyncGenerator<CatalogRecord> {
+    yield { table: 'meta', row: { name: 'discard', value: 'on' } };
+    yield { table: 'fragments', row: { version_id: 'v', extent_index: 0, fragment_index: 0, disk_id: 42, stored_bytes: 1, location_bytes: 0 }, lineNumber: 3 };
+  }
+  await assert.rejects(postgres.loadRecords(records()), (error: unknown) => isShardpoolError(error, 'CATALOG_DUMP_INVALID') && /line 3/.test((error as Error).message));
+  assert.equal(await dumpText(postgres.dumpRecords()), await dumpText((async function* () {})()));
+});
