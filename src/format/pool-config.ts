@@ -10,6 +10,7 @@ import {
   EXTENT_SIZE_MAX_BYTES,
   EXTENT_SIZE_MIN_BYTES,
 } from '../constants.js';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { ShardpoolError } from '../errors.js';
 import { formatPolicy, parsePolicy, type Policy } from '../redundancy/policy.js';
 import { decodeJsonDocument } from './json-document.js';
@@ -97,16 +98,19 @@ export function poolConfigVersionFor(catalog: CatalogLocation): number {
  */
 export function validatePostgresUrl(text: string): string {
   const refuse = (why: string) => new ShardpoolError('USAGE_INVALID', `catalog address ${JSON.stringify(redactPassword(text))} ${why}`);
-  let url: URL;
+  if (!/^postgres(ql)?:\/\//.test(text)) throw refuse('must start with postgresql:// (the engines are sqlite, the default, and postgresql)');
+  // libpq's URI form: the host may be empty when ?host= names it (a unix socket directory).
+  let parsed: ReturnType<typeof parseConnectionString>;
   try {
-    url = new URL(text);
+    parsed = parseConnectionString(text);
   } catch {
-    throw refuse('is not a URL (expected postgresql://USER@HOST:PORT/DATABASE)');
+    throw refuse('is not a PostgreSQL URI (expected postgresql://USER@HOST:PORT/DATABASE)');
   }
-  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') throw refuse('must start with postgresql:// (the engines are sqlite, the default, and postgresql)');
-  if (url.password !== '') throw refuse('holds a password: give it in PGPASSWORD or a PGPASSFILE (~/.pgpass), never in the address pool.json keeps');
-  if (url.hostname === '' && !url.searchParams.has('host')) throw refuse('names no host');
-  if (url.pathname.length <= 1) throw refuse('names no database (postgresql://USER@HOST:PORT/DATABASE)');
+  if (parsed.password !== undefined && parsed.password !== null && parsed.password !== '') {
+    throw refuse('holds a password: give it in PGPASSWORD or a PGPASSFILE (~/.pgpass), never in the address pool.json keeps');
+  }
+  if (!parsed.host) throw refuse('names no host');
+  if (!parsed.database) throw refuse('names no database (postgresql://USER@HOST:PORT/DATABASE)');
   return text;
 }
 

@@ -214,3 +214,13 @@ export async function renameIfExists(fromPath: string, toPath: string): Promise<
   await fsyncDirectory(path.dirname(toPath));
   return true;
 }
+
+/** A file only its owner may read (no group or other permission bits), or undefined when it is missing or not so. */
+export async function readPrivateFile(filePath: string): Promise<string | undefined> {
+  try {
+    if (((await fs.stat(filePath)).mode & 0o077) !== 0) return undefined;
+    return await fs.readFile(filePath, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -44,7 +44,7 @@ test('pool.json and disk.json round-trip, and the v1 fixtures still decode', asy
   assert.deepEqual(decodePoolConfig(await fs.readFile(new URL('pool.json', FIXTURES)), 'fixture'), POOL);
   assert.deepEqual(decodeDiskLabel(await fs.readFile(new URL('disk.json', FIXTURES)), 'fixture'), LABEL);
   // Version 2: the catalog in PostgreSQL, its address kept without a password.
-  const inPostgres: PoolConfig = { ...POOL, formatVersion: 2, catalog: { engine: 'postgresql', url: 'postgresql://shardpool@db.example:5432/pool1?sslmode=require' } };
+  const inPostgres: PoolConfig = { ...POOL, formatVersion: 2, catalog: { engine: 'postgresql', url: 'postgresql://shardpool@db.example:5432/pool1?sslmode=verify-full' } };
   assert.deepEqual(decodePoolConfig(encodePoolConfig(inPostgres), 'test'), inPostgres);
   assert.deepEqual(decodePoolConfig(await fs.readFile(new URL('../v2/pool.json', FIXTURES)), 'fixture'), inPostgres);
 });

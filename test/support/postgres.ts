@@ -163,6 +163,14 @@ export async function postgresCluster(t: TestContext): Promise<PostgresCluster |
   return cluster;
 }
 
+/** The process's cluster for a pass of the suite on PostgreSQL: it must start (no skipping there). */
+export async function requiredPostgresCluster(): Promise<PostgresCluster> {
+  shared ??= PostgresCluster.start();
+  const cluster = await shared;
+  if (typeof cluster === 'string') throw new Error(cluster);
+  return cluster;
+}
+
 /** A new database on the process's cluster, or undefined when the test was skipped (see postgresCluster). */
 export async function postgresDatabase(t: TestContext): Promise<string | undefined> {
   const cluster = await postgresCluster(t);

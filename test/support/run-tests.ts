@@ -23,17 +23,36 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const result = spawnSync(
-  process.execPath,
-  [
-    '--test',
-    '--test-concurrency=2',
-    '--test-reporter=spec',
-    '--test-reporter-destination=stdout',
-    `--test-reporter=${reporter}`,
-    '--test-reporter-destination=stdout',
-    ...files,
-  ],
-  { stdio: 'inherit', env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' } },
-);
-process.exit(result.status ?? 1);
+/**
+ * Under CI (or SHARDPOOL_TEST_ENGINES=both) the tests that make pools — pool, maintain, crash, torture, serve — run a
+ * second time on PostgreSQL (support/test-catalog.ts): each pool's catalog in a database of its own on a throw-away
+ * cluster. The catalog's own tests (pool/catalog/) already run against both engines and are not repeated.
+ */
+const BOTH_ENGINES = process.env.CI === 'true' || process.env.SHARDPOOL_TEST_ENGINES === 'both';
+const ON_EVERY_ENGINE = /[\\/](pool|maintain|torture|serve)[\\/]/;
+const ENGINE_SPECIFIC = /[\\/]pool[\\/]catalog[\\/]/;
+
+function runFiles(testFiles: ReadonlyArray<string>, env: NodeJS.ProcessEnv): number {
+  const result = spawnSync(
+    process.execPath,
+    [
+      '--test',
+      '--test-concurrency=2',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${reporter}`,
+      '--test-reporter-destination=stdout',
+      ...testFiles,
+    ],
+    { stdio: 'inherit', env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16', ...env } },
+  );
+  return result.status ?? 1;
+}
+
+let status = runFiles(files, { SHARDPOOL_TEST_CATALOG: 'sqlite' });
+const onPostgres = files.filter((file) => ON_EVERY_ENGINE.test(file) && !ENGINE_SPECIFIC.test(file));
+if (BOTH_ENGINES && onPostgres.length > 0) {
+  process.stdout.write(`\nthe same ${onPostgres.length} test files again with the catalog on PostgreSQL (SHARDPOOL_TEST_CATALOG=postgresql)\n`);
+  status = Math.max(status, runFiles(onPostgres, { SHARDPOOL_TEST_CATALOG: 'postgresql' }));
+}
+process.exit(status);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { Pool, type PoolAccess } from '../../src/pool/pool.js';
 import { parsePolicy } from '../../src/redundancy/policy.js';
+import { testCatalogLocation } from './test-catalog.js';
 import { makeTempDir } from './temp-dir.js';
 
 export interface TestPool {
@@ -24,6 +25,7 @@ export async function createTestPool(
   await Pool.create(directory, {
     policy: parsePolicy(options.policy ?? 'ec:4+2'),
     extentSizeBytes: options.extentSizeBytes ?? 64 * 1024,
+    catalog: await testCatalogLocation(),
   });
   const diskDirectories: string[] = [];
   const open = (access: PoolAccess = 'write') => Pool.open(directory, { access, lockWaitMs: 10_000 });

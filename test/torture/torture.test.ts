@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { canUseLoopDevices } from '../support/loop-device.js';
 import { testSeed } from '../support/seeded-random.js';
 import { formatReport, runTorture, type DiskKind } from './workload.js';
+import { testCatalogArgs } from '../support/test-catalog.js';
 
 const SECONDS = Number(process.env.SHARDPOOL_TORTURE_SECONDS ?? 20);
 const TIMEOUT_MS = (SECONDS + 120) * 1000;
@@ -22,6 +23,7 @@ for (const disks of ['directory', 'image', 'loop'] as const satisfies ReadonlyAr
       cliClients: 1,
       keys: 8,
       log: (line) => t.diagnostic(line),
+      catalogArgs: await testCatalogArgs(),
     });
     t.diagnostic(formatReport(report));
     assert.ok(report.passed, formatReport(report));

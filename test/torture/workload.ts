@@ -48,6 +48,8 @@ export interface TortureOptions {
   readonly log?: (line: string) => void;
   /** Leave the pool directory (and image files) of a failed run behind for inspection; loop devices still go. */
   readonly keepOnFailure?: boolean;
+  /** Where the pool's catalog lives (`init --catalog …`); the embedded SQLite catalog when absent. */
+  readonly catalogArgs?: ReadonlyArray<string>;
 }
 
 export interface TortureReport {
@@ -209,7 +211,7 @@ class Rig {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-torture-'));
     cleanup.after(() => (keep() ? undefined : fs.rm(root, { recursive: true, force: true })));
     const rig = new Rig(root, path.join(root, 'pool'), options.disks, cleanup);
-    await runCliOk(['init', '--pool', rig.pool, '--policy', POLICY, '--extent-size', '64KiB']);
+    await runCliOk(['init', '--pool', rig.pool, '--policy', POLICY, '--extent-size', '64KiB', ...(options.catalogArgs ?? [])]);
     for (let index = 0; index < DISK_COUNT; index += 1) await runCliOk(['add-disk', '--pool', rig.pool, ...(await rig.makeDisk())]);
     return rig;
   }

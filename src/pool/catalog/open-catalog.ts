@@ -2,7 +2,7 @@
 // pool or its catalog starts here). SQLite is the embedded default: catalog.sqlite in the pool directory.
 import * as path from 'node:path';
 import { ShardpoolError } from '../../errors.js';
-import { POOL_CONFIG_FILE_NAME, decodePoolConfig, redactPassword, type CatalogLocation, type PoolConfig } from '../../format/pool-config.js';
+import { POOL_CONFIG_FILE_NAME, decodePoolConfig, type CatalogLocation, type PoolConfig } from '../../format/pool-config.js';
 import { readFileIfExists } from '../../io/durable-files.js';
 import { CATALOG_FILE_NAME, type Catalog } from './catalog.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
@@ -10,11 +10,8 @@ import { SqliteCatalog } from './sqlite-catalog.js';
 /** `create`: make a new, empty catalog (init, load); otherwise the catalog must exist. */
 export async function openCatalog(poolDirectory: string, location: CatalogLocation, options: { create: boolean }): Promise<Catalog> {
   if (location.engine === 'sqlite') return SqliteCatalog.open(path.join(poolDirectory, CATALOG_FILE_NAME), options);
-  throw new ShardpoolError(
-    'POOL_FORMAT_UNSUPPORTED',
-    `the pool in ${poolDirectory} keeps its catalog in PostgreSQL (${redactPassword(location.url)}), which this shardpool cannot open: upgrade shardpool`,
-    { pool: poolDirectory },
-  );
+  const { openPostgresCatalog } = await import('./postgres-catalog.js');
+  return openPostgresCatalog(location.url, options);
 }
 
 /** The pool's pool.json, decoded; POOL_NOT_FOUND when the directory holds none. */

@@ -37,12 +37,12 @@
 // connections by itself, so the call after a restart works. Other SQL errors but constraint violations (a bug, as
 // on SQLite) are CATALOG_IO_FAILED with the SQLSTATE.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { assert } from '../../assert.js';
+import { readPrivateFile } from '../../io/durable-files.js';
 import { CATALOG_DUMP_PAGE_ROWS, CATALOG_SCHEMA_VERSION } from '../../constants.js';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
@@ -1313,13 +1313,8 @@ const TYPES = {
 async function libpqPassword(this: { host?: string; port?: number; database?: string; user?: string }): Promise<string | undefined> {
   if (process.env.PGPASSWORD !== undefined) return process.env.PGPASSWORD;
   const file = process.env.PGPASSFILE ?? path.join(os.homedir(), '.pgpass');
-  let text: string;
-  try {
-    if (((await fs.stat(file)).mode & 0o077) !== 0) return undefined;
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const text = await readPrivateFile(file);
+  if (text === undefined) return undefined;
   const host = this.host === undefined || this.host.startsWith('/') ? 'localhost' : this.host;
   const wanted = [host, String(this.port ?? 5432), this.database ?? '', this.user ?? ''];
   for (const line of text.split('\n')) {

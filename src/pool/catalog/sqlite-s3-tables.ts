@@ -97,8 +97,8 @@ export class SqliteS3Tables {
   listUploads(bucket: string, prefix: string, limit: number): UploadRow[] {
     return (
       this.db
-        .prepare(`${UPLOAD_SELECT} WHERE bucket = ? AND substr(key, 1, ?) = ? ORDER BY key, created_at_ms LIMIT ?`)
-        .all(bucket, prefix.length, prefix, limit) as RawUpload[]
+        .prepare(`${UPLOAD_SELECT} WHERE bucket = ? AND substr(key, 1, length(?)) = ? ORDER BY key, created_at_ms LIMIT ?`)
+        .all(bucket, prefix, prefix, limit) as RawUpload[]
     ).map(decodeUpload);
   }
 

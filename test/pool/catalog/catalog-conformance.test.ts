@@ -425,6 +425,9 @@ for (const engine of ENGINES) {
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/', 10)).map((row) => row.uploadId), ['u2', 'u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/ä', 10)).map((row) => row.uploadId), ['u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', '', 2)).map((row) => row.uploadId), ['u2', 'u1']);
+      // A prefix beyond the Basic Multilingual Plane counts in characters, not UTF-16 units, on both engines.
+      await catalog.s3.insertUpload({ ...upload, uploadId: 'u4', key: 'dir/😀x', createdAtMs: 13 });
+      assert.deepEqual((await catalog.s3.listUploads('b', 'dir/😀', 10)).map((row) => row.uploadId), ['u4']);
 
       const commitPart = (versionId: string, partKey: string, partNumber: number, uploadId = 'u1') =>
         catalog.inBatch(async (tx) => {
