@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { createCliPool, runCli, runCliOk } from '../support/cli.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 

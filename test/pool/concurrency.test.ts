@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { auditPool } from '../support/pool-audit.js';
-import { SHARDPOOL_BIN, createCliPool, runCli, runCliOk } from '../support/cli.js';
+import { SHARDPOOL_BIN, runCli, runCliOk } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 

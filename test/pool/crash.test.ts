@@ -8,7 +8,8 @@ import { Pool } from '../../src/pool/pool.js';
 import { auditPool } from '../support/pool-audit.js';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { createCliPool, runCli, runCliOk } from '../support/cli.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 

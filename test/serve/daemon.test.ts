@@ -8,7 +8,8 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { createCliPool, runCli, runCliOk } from '../support/cli.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
 import { listFilesRecursively, makeTempDir } from '../support/temp-dir.js';
 

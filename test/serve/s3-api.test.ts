@@ -22,7 +22,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { createCliPool, runCli, runCliOk } from '../support/cli.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
 import { bodyBytes, md5, s3Client as client, s3Error } from '../support/s3-client.js';
 import { makeTempDir } from '../support/temp-dir.js';

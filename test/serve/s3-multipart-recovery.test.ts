@@ -16,7 +16,7 @@ import {
 import { Pool } from '../../src/pool/pool.js';
 import { S3Catalog } from '../../src/serve/s3/s3-catalog.js';
 import { MULTIPART_KEY_PREFIX, partKeyOf } from '../../src/serve/s3/s3-names.js';
-import { createCliPool } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
 import { auditPool } from '../support/pool-audit.js';
 import { bodyBytes, hiddenPartKeys, multipartEtag, openCatalog, s3Client, s3Error } from '../support/s3-client.js';

@@ -19,7 +19,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { createCliPool } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
 import { auditPool } from '../support/pool-audit.js';
 import { bodyBytes, heldBody, hiddenPartKeys, multipartEtag, openCatalog, s3Client, s3Error, waitForWritesInFlight } from '../support/s3-client.js';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { createCliPool } from '../support/cli.js';
+import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
 import { makeTempDir } from '../support/temp-dir.js';
 

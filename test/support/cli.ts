@@ -1,9 +1,6 @@
 // Runs the real command line (bin/shardpool) in a child process, as users and external scripts do.
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { testCatalogArgs } from './test-catalog.js';
 
 export const SHARDPOOL_BIN = fileURLToPath(new URL('../../../bin/shardpool', import.meta.url));
 
@@ -51,13 +48,3 @@ export async function runCliOk(args: ReadonlyArray<string>, options: CliOptions 
   return result;
 }
 
-/** Creates `<root>/pool` through the CLI with `disks` directory disks `<root>/disk1..N` (64 KiB extents). */
-export async function createCliPool(root: string, options: { disks: number; policy: string }): Promise<string> {
-  const pool = path.join(root, 'pool');
-  await runCliOk(['init', '--pool', pool, '--policy', options.policy, '--extent-size', '64KiB', ...(await testCatalogArgs())]);
-  for (let index = 1; index <= options.disks; index += 1) {
-    await fs.mkdir(path.join(root, `disk${index}`));
-    await runCliOk(['add-disk', '--pool', pool, '--disk', path.join(root, `disk${index}`)]);
-  }
-  return pool;
-}

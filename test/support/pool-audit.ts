@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Pool } from '../../src/pool/pool.js';
 import { toArray } from './async.js';
-import { getBuffer } from './test-pool.js';
+import { getBuffer } from './read-object.js';
 
 export interface AuditOptions {
   /** The exact set of objects that must exist, with their bytes. */

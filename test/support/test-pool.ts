@@ -52,11 +52,7 @@ export async function putBuffer(pool: Pool, key: string, data: Buffer, policy?: 
   return pool.put(key, [data], policy === undefined ? {} : { policy: parsePolicy(policy) });
 }
 
-export async function getBuffer(pool: Pool, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of (await pool.openObject(key)).chunks()) chunks.push(chunk);
-  return Buffer.concat(chunks);
-}
+export { getBuffer } from './read-object.js';
 
 /** Fragment files on one disk directory, as absolute paths. */
 export async function fragmentFiles(diskDirectory: string): Promise<string[]> {

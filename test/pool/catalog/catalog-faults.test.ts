@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { isShardpoolError } from '../../../src/errors.js';
 import { CATALOG_FILE_NAME } from '../../../src/pool/catalog/catalog.js';
 import { openPoolCatalog } from '../../../src/pool/catalog/open-catalog.js';
-import { createCliPool, runCli, runCliOk } from '../../support/cli.js';
+import { runCli, runCliOk } from '../../support/cli.js';
+import { createCliPool } from '../../support/cli-pool.js';
 import { makeTempDir } from '../../support/temp-dir.js';
 import { toArray } from '../../support/async.js';
 
@@ -16,12 +17,18 @@ async function truncateToFirstPage(pool: string): Promise<void> {
   await fs.truncate(path.join(pool, CATALOG_FILE_NAME), 4096);
 }
 
-test('a catalog damaged under an open connection fails each call with CATALOG_IO_FAILED, lazily listed rows too', async (t) => {
-  const root = await makeTempDir(t, 'catalog-faults');
+/** A pool on SQLite with a few objects (rows beyond the catalog's first page); `input` is a file of 1000 bytes. */
+async function poolWithObjects(root: string): Promise<{ pool: string; input: string }> {
   const pool = await createCliPool(root, { disks: 3, policy: 'ec:2+1' });
   const input = path.join(root, 'input');
   await fs.writeFile(input, Buffer.alloc(1000, 7));
   for (let index = 0; index < 4; index += 1) await runCliOk(['put', '--pool', pool, `key-${String(index).padStart(3, '0')}-${'x'.repeat(200)}`, input]);
+  return { pool, input };
+}
+
+test('a catalog damaged under an open connection fails each call with CATALOG_IO_FAILED, lazily listed rows too', async (t) => {
+  const root = await makeTempDir(t, 'catalog-faults');
+  const { pool } = await poolWithObjects(root);
   const { catalog } = await openPoolCatalog(pool, { create: false });
   try {
     await truncateToFirstPage(pool);
@@ -45,10 +52,7 @@ test('a catalog damaged under an open connection fails each call with CATALOG_IO
 
 test('the CLI reports a damaged catalog in one line with CATALOG_IO_FAILED and exit 2 (an operating error)', async (t) => {
   const root = await makeTempDir(t, 'catalog-faults-cli');
-  const pool = await createCliPool(root, { disks: 3, policy: 'ec:2+1' });
-  const input = path.join(root, 'input');
-  await fs.writeFile(input, Buffer.alloc(1000, 7));
-  for (let index = 0; index < 4; index += 1) await runCliOk(['put', '--pool', pool, `key-${String(index).padStart(3, '0')}-${'x'.repeat(200)}`, input]);
+  const { pool, input } = await poolWithObjects(root);
   await truncateToFirstPage(pool);
   for (const args of [['ls', '--pool', pool], ['put', '--pool', pool, 'one-more', input]]) {
     const result = await runCli(args);
