@@ -3,6 +3,7 @@
 // package, installed with apt-get when missing) on all six devices at once: O_DIRECT, iodepth 32, at the pool's record
 // size and at 1 MiB; every pool figure is a ratio to it. `--smoke` (used by the test suite so this file cannot rot)
 // runs every scenario in seconds on device image files without root; it skips fio (saying why) and divides by dd.
+// Every run also measures the catalog engines side by side (bench/catalog-engines.ts: SQLite vs a durable PostgreSQL).
 // `--peer ceph [--quick] [--json]` (root) is the Ceph BlueStore comparison of bench/peer-ceph.ts.
 // `--torture [--seconds N] [--seed S]` is the long mode of the torture test (test/torture): 10 minutes of 24 S3 and
 // 2 CLI clients with maintenance on loop devices (device image files without root), then the checker and the audit.
