@@ -3,6 +3,7 @@
 // package, installed with apt-get when missing) on all six devices at once: O_DIRECT, iodepth 32, at the pool's record
 // size and at 1 MiB; every pool figure is a ratio to it. `--smoke` (used by the test suite so this file cannot rot)
 // runs every scenario in seconds on device image files without root; it skips fio (saying why) and divides by dd.
+// Every run also measures the catalog engines side by side (bench/catalog-engines.ts: SQLite vs a durable PostgreSQL).
 // `--peer ceph [--quick] [--json]` (root) is the Ceph BlueStore comparison of bench/peer-ceph.ts.
 // `--torture [--seconds N] [--seed S]` is the long mode of the torture test (test/torture): 10 minutes of 24 S3 and
 // 2 CLI clients with maintenance on loop devices (device image files without root), then the checker and the audit.
@@ -19,6 +20,7 @@ import { checksum128 } from '../src/redundancy/checksum.js';
 import { createCodec } from '../src/redundancy/create-codec.js';
 import { parsePolicy } from '../src/redundancy/policy.js';
 import { formatReport, runTorture } from '../test/torture/workload.js';
+import { type CatalogEnginesReport, formatCatalogEngines, measureCatalogEngines } from './catalog-engines.js';
 import { cleanupAll } from './cleanup.js';
 import { type FioLimit, measureFioLimit } from './fio.js';
 import { peerCephMode } from './peer-ceph.js';
@@ -264,6 +266,9 @@ async function main(): Promise<void> {
       await pool.close();
     }
 
+    // The catalog engines side by side, on the same devices (each round remakes the pool on them), rounds alternating.
+    const catalogEngines: CatalogEnginesReport = await measureCatalogEngines({ root: rig.root, devices: rig.devices, putsPerRound: mode.smallPuts, rounds: Math.max(3, mode.repeats), log, note });
+
     // The other peer: the same workloads on directory disks on ext4 made on the same devices.
     let directorySmall: Figure | undefined;
     let directoryPut: Figure | undefined;
@@ -347,6 +352,7 @@ async function main(): Promise<void> {
       rsEncodeMBps83: rs83.encodeMBps,
       hashGBps: hash,
       catalogCommitsPerSecond: commits,
+      catalogEngines,
       peakRssMiB: rss,
       peakRssStreamBytes: mode.rssStreamBytes,
       ratios,
@@ -393,6 +399,7 @@ function printTable(report: Record<string, unknown> & { ratios: Record<string, n
   process.stdout.write('figure                        value     target\n');
   for (const [name, value, target] of rows) process.stdout.write(`${name.padEnd(30)}${value.padEnd(10)}${target}\n`);
   if (report.ratiosAtRecordSize) process.stdout.write(`\nratios to fio at the pool's record size: ${JSON.stringify(report.ratiosAtRecordSize, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toFixed(2)) : value))}\n`);
+  process.stdout.write(`\n${formatCatalogEngines(report.catalogEngines as CatalogEnginesReport)}\n`);
   process.stdout.write(`\nabsolute figures in MiB/s or per second (median, min, max): ${JSON.stringify({ limit: report.limit, fio: report.fio, raw: report.raw, largePutMiBps: report.largePutMiBps, largeGetMiBps: report.largeGetMiBps, degradedGetMiBps: report.degradedGetMiBps, scrubMiBps: report.scrubMiBps, rebuildMiBps: report.rebuildMiBps, smallPutsPerSecond: report.smallPutsPerSecond, directorySmallPutsPerSecond: report.directorySmallPutsPerSecond }, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toFixed(1)) : value))}\n`);
 }
 

@@ -1,6 +1,7 @@
 // The pool's side of every comparison: pools made on the bench's devices and the workloads run on them, in-process.
 import { randomBytes } from 'node:crypto';
 import { DeviceDisk } from '../src/disk/device/device-disk.js';
+import type { CatalogLocation } from '../src/format/pool-config.js';
 import { Pool } from '../src/pool/pool.js';
 import type { Policy } from '../src/redundancy/policy.js';
 import { parsePolicy } from '../src/redundancy/policy.js';
@@ -13,8 +14,18 @@ export async function openPool(directory: string): Promise<Pool> {
   return Pool.open(directory, { access: 'write', lockWaitMs: 10_000 });
 }
 
-export async function makePool(directory: string, disks: ReadonlyArray<string>, kind: 'device' | 'directory'): Promise<void> {
-  await Pool.create(directory, { policy: parsePolicy('ec:4+2'), extentSizeBytes: MiB });
+/**
+ * A pool (ec:4+2, 1 MiB extents) on `disks`. `catalog`: where its catalog lives (default SQLite in the pool
+ * directory); `fillBytes`: fill only the first bytes of each device's data region (default all of it), for a pool
+ * remade every round whose workload only writes the start.
+ */
+export async function makePool(
+  directory: string,
+  disks: ReadonlyArray<string>,
+  kind: 'device' | 'directory',
+  options: { readonly catalog?: CatalogLocation; readonly fillBytes?: number } = {},
+): Promise<void> {
+  await Pool.create(directory, { policy: parsePolicy('ec:4+2'), extentSizeBytes: MiB, ...(options.catalog ? { catalog: options.catalog } : {}) });
   const pool = await openPool(directory);
   const dataRegions: Array<{ device: string; offsetBytes: number; lengthBytes: number }> = [];
   try {
@@ -31,7 +42,7 @@ export async function makePool(directory: string, disks: ReadonlyArray<string>, 
   // pool would then write into holes while the raw baseline wrote over allocated blocks. Zeros written back over the
   // (empty) data region make both write to blocks that exist, as on a disk (where TRIM costs later writes nothing).
   if (kind === 'device' && disks.every((disk) => disk.startsWith('/dev/'))) {
-    await Promise.all(dataRegions.map((region) => fillWithZeros(region.device, region.offsetBytes, region.lengthBytes)));
+    await Promise.all(dataRegions.map((region) => fillWithZeros(region.device, region.offsetBytes, Math.min(region.lengthBytes, options.fillBytes ?? region.lengthBytes))));
   }
 }
 

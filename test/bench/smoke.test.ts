@@ -5,14 +5,42 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
+interface Figure {
+  median: number;
+  min: number;
+  max: number;
+}
+interface EngineFigures {
+  putsPerSecond: Figure;
+  piecesPerGroupCommit: Figure;
+}
+
 const BENCH = fileURLToPath(new URL('../../bench/main.js', import.meta.url));
 
 test('npm run bench -- --smoke --json runs every scenario and reports the ratios the issue names', async () => {
   const { stdout } = await promisify(execFile)(process.execPath, [BENCH, '--smoke', '--json'], { maxBuffer: 8 * 1024 * 1024 });
-  const report = JSON.parse(stdout) as { ratios: Record<string, number | null>; rsEncodeMBpsPerCore: number; hashGBps: number; peakRssMiB: number };
+  const report = JSON.parse(stdout) as {
+    ratios: Record<string, number | null>;
+    rsEncodeMBpsPerCore: number;
+    hashGBps: number;
+    peakRssMiB: number;
+    catalogEngines: { rounds: number; order: string[][]; sqlite: EngineFigures; postgresql: EngineFigures | { skipped: string } };
+  };
   for (const name of ['largePut', 'largeGet', 'degradedGet', 'smallPutsPerFlush', 'scrubVsRawRead', 'rebuildVsRawCopy']) {
     assert.ok(typeof report.ratios[name] === 'number' && (report.ratios[name] as number) > 0, `${name} measured`);
   }
   assert.ok('deviceVsDirectorySmallPut' in report.ratios);
   assert.ok(report.rsEncodeMBpsPerCore > 0 && report.hashGBps > 0 && report.peakRssMiB > 0);
+  // The catalog engines side by side: at least 3 rounds, medians with min and max; PostgreSQL measured or skipped
+  // with its reason (no server can be started here).
+  const engines = report.catalogEngines;
+  assert.ok(engines.rounds >= 3 && engines.order.length === engines.rounds);
+  const measured = (figures: EngineFigures, name: string) => {
+    for (const figure of [figures.putsPerSecond, figures.piecesPerGroupCommit]) {
+      assert.ok(figure.min > 0 && figure.min <= figure.median && figure.median <= figure.max, `${name} figures measured`);
+    }
+  };
+  measured(engines.sqlite, 'SQLite');
+  if ('skipped' in engines.postgresql) assert.match(engines.postgresql.skipped, /PostgreSQL/);
+  else measured(engines.postgresql, 'PostgreSQL');
 });
