@@ -30,14 +30,14 @@ test('PostgreSQL stopped and restarted under a serving daemon: puts fail cleanly
   t.after(() => s3.destroy());
   // Whatever happens below, the test's cluster is left running for the rest of the process.
   t.after(() => cluster.startServer().catch(() => undefined));
-  await s3.send(new CreateBucketCommand({ Bucket: 'b' }));
+  await s3.send(new CreateBucketCommand({ Bucket: 'pg-bucket' }));
   const kept = randomBytes(200_000);
-  await s3.send(new PutObjectCommand({ Bucket: 'b', Key: 'kept', Body: kept }));
+  await s3.send(new PutObjectCommand({ Bucket: 'pg-bucket', Key: 'kept', Body: kept }));
 
   // A put whose body is still arriving when the server goes away: its commit cannot happen.
   const cut = randomBytes(150_000);
   const held = heldBody(cut);
-  const cutPut = s3Error(s3.send(new PutObjectCommand({ Bucket: 'b', Key: 'cut', Body: held.stream, ContentLength: cut.length })));
+  const cutPut = s3Error(s3.send(new PutObjectCommand({ Bucket: 'pg-bucket', Key: 'cut', Body: held.stream, ContentLength: cut.length })));
   await waitForWritesInFlight(daemon.opsEndpoint, 1);
   await cluster.stopServer();
   held.release();
@@ -45,18 +45,18 @@ test('PostgreSQL stopped and restarted under a serving daemon: puts fail cleanly
   assert.equal(cutError.$metadata.httpStatusCode, 503, `${cutError.name}: ${cutError.message}`);
   assert.match(cutError.message, /CATALOG_UNREACHABLE/);
   // While it is down: a new put and a get are refused the same way, and the daemon stays up.
-  const downPut = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'b', Key: 'down', Body: Buffer.from('x') })));
+  const downPut = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'pg-bucket', Key: 'down', Body: Buffer.from('x') })));
   assert.equal(downPut.$metadata.httpStatusCode, 503);
-  const downGet = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'kept' })));
+  const downGet = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'pg-bucket', Key: 'kept' })));
   assert.equal(downGet.$metadata.httpStatusCode, 503);
 
   await cluster.startServer();
   const after = randomBytes(100_000);
-  await s3.send(new PutObjectCommand({ Bucket: 'b', Key: 'after', Body: after }));
-  assert.ok((await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'kept' }))).Body)).equals(kept));
-  assert.ok((await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'after' }))).Body)).equals(after));
+  await s3.send(new PutObjectCommand({ Bucket: 'pg-bucket', Key: 'after', Body: after }));
+  assert.ok((await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'pg-bucket', Key: 'kept' }))).Body)).equals(kept));
+  assert.ok((await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'pg-bucket', Key: 'after' }))).Body)).equals(after));
   for (const key of ['cut', 'down']) {
-    const missing = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'b', Key: key })));
+    const missing = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'pg-bucket', Key: key })));
     assert.ok(missing instanceof S3ServiceException && missing.name === 'NoSuchKey', `${key}: never acknowledged, never visible`);
   }
   assert.equal(await daemon.stop('SIGTERM'), 0);

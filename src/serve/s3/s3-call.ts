@@ -144,6 +144,7 @@ function fromPoolError(error: ShardpoolError, call: { key: string | undefined })
     case 'DISK_FULL':
     case 'DEVICE_ALLOCATIONS_LIMIT':
     case 'CATALOG_IO_FAILED':
+    case 'CATALOG_UNREACHABLE':
       return new S3Error('ServiceUnavailable', 503, `${error.code}: ${error.message}`);
     case 'OBJECT_CHANGED_DURING_READ':
       return new S3Error('ServiceUnavailable', 503, 'The object changed while it was read; retry the request.');
