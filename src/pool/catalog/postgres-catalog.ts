@@ -66,7 +66,7 @@ import type {
   UploadRow,
   UserRow,
 } from './catalog.js';
-import { reportCatalogBatch } from './catalog.js';
+import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
 import { POSTGRES_CATALOG_MIGRATIONS, POSTGRES_SCHEMA_TABLE } from './postgres-schema.js';
 
 /** Connections the pool keeps open at most (one catalog of one process). */
@@ -76,7 +76,6 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** How often a transaction that lost a deadlock or a serialization check is run again. */
 const CONFLICT_RETRIES_MAX = 5;
 /** How many rows a listing reads at a time. */
-const LISTING_PAGE_ROWS = 1000;
 /** The key of the advisory lock migrations hold (any constant: advisory locks are per database). */
 const MIGRATION_LOCK_KEY = 0x5348_4450; // "SHDP"
 
@@ -286,7 +285,7 @@ function assertOutsideTransaction(): void {
 
 // ── the catalog ───────────────────────────────────────────────────────────────────────────────────────────────
 
-type BatchItem = { work: (tx: CatalogTransaction) => Promise<unknown>; resolve: (value: unknown) => void; reject: (error: unknown) => void };
+type BatchItem = BatchPiece;
 
 class PostgresCatalog {
   readonly catalog: Catalog;
@@ -337,7 +336,7 @@ class PostgresCatalog {
     this.batchScheduled = false;
     const items = this.batch.splice(0);
     if (items.length === 0) return;
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const outcomes: PieceOutcome[] = [];
     try {
       await this.session.withClient((client) =>
         inTransaction(client, this.address, 'BEGIN', async (session) => {
@@ -354,17 +353,10 @@ class PostgresCatalog {
         }),
       );
     } catch (error) {
-      // The commit itself failed: none of it is durable, so every piece fails.
-      for (const item of items) item.reject(error);
+      settleBatch(items, { failure: error });
       return;
     }
-    reportCatalogBatch(items.length);
-    items.forEach((item, index) => {
-      const outcome = outcomes[index];
-      assert(outcome !== undefined, 'every piece of a batch has an outcome');
-      if (outcome.ok) item.resolve(outcome.value);
-      else item.reject(outcome.error);
-    });
+    settleBatch(items, { outcomes });
   }
 
   /** One piece of a batch in a savepoint of its own; run again from there when it lost a deadlock. */
@@ -720,14 +712,8 @@ class PostgresRows {
   }
 
   /** Keyset pages of LISTING_PAGE_ROWS: no cursor (nor connection) is held between two pages. */
-  async *listObjects(prefix: string): AsyncGenerator<ObjectRow> {
-    let afterKey: string | undefined;
-    for (;;) {
-      const page = await this.objectsWithPrefix(prefix, afterKey, LISTING_PAGE_ROWS);
-      yield* page;
-      if (page.length < LISTING_PAGE_ROWS) return;
-      afterKey = page[page.length - 1]?.key;
-    }
+  listObjects(prefix: string): AsyncGenerator<ObjectRow> {
+    return pagedObjects((pagePrefix, afterKey, limit) => this.objectsWithPrefix(pagePrefix, afterKey, limit), prefix);
   }
 
   /** Up to `limit` objects whose key starts with `prefix`, after `afterKey` (from the first when undefined). */

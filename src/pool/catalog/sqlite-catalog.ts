@@ -22,7 +22,7 @@ import type {
   ObjectRow,
   S3Tables,
 } from './catalog.js';
-import { reportCatalogBatch } from './catalog.js';
+import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
 import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
 import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
@@ -588,9 +588,6 @@ type Async<T> = { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (
 /** Set while a transaction's work runs: the catalog itself may not be called from there (it would wait forever). */
 const insideTransaction = new AsyncLocalStorage<true>();
 
-/** How many rows a listing reads at a time (a listing never holds a statement open across an await). */
-const LISTING_PAGE_ROWS = 1000;
-
 /**
  * The SQLite engine. One connection, used by one caller at a time: a call made while a transaction is open (a
  * group commit awaiting its pieces of work) waits for it to end, so nobody reads uncommitted rows or writes into
@@ -604,7 +601,7 @@ export class SqliteCatalog {
   /** The handle of the open transaction: the same rows, without waiting. */
   private readonly tx: CatalogTransaction;
   private transactionEnded: Promise<void> | undefined;
-  private batch: Array<{ work: (tx: CatalogTransaction) => Promise<unknown>; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
+  private batch: BatchPiece[] = [];
   private batchScheduled = false;
 
   private constructor(
@@ -660,7 +657,7 @@ export class SqliteCatalog {
     this.batchScheduled = false;
     const items = this.batch.splice(0);
     if (items.length === 0) return;
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const outcomes: PieceOutcome[] = [];
     try {
       await this.transaction(async (tx) => {
         for (const item of items) {
@@ -672,17 +669,10 @@ export class SqliteCatalog {
         }
       });
     } catch (error) {
-      // The commit itself failed: none of it is durable, so every piece fails.
-      for (const item of items) item.reject(catalogError(error, this.filePath));
+      settleBatch(items, { failure: catalogError(error, this.filePath) });
       return;
     }
-    reportCatalogBatch(items.length);
-    items.forEach((item, index) => {
-      const outcome = outcomes[index];
-      assert(outcome !== undefined, 'every piece of a batch has an outcome');
-      if (outcome.ok) item.resolve(outcome.value);
-      else item.reject(outcome.error);
-    });
+    settleBatch(items, { outcomes });
   }
 
   /** One transaction around `work`, with the connection to itself until it ends. */
@@ -742,7 +732,7 @@ export class SqliteCatalog {
           const alsoQueued = (await inCommit?.(tx)) ?? [];
           return { replacedVersionId, alsoQueued };
         }),
-      listObjects: (prefix: string): AsyncIterable<ObjectRow> => pagedObjects(view, prefix),
+      listObjects: (prefix: string): AsyncIterable<ObjectRow> => pagedObjects((pagePrefix, afterKey, limit) => view.objectsWithPrefix(pagePrefix, afterKey, limit), prefix),
     };
     const { commitObjectRows: _rows, objectsWithPrefix: _page, inSavepoint: _savepoint, listObjects: _list, s3: _s3, db: _db, close: _close, ...rest } = bindAll(view);
     const operations: CatalogOperations = { ...rest, ...own }; // checked here: the rows implement every operation
@@ -750,15 +740,6 @@ export class SqliteCatalog {
   }
 }
 
-async function* pagedObjects(view: Async<SqliteRows>, prefix: string): AsyncGenerator<ObjectRow> {
-  let afterKey: string | undefined;
-  for (;;) {
-    const page = await view.objectsWithPrefix(prefix, afterKey, LISTING_PAGE_ROWS);
-    yield* page;
-    if (page.length < LISTING_PAGE_ROWS) return;
-    afterKey = page[page.length - 1]?.key;
-  }
-}
 
 /** Every method of the view (its prototype's included), as own properties. */
 function bindAll<T extends object>(view: T): T {

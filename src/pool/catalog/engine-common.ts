@@ -1,0 +1,49 @@
+// What both catalog engines do the same way: settling the pieces of a group commit, and listing objects by keyset
+// pages (no statement, cursor or connection held between two pages).
+import { assert } from '../../assert.js';
+import type { CatalogTransaction, ObjectRow } from './catalog.js';
+import { reportCatalogBatch } from './catalog.js';
+
+/** One piece of work of a group commit, with the promise its caller waits on. */
+export interface BatchPiece {
+  readonly work: (tx: CatalogTransaction) => Promise<unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export type PieceOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Settles a batch after its transaction ended: each piece by its own outcome once the commit is durable, or every
+ * piece with the commit's failure (none of it is durable then).
+ */
+export function settleBatch(pieces: ReadonlyArray<BatchPiece>, result: { outcomes: ReadonlyArray<PieceOutcome> } | { failure: unknown }): void {
+  if ('failure' in result) {
+    for (const piece of pieces) piece.reject(result.failure);
+    return;
+  }
+  reportCatalogBatch(pieces.length);
+  pieces.forEach((piece, index) => {
+    const outcome = result.outcomes[index];
+    assert(outcome !== undefined, 'every piece of a batch has an outcome');
+    if (outcome.ok) piece.resolve(outcome.value);
+    else piece.reject(outcome.error);
+  });
+}
+
+/** How many rows a listing reads at a time. */
+export const LISTING_PAGE_ROWS = 1000;
+
+/** Objects whose key starts with `prefix`, a page at a time from `page(prefix, afterKey, limit)`. */
+export async function* pagedObjects(
+  page: (prefix: string, afterKey: string | undefined, limit: number) => Promise<ObjectRow[]>,
+  prefix: string,
+): AsyncGenerator<ObjectRow> {
+  let afterKey: string | undefined;
+  for (;;) {
+    const rows = await page(prefix, afterKey, LISTING_PAGE_ROWS);
+    yield* rows;
+    if (rows.length < LISTING_PAGE_ROWS) return;
+    afterKey = rows[rows.length - 1]?.key;
+  }
+}
