@@ -69,7 +69,7 @@ const optionalText = (name: string): DumpColumn => ({ name, type: 'text', nullab
 const blob = (name: string): DumpColumn => ({ name, type: 'blob', nullable: false });
 
 /**
- * Every table of the catalog schema (pool/catalog/sqlite-schema.ts), in dump order: a table comes after the tables
+ * Every table of the catalog schema (pool/catalog/schema.ts), in dump order: a table comes after the tables
  * its rows refer to (fragments after disks), so a load inserts in this order. A schema change without a change here
  * fails the engine's check before any dump or load (and test/format/catalog-dump.test.ts).
  */

@@ -13,7 +13,7 @@ import {
   type DumpHeader,
 } from '../../src/format/catalog-dump.js';
 import { openCatalog } from '../../src/pool/catalog/open-catalog.js';
-import { CATALOG_MIGRATIONS } from '../../src/pool/catalog/sqlite-schema.js';
+import { catalogMigrations, SQLITE_DIALECT } from '../../src/pool/catalog/schema.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 const FIXTURE = new URL('../../../test/fixtures/format/v1/catalog-dump.jsonl', import.meta.url);
@@ -88,7 +88,7 @@ function replaceLine(text: string, lineNumber: number, change: (line: string) =>
 test('the dump format lists every table and every column of the catalog schema, in schema order', () => {
   // Read from the migrations themselves, so a table or column added to the schema and not to the dump fails here.
   const schema = new Map<string, string[]>();
-  for (const migration of CATALOG_MIGRATIONS) {
+  for (const migration of catalogMigrations(SQLITE_DIALECT)) {
     for (const match of migration.matchAll(/CREATE TABLE (\w+) \(([\s\S]*?)\n\s*\)( WITHOUT ROWID)?;/g)) {
       const columns = (match[2] as string)
         .split('\n')

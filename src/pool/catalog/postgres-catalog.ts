@@ -67,7 +67,10 @@ import type {
   UserRow,
 } from './catalog.js';
 import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
-import { POSTGRES_CATALOG_MIGRATIONS, POSTGRES_SCHEMA_TABLE } from './postgres-schema.js';
+import { catalogMigration, POSTGRES_DIALECT } from './schema.js';
+
+/** The table holding the schema version; not part of the catalog's rows (the dump skips it). */
+const POSTGRES_SCHEMA_TABLE = 'catalog_schema';
 
 /** Connections the pool keeps open at most (one catalog of one process). */
 const POOL_CONNECTIONS_MAX = 8;
@@ -1179,7 +1182,6 @@ async function prepareDatabase(pool: pg.Pool, address: string, options: { create
       throw new ShardpoolError('CATALOG_FAILED', `the database at ${address} holds no shardpool catalog (shardpool init makes one)`, { address });
     }
     if (version !== undefined && version > CATALOG_SCHEMA_VERSION) throw newerSchema(address, version);
-    assert(POSTGRES_CATALOG_MIGRATIONS.length === CATALOG_SCHEMA_VERSION, 'one migration per schema version');
     while ((version ?? 0) < CATALOG_SCHEMA_VERSION) {
       // Each migration in one transaction, under a lock two openers cannot both hold; the version is read again
       // under it, so only the first opener migrates.
@@ -1190,7 +1192,7 @@ async function prepareDatabase(pool: pg.Pool, address: string, options: { create
         const current = (await schemaVersion(tx)) ?? 0;
         if (current > CATALOG_SCHEMA_VERSION) throw newerSchema(address, current);
         if (current === CATALOG_SCHEMA_VERSION) return current;
-        await tx.run(POSTGRES_CATALOG_MIGRATIONS[current] as string);
+        await tx.run(catalogMigration(POSTGRES_DIALECT, current));
         await tx.run(`UPDATE ${POSTGRES_SCHEMA_TABLE} SET version = $1`, [current + 1]);
         return current + 1;
       });

@@ -23,7 +23,7 @@ import type {
   S3Tables,
 } from './catalog.js';
 import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
-import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
+import { catalogMigration, SQLITE_DIALECT } from './schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
 import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
 
@@ -561,14 +561,13 @@ class SqliteRows {
         { path: filePath },
       );
     }
-    assert(CATALOG_MIGRATIONS.length === CATALOG_SCHEMA_VERSION, 'one migration per schema version');
     if (version === CATALOG_SCHEMA_VERSION) return;
     this.db.transaction(() => {
       // Read again under the write lock: a reader and a writer may open an old catalog at once, and only the first
       // may migrate it.
       const current = this.db.pragma('user_version', { simple: true }) as number;
       for (let step = current; step < CATALOG_SCHEMA_VERSION; step += 1) {
-        this.db.exec(CATALOG_MIGRATIONS[step] as string);
+        this.db.exec(catalogMigration(SQLITE_DIALECT, step));
       }
       this.db.pragma(`user_version = ${CATALOG_SCHEMA_VERSION}`);
     }).immediate();

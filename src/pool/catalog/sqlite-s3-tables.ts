@@ -1,4 +1,4 @@
-// The S3 layer's tables in the SQLite catalog (schema in sqlite-schema.ts): buckets, access keys and multipart
+// The S3 layer's tables in the SQLite catalog (schema in schema.ts): buckets, access keys and multipart
 // uploads. Objects themselves are pool objects keyed "bucket/key"; their ETag and metadata live with the version.
 // Only rows here: names, keys and upload ids are made and checked by the S3 layer (serve/s3/s3-catalog.ts).
 import type Database from 'better-sqlite3';

@@ -1,0 +1,176 @@
+// The catalog's schema, for both engines, as one ordered list of migrations: migration i takes schema version i to
+// i + 1. Each is written once, in SQL both engines accept, with the few words that differ left to a dialect:
+//   - ${d.text}: TEXT. PostgreSQL's is TEXT COLLATE "C": keys are UTF-8 (the database must be UTF8) and the "C"
+//     collation compares their bytes as SQLite's BINARY does, so ORDER BY key is one order on both engines (listings,
+//     keyset pages, dumps).
+//   - ${d.int64}: byte counts, milliseconds and counters (SQLite's INTEGER is 64-bit; PostgreSQL's BIGINT).
+//   - ${d.bytes}: checksums (BLOB / BYTEA).
+//   - ${d.keyed}: a table stored by its primary key (SQLite's WITHOUT ROWID; PostgreSQL has no such choice).
+// Tables, columns (in this order) and keys are the same on both engines, so a dump of either loads into the other.
+// A catalog is never opened by a shardpool older than its schema (POOL_FORMAT_UNSUPPORTED), and a newer shardpool
+// brings an older catalog up to date, each migration in one transaction. SQLite keeps the version in
+// PRAGMA user_version, PostgreSQL in the table catalog_schema; never in meta, which is dumped and loaded (the
+// version belongs to the database it describes). Layout notes live in docs/format.md § Catalog.
+
+import { CATALOG_SCHEMA_VERSION } from '../../constants.js';
+import { assert } from '../../assert.js';
+
+export interface SqlDialect {
+  readonly text: string;
+  readonly int64: string;
+  readonly bytes: string;
+  readonly keyed: string;
+}
+
+export const SQLITE_DIALECT: SqlDialect = { text: 'TEXT', int64: 'INTEGER', bytes: 'BLOB', keyed: ' WITHOUT ROWID' };
+export const POSTGRES_DIALECT: SqlDialect = { text: 'TEXT COLLATE "C"', int64: 'BIGINT', bytes: 'BYTEA', keyed: '' };
+
+const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
+  // 0 → 1: the first schema.
+  (d) => `
+  CREATE TABLE meta (
+    name  ${d.text} PRIMARY KEY,
+    value ${d.text} NOT NULL
+  )${d.keyed};
+
+  -- Member disks. id is the short number the CLI accepts; uuid is the identity written in the disk's label. SQLite
+  -- numbers rows itself (the largest plus one); PostgreSQL's engine picks ids the same way under a table lock, not
+  -- by a sequence, so a loaded dump needs no sequence set and both engines number the same disks alike.
+  CREATE TABLE disks (
+    id          INTEGER PRIMARY KEY,
+    uuid        ${d.text} NOT NULL UNIQUE,
+    kind        ${d.text} NOT NULL CHECK (kind IN ('directory', 'block-device')),
+    path        ${d.text} NOT NULL UNIQUE,
+    state       ${d.text} NOT NULL CHECK (state IN ('healthy', 'failed', 'draining')),
+    added_at_ms ${d.int64} NOT NULL
+  );
+
+  -- The current version of each key. An overwrite replaces version_id in the same transaction that queues the old
+  -- version for garbage collection, so a reader sees the old object or the new one, never a mix.
+  CREATE TABLE objects (
+    key               ${d.text} PRIMARY KEY,
+    version_id        ${d.text} NOT NULL UNIQUE,
+    size_bytes        ${d.int64} NOT NULL CHECK (size_bytes >= 0),
+    policy            ${d.text} NOT NULL,
+    fragment_count    INTEGER NOT NULL CHECK (fragment_count >= 1),
+    fragments_needed  INTEGER NOT NULL CHECK (fragments_needed >= 1),
+    extent_size_bytes ${d.int64} NOT NULL,
+    extent_count      INTEGER NOT NULL CHECK (extent_count >= 0),
+    created_at_ms     ${d.int64} NOT NULL
+  )${d.keyed};
+
+  -- Extents and fragments belong to a version (current, or queued as garbage until its fragments are deleted).
+  CREATE TABLE extents (
+    version_id   ${d.text} NOT NULL,
+    extent_index INTEGER NOT NULL,
+    length_bytes ${d.int64} NOT NULL,
+    checksum     ${d.bytes} NOT NULL,
+    PRIMARY KEY (version_id, extent_index)
+  )${d.keyed};
+
+  CREATE TABLE fragments (
+    version_id     ${d.text} NOT NULL,
+    extent_index   INTEGER NOT NULL,
+    fragment_index INTEGER NOT NULL,
+    disk_id        INTEGER NOT NULL REFERENCES disks (id),
+    stored_bytes   ${d.int64} NOT NULL,
+    PRIMARY KEY (version_id, extent_index, fragment_index)
+  )${d.keyed};
+  CREATE INDEX fragments_by_disk ON fragments (disk_id, version_id, extent_index);
+
+  -- A put registers its version here before writing any fragment and removes it in its commit. A row found by a
+  -- later writer (who holds the pool lock, so the put that wrote it is gone) marks fragments to clean up.
+  CREATE TABLE intents (
+    version_id    ${d.text} PRIMARY KEY,
+    key           ${d.text} NOT NULL,
+    started_at_ms ${d.int64} NOT NULL
+  )${d.keyed};
+
+  -- A fragment being moved by a drain: registered before the copy is written to the target disk, removed once the
+  -- copy on the source is deleted. A row found by a later writer marks one copy to delete: the target's if the
+  -- fragment row still names the source (the move never committed), else the source's.
+  CREATE TABLE moves (
+    version_id     ${d.text} NOT NULL,
+    extent_index   INTEGER NOT NULL,
+    fragment_index INTEGER NOT NULL,
+    source_disk_id INTEGER NOT NULL,
+    target_disk_id INTEGER NOT NULL,
+    started_at_ms  ${d.int64} NOT NULL,
+    PRIMARY KEY (version_id, extent_index, fragment_index)
+  )${d.keyed};
+
+  -- Versions that were overwritten or removed; their fragments are deleted after the commit that replaced them.
+  CREATE TABLE garbage (
+    version_id   ${d.text} PRIMARY KEY,
+    key          ${d.text} NOT NULL,
+    queued_at_ms ${d.int64} NOT NULL
+  )${d.keyed};
+
+  -- Event counters that outlive one command (degraded reads, reconstructed extents...).
+  CREATE TABLE counters (
+    name  ${d.text} PRIMARY KEY,
+    value ${d.int64} NOT NULL
+  )${d.keyed};
+  `,
+  // 1 → 2: block devices store fragments at an offset, which the catalog must remember to read them back.
+  (d) => `
+  ALTER TABLE fragments ADD COLUMN location_bytes ${d.int64} NOT NULL DEFAULT 0;
+  ALTER TABLE moves ADD COLUMN source_location_bytes ${d.int64} NOT NULL DEFAULT 0;
+  `,
+  // 2 → 3: what the S3 API needs. Object metadata (ETag, content type, user metadata) belongs to a version and goes
+  // with it; buckets, access keys and multipart uploads are the daemon's own tables.
+  (d) => `
+  CREATE TABLE object_metadata (
+    version_id    ${d.text} PRIMARY KEY,
+    etag          ${d.text} NOT NULL,
+    content_type  ${d.text},
+    user_metadata ${d.text} NOT NULL DEFAULT '{}'
+  )${d.keyed};
+
+  CREATE TABLE buckets (
+    name          ${d.text} PRIMARY KEY,
+    created_at_ms ${d.int64} NOT NULL
+  )${d.keyed};
+
+  -- S3 access keys. The secret is kept as is: SigV4 verification recomputes the client's HMAC with it.
+  CREATE TABLE users (
+    name              ${d.text} PRIMARY KEY,
+    access_key_id     ${d.text} NOT NULL UNIQUE,
+    secret_access_key ${d.text} NOT NULL,
+    created_at_ms     ${d.int64} NOT NULL
+  )${d.keyed};
+
+  -- A multipart upload in progress; each uploaded part is a hidden pool object (see part_key).
+  CREATE TABLE multipart_uploads (
+    upload_id     ${d.text} PRIMARY KEY,
+    bucket        ${d.text} NOT NULL,
+    key           ${d.text} NOT NULL,
+    content_type  ${d.text},
+    user_metadata ${d.text} NOT NULL DEFAULT '{}',
+    created_at_ms ${d.int64} NOT NULL
+  )${d.keyed};
+
+  CREATE TABLE multipart_parts (
+    upload_id      ${d.text} NOT NULL,
+    part_number    INTEGER NOT NULL,
+    part_key       ${d.text} NOT NULL,
+    etag           ${d.text} NOT NULL,
+    size_bytes     ${d.int64} NOT NULL,
+    uploaded_at_ms ${d.int64} NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+  )${d.keyed};
+  `,
+];
+
+/** The migration that takes schema version `from` to `from + 1`, in the dialect of one engine. */
+export function catalogMigration(dialect: SqlDialect, from: number): string {
+  assert(MIGRATIONS.length === CATALOG_SCHEMA_VERSION, 'one migration per schema version');
+  const migration = MIGRATIONS[from];
+  assert(migration !== undefined, `no catalog migration from schema version ${from}`);
+  return migration(dialect);
+}
+
+/** Every migration, in order, in the dialect of one engine. */
+export function catalogMigrations(dialect: SqlDialect): string[] {
+  return MIGRATIONS.map((_, from) => catalogMigration(dialect, from));
+}
