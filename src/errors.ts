@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   DISK_NOT_EMPTY: 'the directory holds files that are not shardpool data',
   DISK_LABEL_INVALID: 'disk.json is unreadable, corrupt or fails validation',
   DISK_OFFLINE: 'the disk cannot be reached or its label does not match the catalog',
+  DISK_ONLINE: 'disk relocate was given a disk that is online at its recorded path',
   DISK_IO_FAILED: 'a read, write or flush on the disk failed',
   DISK_FULL: 'the disk has no space left for a fragment',
   DEVICE_ALLOCATIONS_LIMIT: 'a block device holds as many uncommitted allocations as its checkpoint can carry',

@@ -88,6 +88,7 @@ export async function withPool<T>(
     lockWaitMs: lockWaitMs(options),
     directIo: directIoMode(options),
   });
+  for (const notice of pool.notices) warn(notice);
   try {
     return await action(pool);
   } finally {

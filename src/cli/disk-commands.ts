@@ -1,4 +1,4 @@
-// Disk membership commands: add-disk, list-disks, fail-disk, remove-disk.
+// Disk membership commands: add-disk, list-disks, fail-disk, remove-disk, disk relocate.
 import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
 import { ShardpoolError } from '../errors.js';
@@ -92,6 +92,25 @@ export function registerDiskCommands(program: Command): void {
       if (options.json) printJson(description.disks);
       else if (description.disks.length === 0) printLine('no disks yet: add one with  shardpool add-disk --disk DIR');
       else printLine(formatDiskTable(description.disks));
+    });
+
+  const disk = program.command('disk').description('commands on one member disk (see also add-disk, list-disks, fail-disk, remove-disk)');
+  disk
+    .command('relocate')
+    .description(
+      'record where a disk is now, when it is no longer at its recorded path (a filesystem mounted elsewhere, a moved\n' +
+        'image file); its label there must name this pool and this very disk. Block devices are found by label anyway',
+    )
+    .addOption(poolOption())
+    .addOption(diskOption('the disk, by id, uuid or recorded path (see list-disks)'))
+    .addOption(new Option('--to <path>', 'where the disk is now').makeOptionMandatory())
+    .addOption(jsonOption())
+    .addHelpText('after', '\nExample:\n  $ shardpool disk relocate --pool /srv/pool --disk 3 --to /mnt/new-mount/disk3')
+    .action(async (_options: unknown, command: Command) => {
+      const options = optionsOf(command);
+      const row = await withPool(options, 'write', (pool) => pool.relocateDisk(diskReference(options.disk), diskReference(options.to)));
+      if (options.json) printJson(row);
+      else printLine(`disk ${row.id} (${row.uuid}) is now recorded at ${row.path}`);
     });
 
   program

@@ -112,9 +112,10 @@ function parseDiscardMode(text: string): DiscardMode {
 
 export function formatDiskTable(disks: PoolDescription['disks']): string {
   return formatTable(
-    ['ID', 'STATE', 'KIND', 'SECTORS', 'IO', 'CAPACITY', 'FREE', 'USED', 'FRAGMENTS', 'PATH'],
+    ['ID', 'UUID', 'STATE', 'KIND', 'SECTORS', 'IO', 'CAPACITY', 'FREE', 'USED', 'FRAGMENTS', 'PATH'],
     disks.map((disk) => [
       String(disk.id),
+      disk.uuid,
       !disk.online && disk.state !== 'failed' ? `${disk.state},offline` : disk.latchedFailure ? `${disk.state},latched` : disk.state,
       disk.kind,
       disk.geometry ? `${disk.geometry.logicalSectorBytes}/${disk.geometry.physicalSectorBytes}` : '-',

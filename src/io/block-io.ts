@@ -233,6 +233,10 @@ function openError(filePath: string, error: unknown): ShardpoolError {
   if (code === 'ENOENT') {
     return new ShardpoolError('DISK_NOT_FOUND', `${filePath} does not exist`, { path: filePath }, { cause: error });
   }
+  if (code === 'ENXIO' || code === 'ENODEV') {
+    // A device node with nothing behind it: a detached loop device, an unplugged disk's stale node.
+    return new ShardpoolError('DISK_NOT_FOUND', `no device is attached at ${filePath}`, { path: filePath }, { cause: error });
+  }
   return ioError(filePath, 'open', error);
 }
 

@@ -85,3 +85,33 @@ export async function activeSwaps(): Promise<string[]> {
 function unescapeMountField(text: string): string {
   return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
+
+export interface BlockDeviceName {
+  /** The name to record: a /dev/disk/by-id or by-path link when one leads to the device, else /dev/<kernel name>. */
+  readonly path: string;
+  /** The device node the name leads to. */
+  readonly devicePath: string;
+}
+
+/**
+ * Every block device of this machine, once each, under its most stable name: the links of /dev/disk/by-id first
+ * (serial numbers and WWNs, which follow a disk wherever it is attached), then /dev/disk/by-path (the port), then
+ * every device the kernel lists in /sys/class/block, as libblkid enumerates them (/dev/disk may be empty without
+ * udev). Devices the kernel lists without a /dev node are left out.
+ */
+export async function blockDeviceNames(): Promise<BlockDeviceName[]> {
+  const byNode = new Map<string, string>();
+  const note = async (name: string) => {
+    try {
+      const devicePath = await fs.realpath(name);
+      if (!byNode.has(devicePath) && (await fs.stat(devicePath)).isBlockDevice()) byNode.set(devicePath, name);
+    } catch {
+      // A dangling link or a node that vanished meanwhile: nothing to find there.
+    }
+  };
+  for (const directory of ['/dev/disk/by-id', '/dev/disk/by-path']) {
+    for (const entry of (await listDirectory(directory)).sort()) await note(path.join(directory, entry));
+  }
+  for (const entry of (await listDirectory('/sys/class/block')).sort()) await note(path.join('/dev', entry));
+  return [...byNode].map(([devicePath, name]) => ({ path: name, devicePath }));
+}

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { assert } from '../assert.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
-import { DISCARD_MODES, DeviceDisk, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
+import { DISCARD_MODES, DeviceDisk, NOT_THIS_DISK, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
+import { findPoolDevices } from '../disk/device/device-finder.js';
 import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
 import { trackDiskUse, type TrackedDisk } from '../disk/disk-users.js';
 import { meterDisk } from '../disk/metered-disk.js';
@@ -70,6 +71,7 @@ export interface OpenOptions {
 export class Pool {
   private lifecycle: PoolState = 'opening';
   private members = new Map<number, Member>();
+  private readonly openNotices: string[] = [];
   private readonly versionPins = new Map<string, number>();
   /** Garbage collections in flight, one per version (single-flight): only its collector frees a version's fragments. */
   private readonly collections = new Map<string, Promise<boolean>>();
@@ -573,26 +575,124 @@ export class Pool {
 
   private async openMembers(): Promise<void> {
     this.members = new Map();
-    for (const row of await this.catalog.listDisks()) await this.openMember(row);
+    const misplaced: DiskRow[] = [];
+    for (const row of await this.catalog.listDisks()) {
+      if ((await this.openMember(row)) === 'not-at-path') misplaced.push(row);
+    }
+    if (misplaced.length > 0) await this.findMisplacedDevices(misplaced);
   }
 
-  /** Opens one member; a disk that cannot be opened is recorded offline with the reason, never fatal. */
-  private async openMember(row: DiskRow): Promise<void> {
+  /**
+   * Opens one member; a disk that cannot be opened is recorded offline with the reason, never fatal. Says
+   * 'not-at-path' when a block device's recorded path holds another device or nothing (it may be elsewhere).
+   */
+  private async openMember(row: DiskRow): Promise<'open' | 'offline' | 'not-at-path'> {
     if (row.state === 'failed') {
       this.members.set(row.id, { row, disk: undefined, offlineReason: 'marked failed' });
-      return;
+      return 'offline';
     }
-    const identity = { poolUuid: this.config.poolUuid, diskUuid: row.uuid };
     try {
-      const disk =
-        row.kind === 'directory'
-          ? await openDirectoryDisk(row.path, identity)
-          : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
-      this.members.set(row.id, { row, disk: this.tracked(disk), offlineReason: undefined });
+      this.members.set(row.id, { row, disk: this.tracked(await this.openDisk(row, row.path)), offlineReason: undefined });
+      return 'open';
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
       this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
+      const elsewhere = error.code === 'DISK_NOT_FOUND' || error.details.reason === NOT_THIS_DISK;
+      return row.kind === 'block-device' && elsewhere ? 'not-at-path' : 'offline';
     }
+  }
+
+  private openDisk(row: DiskRow, diskPath: string): Promise<Disk> {
+    const identity = { poolUuid: this.config.poolUuid, diskUuid: row.uuid };
+    return row.kind === 'directory'
+      ? openDirectoryDisk(diskPath, identity)
+      : openDeviceDisk(diskPath, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
+  }
+
+  /**
+   * Block devices whose recorded path holds another device or nothing are looked for by label among every block
+   * device of the machine (device-finder.ts). One found exactly once is opened where it is; a write-open records its
+   * new path (a /dev/disk/by-id name when it has one). Two devices carrying one disk's label (a cloned device) are
+   * both left alone: which is the disk cannot be told, and writing the wrong one would lose data.
+   */
+  private async findMisplacedDevices(misplaced: ReadonlyArray<DiskRow>): Promise<void> {
+    const held = new Set<string>();
+    for (const member of this.members.values()) {
+      if (member.disk) held.add(await realPath(member.row.path).catch(() => member.row.path));
+    }
+    const devices = (await findPoolDevices(this.config.poolUuid, this.directIo)).filter((device) => !held.has(device.devicePath));
+    const moved: Array<{ diskId: number; path: string }> = [];
+    for (const row of misplaced) {
+      const matches = devices.filter((device) => device.diskUuid === row.uuid);
+      const member = this.member(row.id);
+      if (matches.length !== 1) {
+        const why = matches.length === 0
+          ? 'no block device on this machine carries its label'
+          : `${matches.map((device) => device.path).join(' and ')} all carry its label (a copy of the device?); detach all but one`;
+        this.members.set(row.id, { ...member, offlineReason: `${member.offlineReason ?? ''}; ${why}` });
+        continue;
+      }
+      const found = matches[0] as (typeof matches)[number];
+      try {
+        const disk = await this.openDisk(row, found.path);
+        this.members.set(row.id, { row: { ...row, path: found.path }, disk: this.tracked(disk), offlineReason: undefined });
+        moved.push({ diskId: row.id, path: found.path });
+        this.openNotices.push(`disk ${row.id} (${row.uuid}) was not at ${row.path}; found it by its label at ${found.path}`);
+      } catch (error) {
+        if (!isShardpoolError(error)) throw error;
+        this.members.set(row.id, { ...member, offlineReason: `found by its label at ${found.path} but: ${error.message}` });
+      }
+    }
+    if (moved.length === 0 || this.access !== 'write') return;
+    // A new path still recorded for a disk that was not found (it was at that path before) cannot be recorded yet.
+    const recorded = new Set([...this.members.values()].filter((member) => !moved.some((move) => move.diskId === member.row.id)).map((member) => member.row.path));
+    const recordable = moved.filter((move) => !recorded.has(move.path));
+    await this.catalog.setDiskPaths(recordable);
+    for (const move of moved) {
+      if (!recordable.includes(move)) {
+        this.openNotices.push(`disk ${move.diskId}'s new path ${move.path} is not recorded: another disk of the pool is recorded there`);
+      }
+    }
+  }
+
+  /**
+   * Points a disk that cannot be found at its recorded path at where it is now (a directory whose filesystem is
+   * mounted elsewhere, a device image that was moved). The label there must name this pool and this very disk.
+   * Runs as maintenance: the disk is offline, so no call is using it.
+   */
+  async relocateDisk(reference: string, newPath: string): Promise<DiskRow> {
+    this.assertWritable();
+    const member = await this.findMember(reference);
+    const row = member.row;
+    if (member.disk) {
+      throw new ShardpoolError('DISK_ONLINE', `disk ${row.id} is online at ${row.path}; relocate is for a disk that is not at its recorded path`, {
+        path: row.path,
+      });
+    }
+    if (row.state === 'failed') {
+      throw new ShardpoolError('DISK_OFFLINE', `disk ${row.id} is marked failed; rebuild or remove it instead of relocating it`, { path: row.path });
+    }
+    const resolved = await realPath(newPath).catch(() => newPath);
+    for (const other of this.members.values()) {
+      if (other.row.id !== row.id && (other.row.path === resolved || other.row.path === newPath)) {
+        throw new ShardpoolError('DISK_ALREADY_IN_POOL', `${newPath} is already disk ${other.row.id} of this pool`, { path: newPath });
+      }
+    }
+    const disk = await this.openDisk(row, resolved);
+    try {
+      await this.catalog.setDiskPaths([{ diskId: row.id, path: resolved }]);
+    } catch (error) {
+      await disk.close();
+      throw error;
+    }
+    const relocated = { ...row, path: resolved };
+    this.members.set(row.id, { row: relocated, disk: this.tracked(disk), offlineReason: undefined });
+    return relocated;
+  }
+
+  /** What opening the pool noticed and changed (disks found elsewhere by their labels), for the caller to log. */
+  get notices(): ReadonlyArray<string> {
+    return this.openNotices;
   }
 
   /** Settings the pool keeps in memory while open (only a write-open changes them, and it holds the pool lock). */

@@ -67,6 +67,7 @@ export class Daemon {
     }
     const pool = await Pool.open(options.poolDirectory, { access: 'write', lockWaitMs: options.lockWaitMs, directIo: options.directIo });
     const opened: Array<() => Promise<void>> = [() => pool.close()];
+    for (const notice of pool.notices) log.warn({ pool: options.poolDirectory }, notice);
     try {
       const gate = new PoolGate();
       const scrubTurn = new Semaphore(1);

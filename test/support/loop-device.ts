@@ -82,12 +82,40 @@ export async function createLoopDevice(
  * marks it for autoclear and returns 0, so callers close their handles first; a device still attached fails loudly.
  */
 export async function detachLoopDevice(devicePath: string, imagePath: string): Promise<void> {
+  const attached = async () => {
+    const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
+    return stdout.split('\n').some((line) => line.includes(devicePath + ' ') && line.includes(imagePath));
+  };
+  // Only while the name still holds this image: a name detached earlier may have been handed to someone else since.
+  if (!(await attached())) return;
   await run('losetup', ['-d', devicePath]).catch(() => undefined);
   for (let attempt = 0; attempt < 50; attempt += 1) {
-    const { stdout } = await run('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
-    const stillAttached = stdout.split('\n').some((line) => line.includes(devicePath + ' ') && line.includes(imagePath));
-    if (!stillAttached) return;
+    if (!(await attached())) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`loop device ${devicePath} (${imagePath}) is still attached after losetup -d`);
+}
+
+/**
+ * Attaches one more loop device to an existing image (at `devicePath` when given and free, else the first free
+ * name): the same disk seen under another device name. Detached by exact name and image when the test ends; the
+ * image itself belongs to whoever made it.
+ */
+export async function attachLoopImage(
+  t: AfterHooks,
+  imagePath: string,
+  options: { sectorBytes: 512 | 4096; devicePath?: string },
+): Promise<{ readonly path: string; detach(): Promise<void> }> {
+  const common = ['--sector-size', String(options.sectorBytes), '--direct-io=on'];
+  let devicePath: string | undefined;
+  if (options.devicePath !== undefined) {
+    // The name may have been taken by someone else since it was freed; then any free name does.
+    devicePath = await run('losetup', [...common, options.devicePath, imagePath]).then(() => options.devicePath, () => undefined);
+  }
+  devicePath ??= (await run('losetup', ['--find', '--show', ...common, imagePath])).stdout.trim();
+  const attachedPath = devicePath;
+  let detached: Promise<void> | undefined;
+  const detach = (): Promise<void> => (detached ??= detachLoopDevice(attachedPath, imagePath));
+  t.after(detach);
+  return { path: attachedPath, detach };
 }

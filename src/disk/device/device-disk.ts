@@ -74,6 +74,9 @@ export async function formatDeviceStorage(storage: BlockStorage, identity: { poo
   await DeviceMetadata.format(storage, { poolUuid: identity.poolUuid, deviceUuid: identity.diskUuid, previousSequence });
 }
 
+/** The reason given (in an error's details) when the device at a path is not the disk that was expected there. */
+export const NOT_THIS_DISK = 'not-this-disk';
+
 export async function openDeviceDisk(
   devicePath: string,
   expected: { poolUuid: string; diskUuid: string },
@@ -108,7 +111,7 @@ export async function openDeviceStorage(
       'DISK_OFFLINE',
       `${storage.path} is labelled as device ${label.deviceUuid} of pool ${label.poolUuid}, not the expected device ` +
         `${expected.diskUuid}: a different device is at this path`,
-      { path: storage.path },
+      { path: storage.path, reason: NOT_THIS_DISK },
     );
   }
   if (storage.info.sizeBytes < label.deviceSizeBytes) {

@@ -104,6 +104,7 @@ export class DeviceMetadata {
     if (verdict.state === 'unlabelled') {
       throw new ShardpoolError('DISK_OFFLINE', `${storage.path} carries no shardpool label (another device at this path?)`, {
         path: storage.path,
+        reason: 'not-this-disk',
       });
     }
     return new DeviceMetadata(storage, verdict.label);

@@ -197,6 +197,11 @@ export interface CatalogOperations {
   }): Promise<DiskRow>;
   listDisks(): Promise<DiskRow[]>;
   setDiskState(diskId: number, state: DiskState): Promise<void>;
+  /**
+   * Records where disks are now, all in one transaction (two disks may trade paths: device names swapped across a
+   * reboot). A path may be recorded for one disk only.
+   */
+  setDiskPaths(changes: ReadonlyArray<{ diskId: number; path: string }>): Promise<void>;
   /** Forgets a disk; only allowed once no fragment row names it. */
   deleteDisk(diskId: number): Promise<void>;
   diskUsage(): Promise<Map<number, DiskUsage>>;

@@ -466,6 +466,7 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     addDisk: (disk) => rows.addDisk(disk),
     listDisks: () => rows.listDisks(),
     setDiskState: (diskId, state) => rows.setDiskState(diskId, state),
+    setDiskPaths: (changes) => rows.setDiskPaths(changes),
     deleteDisk: (diskId) => rows.deleteDisk(diskId),
     diskUsage: () => rows.diskUsage(),
     beginIntent: (versionId, key) => rows.beginIntent(versionId, key),
@@ -562,6 +563,17 @@ class PostgresRows {
   async setDiskState(diskId: number, state: DiskState): Promise<void> {
     const changes = await this.session.run(`UPDATE disks SET state = $1 WHERE id = $2`, [state, diskId]);
     assert(changes === 1, 'the disk whose state changes exists');
+  }
+
+  setDiskPaths(changes: ReadonlyArray<{ diskId: number; path: string }>): Promise<void> {
+    // Each moving disk first gets a placeholder path of its own, so paths traded between disks never collide midway.
+    return this.session.transaction(async (session) => {
+      for (const change of changes) {
+        const moved = await session.run(`UPDATE disks SET path = 'moving:' || uuid WHERE id = $1`, [change.diskId]);
+        assert(moved === 1, 'the disk whose path changes exists');
+      }
+      for (const change of changes) await session.run(`UPDATE disks SET path = $1 WHERE id = $2`, [change.path, change.diskId]);
+    });
   }
 
   deleteDisk(diskId: number): Promise<void> {

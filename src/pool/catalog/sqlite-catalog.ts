@@ -89,6 +89,17 @@ class SqliteRows {
     assert(result.changes === 1, 'the disk whose state changes exists');
   }
 
+  setDiskPaths(changes: ReadonlyArray<{ diskId: number; path: string }>): void {
+    // Each moving disk first gets a placeholder path of its own, so paths traded between disks never collide midway.
+    this.db.transaction(() => {
+      for (const change of changes) {
+        const result = this.db.prepare(`UPDATE disks SET path = 'moving:' || uuid WHERE id = ?`).run(change.diskId);
+        assert(result.changes === 1, 'the disk whose path changes exists');
+      }
+      for (const change of changes) this.db.prepare(`UPDATE disks SET path = ? WHERE id = ?`).run(change.path, change.diskId);
+    })();
+  }
+
   /** Forgets a disk; only allowed once no fragment row names it. */
   deleteDisk(diskId: number): void {
     this.db.transaction(() => {

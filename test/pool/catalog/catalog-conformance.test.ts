@@ -104,6 +104,12 @@ for (const engine of ENGINES) {
         ],
       );
       await assert.rejects(catalog.setDiskState(9, 'failed'), /the disk whose state changes exists/);
+      // Paths traded between disks (device names swapped) are recorded in one transaction; a path is one disk's.
+      await catalog.setDiskPaths([{ diskId: 1, path: '/disks/3' }, { diskId: 3, path: '/disks/1' }]);
+      assert.deepEqual((await catalog.listDisks()).map((disk) => disk.path), ['/disks/3', '/disks/2', '/disks/1']);
+      await assert.rejects(catalog.setDiskPaths([{ diskId: 1, path: '/disks/2' }]));
+      assert.deepEqual((await catalog.listDisks()).map((disk) => disk.path), ['/disks/3', '/disks/2', '/disks/1'], 'a refused change changes nothing');
+      await catalog.setDiskPaths([{ diskId: 1, path: '/disks/1' }, { diskId: 3, path: '/disks/3' }]);
       await put(catalog, 'k', 'v1', [1, 2]);
       assert.deepEqual([...(await catalog.diskUsage())].sort(), [
         [1, { fragmentCount: 2, storedBytes: 4096 }],
