@@ -11,7 +11,12 @@ export const FORMAT_VERSION = 1;
 /** On-device format of block devices (label, journal, checkpoints, fragment records). 2: the on-device allocator. */
 export const DEVICE_FORMAT_VERSION = 2;
 /** Catalog schema version; migrations in pool/catalog/schema.ts (one list for both engines) bring older catalogs up to it. */
-export const CATALOG_SCHEMA_VERSION = 3;
+export const CATALOG_SCHEMA_VERSION = 4;
+/**
+ * The extent index under which a version's manifest copies are stored (format/version-manifest.ts): past every data
+ * extent (a version never has this many), and the largest value a 32-bit INTEGER column holds.
+ */
+export const MANIFEST_EXTENT_INDEX = 2_147_483_647;
 /** Version of the catalog dump format (`shardpool catalog dump`, src/format/catalog-dump.ts). Bump on any change. */
 export const CATALOG_DUMP_FORMAT_VERSION = 1;
 /**

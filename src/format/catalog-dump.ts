@@ -25,9 +25,15 @@ export interface DumpColumn {
   readonly name: string;
   readonly type: DumpColumnType;
   readonly nullable: boolean;
+  /** The catalog schema version that added the column (1 when absent); a dump of an older schema lacks it. */
+  readonly since?: number;
+  /** What a dump of an older schema, which lacks the column, loads as (the migration's default). */
+  readonly fallback?: DumpValue;
 }
 
 export interface DumpTable {
+  /** The catalog schema version that added the table (1 when absent); a dump of an older schema has no rows of it. */
+  readonly since?: number;
   readonly name: string;
   /** In schema order (the order of CREATE TABLE, then of ALTER TABLE … ADD COLUMN). */
   readonly columns: ReadonlyArray<DumpColumn>;
@@ -67,6 +73,7 @@ const integer = (name: string): DumpColumn => ({ name, type: 'integer', nullable
 const text = (name: string): DumpColumn => ({ name, type: 'text', nullable: false });
 const optionalText = (name: string): DumpColumn => ({ name, type: 'text', nullable: true });
 const blob = (name: string): DumpColumn => ({ name, type: 'blob', nullable: false });
+const addedInteger = (name: string, since: number, fallback: number): DumpColumn => ({ name, type: 'integer', nullable: false, since, fallback });
 
 /**
  * Every table of the catalog schema (pool/catalog/schema.ts), in dump order: a table comes after the tables
@@ -93,6 +100,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       integer('extent_size_bytes'),
       integer('extent_count'),
       integer('created_at_ms'),
+      addedInteger('sequence', 4, 0),
     ],
   },
   {
@@ -117,7 +125,11 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       integer('location_bytes'),
     ],
   },
-  { name: 'intents', primaryKey: ['version_id'], columns: [text('version_id'), text('key'), integer('started_at_ms')] },
+  {
+    name: 'intents',
+    primaryKey: ['version_id'],
+    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 4, 0)],
+  },
   {
     name: 'moves',
     primaryKey: ['version_id', 'extent_index', 'fragment_index'],
@@ -131,8 +143,13 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       integer('source_location_bytes'),
     ],
   },
-  { name: 'garbage', primaryKey: ['version_id'], columns: [text('version_id'), text('key'), integer('queued_at_ms')] },
+  {
+    name: 'garbage',
+    primaryKey: ['version_id'],
+    columns: [text('version_id'), text('key'), integer('queued_at_ms'), addedInteger('sequence', 4, 0), addedInteger('removal', 4, 0)],
+  },
   { name: 'counters', primaryKey: ['name'], columns: [text('name'), integer('value')] },
+  { name: 'sequences', primaryKey: ['name'], columns: [text('name'), integer('value')], since: 4 },
   { name: 'buckets', primaryKey: ['name'], columns: [text('name'), integer('created_at_ms')] },
   {
     name: 'users',
@@ -259,7 +276,7 @@ export async function openCatalogDump(chunks: AsyncIterable<Uint8Array>, source:
   }
   return {
     header,
-    records: decodeRows(lines, source),
+    records: decodeRows(lines, source, header.catalogSchemaVersion),
     close: async () => {
       await lines.return(undefined);
     },
@@ -281,12 +298,12 @@ export function decodeDumpHeader(lineText: string, source: string): DumpHeader {
     );
   }
   if (!isPositiveInteger(fields.catalogSchemaVersion)) throw invalid('"catalogSchemaVersion" must be a positive integer');
-  if (fields.catalogSchemaVersion !== CATALOG_SCHEMA_VERSION) {
+  if (fields.catalogSchemaVersion < CATALOG_DUMP_OLDEST_SCHEMA_VERSION || fields.catalogSchemaVersion > CATALOG_SCHEMA_VERSION) {
     const newer = fields.catalogSchemaVersion > CATALOG_SCHEMA_VERSION;
     throw new ShardpoolError(
       'CATALOG_DUMP_UNSUPPORTED',
       `${source} holds a catalog of schema version ${fields.catalogSchemaVersion}; this shardpool loads schema version ` +
-        `${CATALOG_SCHEMA_VERSION}${newer ? ': upgrade shardpool' : ''}`,
+        `${CATALOG_DUMP_OLDEST_SCHEMA_VERSION} to ${CATALOG_SCHEMA_VERSION}${newer ? ': upgrade shardpool' : ''}`,
       { source, catalogSchemaVersion: fields.catalogSchemaVersion },
     );
   }
@@ -302,18 +319,36 @@ export function decodeDumpHeader(lineText: string, source: string): DumpHeader {
   };
 }
 
-/** Validates one row line: a known table, exactly its columns, each of its type. */
-export function decodeDumpRecord(fields: Record<string, unknown>, lineNumber: number, source: string): CatalogRecord {
+/** The oldest catalog schema a dump may hold and still load (columns added since load as their fallback). */
+export const CATALOG_DUMP_OLDEST_SCHEMA_VERSION = 3;
+
+const existsAt = (schemaVersion: number) => (item: { readonly since?: number }): boolean => (item.since ?? 1) <= schemaVersion;
+
+/**
+ * Validates one row line: a known table, exactly its columns (as of the dump's schema version), each of its type.
+ * Columns added after that version are filled with their fallback, so the record has every column of today's.
+ */
+export function decodeDumpRecord(
+  fields: Record<string, unknown>,
+  lineNumber: number,
+  source: string,
+  schemaVersion: number = CATALOG_SCHEMA_VERSION,
+): CatalogRecord {
   const invalid = (why: string) => invalidLine(source, lineNumber, why);
   expectKeys(fields, ['table', 'row'], invalid, 'a row line');
   const table = typeof fields.table === 'string' ? dumpTable(fields.table) : undefined;
-  if (table === undefined) throw invalid(`unknown table ${JSON.stringify(fields.table)}`);
+  if (table === undefined || !existsAt(schemaVersion)(table)) throw invalid(`unknown table ${JSON.stringify(fields.table)}`);
   const raw = fields.row;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('"row" must be an object');
   const given = raw as Record<string, unknown>;
-  expectKeys(given, table.columns.map((column) => column.name), invalid, `a row of ${table.name}`);
+  expectKeys(given, table.columns.filter(existsAt(schemaVersion)).map((column) => column.name), invalid, `a row of ${table.name}`);
   const row: Record<string, DumpValue> = {};
   for (const column of table.columns) {
+    if (!existsAt(schemaVersion)(column)) {
+      assert(column.fallback !== undefined, 'a column added to the schema has a fallback for older dumps');
+      row[column.name] = column.fallback;
+      continue;
+    }
     let value = given[column.name];
     if (column.type === 'blob' && typeof value === 'string') {
       if (!HEX_PATTERN.test(value)) throw invalid(`${table.name}.${column.name} must be lower-case hex`);
@@ -338,7 +373,7 @@ interface DumpLine {
 const HEX_PATTERN = /^(?:[0-9a-f]{2})*$/;
 const NEWLINE = 0x0a;
 
-async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string): AsyncGenerator<CatalogRecord> {
+async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string, schemaVersion: number): AsyncGenerator<CatalogRecord> {
   const rowCounts = emptyRowCounts();
   const digest = createHash('sha256');
   const order = new RowOrder();
@@ -357,12 +392,12 @@ async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string): Asy
       const invalid = (why: string) => invalidLine(source, line.lineNumber, why);
       const fields = parseObject(line.text, invalid);
       if ('end' in fields) {
-        checkTrailer(fields, { rowCounts, rowsSha256: digest.digest('hex') }, invalid);
+        checkTrailer(fields, { rowCounts, rowsSha256: digest.digest('hex') }, invalid, schemaVersion);
         const after = await lines.next();
         if (after.done !== true) throw invalidLine(source, after.value.lineNumber, 'a line follows the trailer (the last line of a dump)');
         return;
       }
-      const record = decodeDumpRecord(fields, line.lineNumber, source);
+      const record = decodeDumpRecord(fields, line.lineNumber, source, schemaVersion);
       const table = dumpTable(record.table) as DumpTable;
       const misordered = order.accept(table, record.row);
       if (misordered !== undefined) throw invalid(misordered);
@@ -376,14 +411,15 @@ async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string): Asy
   }
 }
 
-function checkTrailer(fields: Record<string, unknown>, seen: DumpTrailer, invalid: (why: string) => ShardpoolError): void {
+function checkTrailer(fields: Record<string, unknown>, seen: DumpTrailer, invalid: (why: string) => ShardpoolError, schemaVersion: number): void {
   if (fields.end !== CATALOG_DUMP_FORMAT_TAG) throw invalid(`"end" must be "${CATALOG_DUMP_FORMAT_TAG}"`);
   expectKeys(fields, ['end', 'rowCounts', 'rowsSha256'], invalid, 'the trailer');
   const counts = fields.rowCounts;
   if (typeof counts !== 'object' || counts === null || Array.isArray(counts)) throw invalid('"rowCounts" must be an object');
   const given = counts as Record<string, unknown>;
-  expectKeys(given, CATALOG_DUMP_TABLES.map((table) => table.name), invalid, '"rowCounts"');
-  for (const table of CATALOG_DUMP_TABLES) {
+  const tables = CATALOG_DUMP_TABLES.filter(existsAt(schemaVersion));
+  expectKeys(given, tables.map((table) => table.name), invalid, '"rowCounts"');
+  for (const table of tables) {
     const expected = given[table.name];
     const found = seen.rowCounts[table.name] ?? 0;
     if (expected !== found) {

@@ -13,7 +13,8 @@ import { killPoint } from '../pool/kill-points.js';
 import { gatherFragments, type ReadStats } from '../pool/object-reader.js';
 import { chooseDisks } from '../pool/placement.js';
 import type { Pool } from '../pool/pool.js';
-import { checksum128 } from '../redundancy/checksum.js';
+import { checksum128, checksumEquals } from '../redundancy/checksum.js';
+import { isManifestExtent } from '../pool/manifests.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { parsePolicy } from '../redundancy/policy.js';
 
@@ -56,7 +57,10 @@ async function relocatePinned(pool: Pool, move: FragmentToMove, options: Relocat
       .catch(() => undefined);
   }
   const how = data ? 'copied' : 'rebuilt';
-  if (!data) {
+  if (!data && isManifestExtent(extent.extentIndex)) {
+    // A manifest is not erasure coded: every copy is the whole of it. Any other copy that verifies will do.
+    data = await anotherManifestCopy(pool, extent, fragment.fragmentIndex);
+  } else if (!data) {
     const stats: ReadStats = { extentsRead: 0, extentsDegraded: 0, fragmentFailures: [] };
     const gathered = await gatherFragments(pool, object, extent, codec, stats, new Set([fragment.fragmentIndex]));
     const rebuiltFragments = await codec.reconstruct(gathered.fragments, extent.lengthBytes, [fragment.fragmentIndex]);
@@ -94,6 +98,19 @@ async function relocatePinned(pool: Pool, move: FragmentToMove, options: Relocat
   killPoint('drain.fragment-moved');
   await finishMove(pool, { ...address, sourceDiskId: fragment.diskId, targetDiskId: targetId, sourceLocationBytes: fragment.locationBytes });
   return how;
+}
+
+async function anotherManifestCopy(pool: Pool, extent: FragmentToMove['extent'], fragmentIndex: number): Promise<Buffer> {
+  for (const other of extent.fragments) {
+    if (other.fragmentIndex === fragmentIndex) continue;
+    const data = await pool.readableDisk(other.diskId)?.readFragment(other).then((read) => read.data, () => undefined);
+    if (data && checksumEquals(checksum128(data), extent.checksum)) return data;
+  }
+  throw new ShardpoolError(
+    'EXTENT_UNRECOVERABLE',
+    `no copy of the manifest of version ${extent.versionId} can be read to re-create copy ${fragmentIndex}`,
+    { versionId: extent.versionId },
+  );
 }
 
 async function chooseTarget(pool: Pool, move: FragmentToMove, storedBytes: number, preferTargetId: number | undefined): Promise<number> {

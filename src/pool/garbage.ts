@@ -24,6 +24,8 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
   // versions read as current), so nothing reads this version while it is deleted.
   assert(!pool.isVersionPinned(versionId), 'a pinned version is never collected');
   if (!(await pool.catalog.isGarbage(versionId))) return false; // collected already (or never garbage)
+  // A removal marker outlives the key's older versions: its manifest copies hide them on the disks until then.
+  if (await pool.catalog.garbageWaits(versionId)) return false;
   const deleted: FragmentRow[] = [];
   const flushDisks = new Set<number>();
   // Several at once: a device reads each record's header before freeing its units, and one at a time those reads
@@ -49,8 +51,13 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
   });
   await Promise.all([...flushDisks].map((diskId) => pool.member(diskId).disk?.flush()));
   await pool.catalog.deleteFragmentRows(deleted);
+  const markers = await pool.catalog.markersWaitingOn(versionId);
   const finished = await pool.catalog.finishGarbage(versionId);
-  if (finished) killPoint('gc.version-finished');
+  if (finished) {
+    killPoint('gc.version-finished');
+    // Removal markers of the key that waited for this version may go now (each checks again what it waits for).
+    for (const marker of markers) await pool.collectVersion(marker);
+  }
   return finished;
 }
 

@@ -5,6 +5,7 @@
 // Commit protocol (docs/architecture.md § write path):
 //   1. record an intent for the new version in the catalog      (a crash after this: the next writer deletes its fragments)
 //   2. write every fragment: temp file → fsync → rename          (kill point put.fragment-written)
+//      then the version's manifest copies (manifests.ts)          (kill point put.manifest-written)
 //   3. flush every disk touched: fsync of each directory          (kill point put.fragments-flushed)
 //   4. one catalog transaction: the key points at the new version, the old one is queued as garbage, the intent goes
 //      (kill point put.committed) — only now is the put acknowledged
@@ -20,17 +21,20 @@ import { PUT_EXTENTS_IN_FLIGHT_MAX, putProgressExtents } from '../constants.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
 import { fragmentHeaderLengthBytes } from '../format/fragment-header.js';
+import type { VersionManifest } from '../format/version-manifest.js';
 import { PAGE_BYTES } from '../io/aligned-buffer.js';
 import { dataBuffers } from '../io/buffer-pool.js';
 import { newUuid } from '../format/uuid.js';
 import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
-import { formatPolicy, type Policy } from '../redundancy/policy.js';
+import { formatPolicy, parsePolicy, type Policy } from '../redundancy/policy.js';
 import type { CatalogTransaction, ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
 import { Semaphore } from './concurrency.js';
 import { abandonVersion } from './garbage.js';
+import { isReservedKey } from './keys.js';
 import { killPoint } from './kill-points.js';
+import { manifestCopies, manifestMetadata, writeManifest } from './manifests.js';
 import { chooseDisks } from './placement.js';
 import type { Pool } from './pool.js';
 
@@ -58,16 +62,14 @@ export async function writeObject(
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);
   const writer = await ExtentWriter.start(pool, codec, key);
-  await pool.catalog.inBatch((tx) => tx.beginIntent(writer.versionId, key));
+  const sequence = await pool.catalog.inBatch((tx) => tx.beginIntent(writer.versionId, key));
   killPoint('put.intent-recorded');
   let object: ObjectRow;
   let replacedVersionId: string | undefined;
   let alsoQueued: ReadonlyArray<string> = [];
   try {
     const { sizeBytes, extents } = await writer.writeAll(source, pool.config.extentSizeBytes, options.onProgress);
-    await writer.flushTouchedDisks();
-    killPoint('put.fragments-flushed');
-    const unrecorded = await writer.unrecordedExtents();
+    const metadata = options.metadata?.();
     object = {
       key,
       versionId: writer.versionId,
@@ -78,8 +80,16 @@ export async function writeObject(
       extentSizeBytes: pool.config.extentSizeBytes,
       extentCount: extents.length,
       createdAtMs: Date.now(),
+      sequence,
     };
-    const committed = { object, extents: unrecorded, metadata: options.metadata?.() };
+    // The commit record on the disks, in the same flush round as the fragments (multipart parts, which an import
+    // leaves out, go without).
+    const manifest = isReservedKey(key) ? [] : [await writer.writeManifest(versionManifestOf(object, extents, metadata, pool))];
+    killPoint('put.manifest-written');
+    await writer.flushTouchedDisks();
+    killPoint('put.fragments-flushed');
+    const unrecorded = [...(await writer.unrecordedExtents()), ...manifest];
+    const committed = { object, extents: unrecorded, metadata };
     const result = await pool.catalog.inBatch((tx) => tx.commitObject(committed, options.inCommit));
     replacedVersionId = result.replacedVersionId;
     alsoQueued = result.alsoQueued;
@@ -101,6 +111,34 @@ export async function writeObject(
 }
 
 /**
+ * Removes a key so that the disks say so too: a removal marker (a manifest of kind 'removal', with a sequence of its
+ * own) is written on as many disks as the object's manifest, flushed, and committed with the removal in one
+ * transaction (Catalog.removeWithMarker). Without the marker, an import of the disks could bring back a removed
+ * version whose fragments were not yet collected. Returns the object removed, or undefined when it was gone already.
+ */
+export async function removeWithMarker(pool: Pool, current: ObjectRow): Promise<ObjectRow | undefined> {
+  const versionId = newUuid();
+  const sequence = await pool.catalog.inBatch((tx) => tx.beginIntent(versionId, current.key));
+  try {
+    const extent = await writeManifest(
+      pool,
+      { kind: 'removal', key: current.key, versionId, sequence, createdAtMs: Date.now() },
+      { policy: parsePolicy(current.policy), copies: manifestCopies(current.fragmentCount, current.fragmentsNeeded) },
+    );
+    killPoint('remove.marker-written');
+    await Promise.all([...new Set(extent.fragments.map((fragment) => fragment.diskId))].map((diskId) => pool.member(diskId).disk?.flush()));
+    const removed = await pool.catalog.inBatch((tx) => tx.removeWithMarker(current.key, { versionId, sequence, extent }));
+    settleFragments(pool, extent.fragments);
+    killPoint('remove.committed');
+    return removed;
+  } catch (error) {
+    const fate = await commitFate(pool, versionId);
+    if (fate === 'not-committed') await abandonVersion(pool, versionId);
+    throw error;
+  }
+}
+
+/**
  * Whether a put's version is in the catalog after its commit failed: 'committed' (no intent, and the version is an
  * object or already garbage), 'not-committed' (its intent is still there, or it never became anything), 'unknown'
  * when the catalog cannot be asked. The intent goes in the same transaction that makes the version visible.
@@ -114,6 +152,24 @@ async function commitFate(pool: Pool, versionId: string): Promise<'committed' | 
     if (!isShardpoolError(error)) throw error;
     return 'unknown';
   }
+}
+
+/** The manifest of a version about to be committed: its rows, where its fragments went, its S3 metadata. */
+export function versionManifestOf(object: ObjectRow, extents: ReadonlyArray<ExtentRow>, metadata: ObjectMetadata | undefined, pool: Pool): VersionManifest {
+  const diskIds = new Set(extents.flatMap((extent) => extent.fragments.map((fragment) => fragment.diskId)));
+  return {
+    kind: 'version',
+    key: object.key,
+    versionId: object.versionId,
+    sequence: object.sequence,
+    createdAtMs: object.createdAtMs,
+    sizeBytes: object.sizeBytes,
+    policy: object.policy,
+    extentSizeBytes: object.extentSizeBytes,
+    extentChecksums: extents.map((extent) => extent.checksum),
+    diskUuids: [...diskIds].sort((a, b) => a - b).map((diskId) => pool.member(diskId).row.uuid),
+    metadata: manifestMetadata(metadata),
+  };
 }
 
 /** Tells each disk that the catalog now references these fragments (block devices stop tracking them as pending). */
@@ -216,6 +272,17 @@ class ExtentWriter {
     if (failure) throw failure.error;
     assert(extents.length === extentIndex, 'every extent was written');
     return { sizeBytes, extents };
+  }
+
+  /** Writes the version's manifest copies on disks this put may still use; they are flushed with its fragments. */
+  async writeManifest(manifest: VersionManifest): Promise<ExtentRow> {
+    const candidates = [...this.freeBytes]
+      .filter(([diskId]) => !this.excludedDisks.has(diskId))
+      .map(([diskId, freeBytes]) => ({ diskId, freeBytes }));
+    const copies = manifestCopies(this.codec.fragmentCount, this.codec.fragmentsNeeded);
+    const row = await writeManifest(this.pool, manifest, { policy: this.codec.policy, copies, candidates });
+    for (const fragment of row.fragments) this.touchedDisks.add(fragment.diskId);
+    return row;
   }
 
   async flushTouchedDisks(): Promise<void> {

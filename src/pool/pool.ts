@@ -37,7 +37,7 @@ import {
 } from './garbage.js';
 import { isReservedKey, validateKey, validatePrefix, validateUserKey } from './keys.js';
 import { openObjectReader, type ByteRange, type ObjectReader } from './object-reader.js';
-import { writeObject, type ObjectSource, type PutResult } from './object-writer.js';
+import { removeWithMarker, writeObject, type ObjectSource, type PutResult } from './object-writer.js';
 import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
 import { describeObject, describePool, type ObjectDescription, type PoolDescription } from './status.js';
 
@@ -547,8 +547,19 @@ export class Pool {
 
   async removeObject(key: string): Promise<ObjectRow> {
     this.assertWritable();
-    const removed = await this.catalog.takeObject(validateKey(key));
-    if (!removed) throw new ShardpoolError('OBJECT_NOT_FOUND', `no object with key ${JSON.stringify(key)}`, { key });
+    validateKey(key);
+    const notFound = () => new ShardpoolError('OBJECT_NOT_FOUND', `no object with key ${JSON.stringify(key)}`, { key });
+    if (isReservedKey(key)) {
+      // shardpool's own keys (multipart parts) have no manifests, so their removal needs no marker.
+      const removed = await this.catalog.takeObject(key);
+      if (!removed) throw notFound();
+      await this.collectVersion(removed.versionId);
+      return removed;
+    }
+    const current = await this.catalog.getObject(key);
+    if (!current) throw notFound();
+    const removed = await removeWithMarker(this, current);
+    if (!removed) throw notFound();
     await this.collectVersion(removed.versionId);
     return removed;
   }

@@ -33,7 +33,16 @@ async function recoverByWriteOpen(pool: string): Promise<void> {
   await (await Pool.open(pool, { access: 'write', lockWaitMs: 10_000 })).close();
 }
 
-const RM_CRASHES = ['gc.fragment-deleted', 'gc.fragment-deleted@9', 'gc.version-finished'];
+/** Where an rm is killed, and whether it had been acknowledged (its removal committed) by then. */
+const RM_CRASHES: Array<{ killAt: string; removed: boolean }> = [
+  { killAt: 'remove.marker-written', removed: false },
+  { killAt: 'remove.committed', removed: true },
+  { killAt: 'gc.fragment-deleted', removed: true },
+  { killAt: 'gc.fragment-deleted@9', removed: true },
+  { killAt: 'gc.version-finished', removed: true },
+  // The marker itself, collected once the removed version is gone.
+  { killAt: 'gc.version-finished@2', removed: true },
+];
 // On device disks the group commit and the checkpoint add their own steps; @n reaches later batches (the old
 // version's garbage collection after a commit, or the checkpoint when the pool closes).
 const DEVICE_CRASHES = [
@@ -57,6 +66,7 @@ const PUT_CRASHES: Array<{ killAt: string; acknowledged: boolean }> = [
   { killAt: 'put.fragment-written', acknowledged: false },
   { killAt: 'put.fragment-written@17', acknowledged: false },
   { killAt: 'put.progress-recorded', acknowledged: false },
+  { killAt: 'put.manifest-written', acknowledged: false },
   { killAt: 'put.fragments-flushed', acknowledged: false },
   { killAt: 'put.committed', acknowledged: true },
   { killAt: 'gc.fragment-deleted', acknowledged: true },
@@ -99,13 +109,15 @@ test('rm killed while deleting fragments leaves the object removed and, after re
   const pool = await makePool(root);
   const kept = seededBytes(EXTENT_BYTES, 3);
   await runCliOk(['put', '--pool', pool, 'kept', '-'], { input: kept });
-  for (const killAt of RM_CRASHES) {
-    await runCliOk(['put', '--pool', pool, 'doomed', '-'], { input: seededBytes(3 * EXTENT_BYTES, 4) });
+  for (const { killAt, removed } of RM_CRASHES) {
+    const doomed = seededBytes(3 * EXTENT_BYTES, 4);
+    await runCliOk(['put', '--pool', pool, 'doomed', '-'], { input: doomed });
     await crash(['rm', '--pool', pool, 'doomed'], killAt);
-    const expected = new Map([['kept', kept]]);
+    const expected = new Map(removed ? [['kept', kept]] : [['kept', kept], ['doomed', doomed]]);
     await auditPool(pool, { expected, noOrphans: false, context: `after kill at ${killAt}` });
     await recoverByWriteOpen(pool);
     await auditPool(pool, { expected, noOrphans: true, context: `after recovery from ${killAt}` });
+    if (!removed) await runCliOk(['rm', '--pool', pool, 'doomed']);
   }
 });
 
@@ -164,8 +176,8 @@ test('on device disks, a put or rm killed at any step of the group commit or che
     const recovered = await runCli(['recover', '--pool', pool, '--json']);
     assert.equal(recovered.code, 0, `recover finds nothing to clean after ${killAt}: ${recovered.stdout.toString()}`);
   }
-  // rm, killed in its garbage collection's group commit.
-  const removed = await runCli(['rm', '--pool', pool, 'key'], { env: { SHARDPOOL_KILL_AT: 'device.journal-written' } });
+  // rm, killed in its garbage collection's group commit (the first two, one per copy, flush its removal marker).
+  const removed = await runCli(['rm', '--pool', pool, 'key'], { env: { SHARDPOOL_KILL_AT: 'device.journal-written@3' } });
   assert.equal(removed.signal, 'SIGKILL');
   await recoverByWriteOpen(pool);
   await auditPool(pool, { expected: new Map([['bystander', bystander]]), noOrphans: true, context: 'after a killed rm' });
@@ -174,7 +186,7 @@ test('on device disks, a put or rm killed at any step of the group commit or che
 
 test('every kill point of the protocols is exercised by a crash test above', () => {
   const exercised = new Set(
-    [...PUT_CRASHES.map((crash) => crash.killAt), ...RM_CRASHES, ...DRAIN_CRASHES, ...DEVICE_CRASHES, ...SERVE_CRASHES].map(
+    [...PUT_CRASHES.map((crash) => crash.killAt), ...RM_CRASHES.map((crash) => crash.killAt), ...DRAIN_CRASHES, ...DEVICE_CRASHES, ...SERVE_CRASHES].map(
       (spec) => spec.split('@')[0],
     ),
   );

@@ -57,7 +57,8 @@ test('path-like keys are stored as data: they round-trip and never create a file
   for (const file of created) {
     assert.ok(fragmentArea.test(file) || file.startsWith(`pool${path.sep}`), `unexpected file ${file}`);
   }
-  assert.equal(created.filter((file) => fragmentArea.test(file)).length, HOSTILE_BUT_VALID.length * 3);
+  // Three fragments and two manifest copies (docs/format.md § Version manifest) per object.
+  assert.equal(created.filter((file) => fragmentArea.test(file)).length, HOSTILE_BUT_VALID.length * (3 + 2));
 });
 
 test('keys outside the allowed set are refused with KEY_INVALID and a reason', async (t) => {

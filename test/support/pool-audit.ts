@@ -2,6 +2,9 @@
 // catalog names is present and verifies (no degraded read hides a lost write), and, optionally, no disk holds a
 // fragment file the catalog does not reference (nothing leaked).
 import assert from 'node:assert/strict';
+import { MANIFEST_EXTENT_INDEX } from '../../src/constants.js';
+import { decodeManifest } from '../../src/format/version-manifest.js';
+import { manifestCopies } from '../../src/pool/manifests.js';
 import { Pool } from '../../src/pool/pool.js';
 import { toArray } from './async.js';
 import { getBuffer } from './read-object.js';
@@ -30,6 +33,18 @@ export async function auditPool(poolDirectory: string, options: AuditOptions): P
           await disk.readFragment(fragment);
           referenced.add(`${fragment.diskId}:${fragment.versionId}.${fragment.extentIndex}.${fragment.fragmentIndex}`);
         }
+      }
+      // Its manifest copies (docs/format.md § Version manifest) are there, verify, and describe it.
+      const manifest = await pool.catalog.extentOf(object.versionId, MANIFEST_EXTENT_INDEX);
+      assert.ok(manifest && manifest.fragments.length === manifestCopies(object.fragmentCount, object.fragmentsNeeded), `${options.context}: ${key} has its manifest copies`);
+      const dataChecksums = (await pool.catalog.extentsOf(object.versionId)).map((extent) => extent.checksum.toString('hex'));
+      for (const fragment of manifest.fragments) {
+        const disk = pool.readableDisk(fragment.diskId);
+        assert.ok(disk, `${options.context}: disk ${fragment.diskId} of ${key}'s manifest is readable`);
+        const decoded = decodeManifest((await disk.readFragment(fragment)).data, `${key}'s manifest`);
+        assert.ok(decoded.kind === 'version' && decoded.key === key && decoded.versionId === object.versionId && decoded.sequence === object.sequence);
+        assert.deepEqual(decoded.extentChecksums.map((checksum) => checksum.toString('hex')), dataChecksums, `${options.context}: ${key}'s manifest names its extents`);
+        referenced.add(`${fragment.diskId}:${fragment.versionId}.${fragment.extentIndex}.${fragment.fragmentIndex}`);
       }
       const reader = await pool.openObject(key);
       const chunks: Buffer[] = [];

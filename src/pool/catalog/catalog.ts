@@ -27,6 +27,11 @@ export interface ObjectRow {
   readonly extentSizeBytes: number;
   readonly extentCount: number;
   readonly createdAtMs: number;
+  /**
+   * Orders the puts and removals of the key (handed out by beginIntent, increasing): a version whose put started
+   * earlier never replaces one whose put started later. 0 for versions from before version manifests.
+   */
+  readonly sequence: number;
 }
 
 export interface FragmentRow extends FragmentAddress {
@@ -205,7 +210,8 @@ export interface CatalogOperations {
   /** Forgets a disk; only allowed once no fragment row names it. */
   deleteDisk(diskId: number): Promise<void>;
   diskUsage(): Promise<Map<number, DiskUsage>>;
-  beginIntent(versionId: string, key: string): Promise<void>;
+  /** Registers a put (or removal) about to write under `versionId`; returns its sequence number. */
+  beginIntent(versionId: string, key: string): Promise<number>;
   listIntents(): Promise<Array<{
     versionId: string;
     key: string;
@@ -249,6 +255,22 @@ export interface CatalogOperations {
   extentsOf(versionId: string): Promise<ExtentRow[]>;
   /** Removes the key; its version is queued as garbage. Returns that version, or undefined if there was no object. */
   removeObject(key: string): Promise<string | undefined>;
+  /**
+   * Removes the key, recording the removal marker whose manifest copies (`marker.extent`, written and flushed) say so
+   * on the disks; clears the marker's intent. The marker is garbage that waits (garbageWaits) until no older version
+   * of the key is left. Returns the object removed; undefined when there was none, or when a put that started after
+   * the removal has already committed (the removal then came first, and the key keeps that put's version).
+   */
+  removeWithMarker(key: string, marker: { versionId: string; sequence: number; extent: ExtentRow }): Promise<ObjectRow | undefined>;
+  /**
+   * True while a garbage version must not be collected yet: a removal marker with an older version of its key still
+   * in garbage or still being put (on the disks those could otherwise come back).
+   */
+  garbageWaits(versionId: string): Promise<boolean>;
+  /** Removal markers of the key of garbage version `versionId` (those that may wait for it: garbageWaits). */
+  markersWaitingOn(versionId: string): Promise<string[]>;
+  /** The next sequence number to hand out is above `sequence` (after an import). */
+  raiseSequence(sequence: number): Promise<void>;
   /** Removes the key and returns its object as it was (its version queued as garbage), or undefined if none. */
   takeObject(key: string): Promise<ObjectRow | undefined>;
   listGarbage(): Promise<string[]>;

@@ -43,7 +43,7 @@ import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { assert } from '../../assert.js';
 import { readPrivateFile } from '../../io/durable-files.js';
-import { CATALOG_DUMP_PAGE_ROWS, CATALOG_SCHEMA_VERSION } from '../../constants.js';
+import { CATALOG_DUMP_PAGE_ROWS, CATALOG_SCHEMA_VERSION, MANIFEST_EXTENT_INDEX } from '../../constants.js';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
 import { CATALOG_DUMP_TABLES, dumpTable, type CatalogRecord, type DumpRow, type DumpTable } from '../../format/catalog-dump.js';
@@ -81,6 +81,8 @@ const CONFLICT_RETRIES_MAX = 5;
 /** How many rows a listing reads at a time. */
 /** The key of the advisory lock migrations hold (any constant: advisory locks are per database). */
 const MIGRATION_LOCK_KEY = 0x5348_4450; // "SHDP"
+/** The first of the two keys of the per-key commit lock (lockKey); the second is the key's hash. */
+const KEY_LOCK_CLASS = 0x4b45_5953; // "KEYS"
 
 /**
  * Opens (with `create`, makes) the catalog in the PostgreSQL database at `url` (postgresql://USER@HOST:PORT/DB,
@@ -475,9 +477,10 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     commitObject: (newObject, inCommit) =>
       rows.session.transaction(async (session) => {
         const inside = new PostgresRows(session);
-        const replacedVersionId = await inside.commitObjectRows(newObject);
+        const { replaced, superseded } = await inside.commitObjectRows(newObject);
         const alsoQueued = (await inCommit?.(operationsOf(inside))) ?? [];
-        return { replacedVersionId, alsoQueued };
+        // A version replaced at once by a later put is collected by its own put, like one it replaced.
+        return { replacedVersionId: replaced, alsoQueued: superseded ? [...alsoQueued, newObject.object.versionId] : alsoQueued };
       }),
     recordIntentExtents: (versionId, extents) => rows.recordIntentExtents(versionId, extents),
     dropIntentRows: (versionId) => rows.dropIntentRows(versionId),
@@ -493,6 +496,10 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     objectTotals: () => rows.objectTotals(),
     extentsOf: (versionId) => rows.extentsOf(versionId),
     removeObject: (key) => rows.removeObject(key),
+    removeWithMarker: (key, marker) => rows.removeWithMarker(key, marker),
+    garbageWaits: (versionId) => rows.garbageWaits(versionId),
+    markersWaitingOn: (versionId) => rows.markersWaitingOn(versionId),
+    raiseSequence: (sequence) => rows.raiseSequence(sequence),
     takeObject: (key) => rows.takeObject(key),
     listGarbage: () => rows.listGarbage(),
     isGarbage: (versionId) => rows.isGarbage(versionId),
@@ -524,7 +531,16 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
 
 const OBJECT_SELECT = `SELECT key, version_id AS "versionId", size_bytes AS "sizeBytes", policy,
   fragment_count AS "fragmentCount", fragments_needed AS "fragmentsNeeded", extent_size_bytes AS "extentSizeBytes",
-  extent_count AS "extentCount", created_at_ms AS "createdAtMs" FROM objects`;
+  extent_count AS "extentCount", created_at_ms AS "createdAtMs", sequence FROM objects`;
+
+/** Hands out the next commit sequence number (inside a transaction; the row stays locked until it ends). */
+const NEXT_SEQUENCE = `INSERT INTO sequences (name, value) VALUES ('commit', 1)
+  ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value`;
+
+/** Serialises the commits and removals of one key until the transaction ends (keys whose hashes collide wait too). */
+async function lockKey(session: Session, key: string): Promise<void> {
+  await session.rows(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, [KEY_LOCK_CLASS, key]);
+}
 
 const FRAGMENT_SELECT = `SELECT version_id AS "versionId", extent_index AS "extentIndex", fragment_index AS "fragmentIndex",
   disk_id AS "diskId", stored_bytes AS "storedBytes", location_bytes AS "locationBytes" FROM fragments`;
@@ -596,8 +612,21 @@ class PostgresRows {
 
   // ── puts: intent, then commit ─────────────────────────────────────────────────────────────────────────────────
 
-  async beginIntent(versionId: string, key: string): Promise<void> {
-    await this.session.run(`INSERT INTO intents (version_id, key, started_at_ms) VALUES ($1, $2, $3)`, [versionId, key, Date.now()]);
+  beginIntent(versionId: string, key: string): Promise<number> {
+    // The sequence row is locked until this transaction ends: intents are numbered in the order they commit.
+    return this.session.transaction(async (session) => {
+      const [next] = await session.rows<{ value: number }>(NEXT_SEQUENCE, []);
+      assert(next !== undefined, 'the upsert returns the new value');
+      await session.run(`INSERT INTO intents (version_id, key, started_at_ms, sequence) VALUES ($1, $2, $3, $4)`, [versionId, key, Date.now(), next.value]);
+      return next.value;
+    });
+  }
+
+  async raiseSequence(sequence: number): Promise<void> {
+    await this.session.run(
+      `INSERT INTO sequences (name, value) VALUES ('commit', $1) ON CONFLICT (name) DO UPDATE SET value = greatest(sequences.value, excluded.value)`,
+      [sequence],
+    );
   }
 
   listIntents(): Promise<Array<{ versionId: string; key: string }>> {
@@ -609,15 +638,15 @@ class PostgresRows {
   }
 
   /** Inside commitObject's transaction: the rows of the new version, the key pointed at it; the replaced version. */
-  async commitObjectRows(newObject: NewObject): Promise<string | undefined> {
+  async commitObjectRows(newObject: NewObject): Promise<{ replaced: string | undefined; superseded: boolean }> {
     const { object, extents } = newObject;
     const session = this.session;
     assert(session.inTransaction, 'a commit runs in a transaction');
     await this.insertExtents(object.versionId, extents);
     const [stored] = await session.rows<{ extents: number; fragments: number }>(
-      `SELECT (SELECT count(*) FROM extents WHERE version_id = $1) AS extents,
-              (SELECT count(*) FROM fragments WHERE version_id = $1) AS fragments`,
-      [object.versionId],
+      `SELECT (SELECT count(*) FROM extents WHERE version_id = $1 AND extent_index < $2) AS extents,
+              (SELECT count(*) FROM fragments WHERE version_id = $1 AND extent_index < $2) AS fragments`,
+      [object.versionId, MANIFEST_EXTENT_INDEX],
     );
     assert(stored?.extents === object.extentCount, 'every extent of the object is committed (recorded progress included)');
     assert(stored.fragments === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
@@ -639,31 +668,57 @@ class PostgresRows {
       object.extentSizeBytes,
       object.extentCount,
       object.createdAtMs,
+      object.sequence,
     ];
+    await session.run(`DELETE FROM intents WHERE version_id = $1`, [object.versionId]);
+    // Commits and removals of one key, one at a time: what each reads of the key below is what it then changes.
+    await lockKey(session, object.key);
+    const [latest] = await session.rows<{ sequence: number }>(
+      `SELECT greatest(coalesce((SELECT sequence FROM objects WHERE key = $1), 0),
+                       coalesce((SELECT max(sequence) FROM garbage WHERE key = $1 AND removal = 1), 0)) AS sequence`,
+      [object.key],
+    );
+    if ((latest?.sequence ?? 0) > object.sequence) {
+      // A put or removal that started later committed first: it stays, and this version is replaced at once.
+      await session.run(`INSERT INTO garbage (version_id, key, queued_at_ms, sequence) VALUES ($1, $2, $3, $4)`, [
+        object.versionId,
+        object.key,
+        Date.now(),
+        object.sequence,
+      ]);
+      return { replaced: undefined, superseded: true };
+    }
     let replaced: string | undefined;
     for (;;) {
       // The key's row, locked: a concurrent commit or remove of the key waits for this one, and follows the row.
-      const [current] = await session.rows<{ versionId: string }>(`SELECT version_id AS "versionId" FROM objects WHERE key = $1 FOR UPDATE`, [object.key]);
+      const [current] = await session.rows<{ versionId: string; sequence: number }>(
+        `SELECT version_id AS "versionId", sequence FROM objects WHERE key = $1 FOR UPDATE`,
+        [object.key],
+      );
       if (current !== undefined) {
         await session.run(
           `UPDATE objects SET version_id = $2, size_bytes = $3, policy = $4, fragment_count = $5, fragments_needed = $6,
-             extent_size_bytes = $7, extent_count = $8, created_at_ms = $9 WHERE key = $1`,
+             extent_size_bytes = $7, extent_count = $8, created_at_ms = $9, sequence = $10 WHERE key = $1`,
           values,
         );
-        await session.run(`INSERT INTO garbage (version_id, key, queued_at_ms) VALUES ($1, $2, $3)`, [current.versionId, object.key, Date.now()]);
+        await session.run(`INSERT INTO garbage (version_id, key, queued_at_ms, sequence) VALUES ($1, $2, $3, $4)`, [
+          current.versionId,
+          object.key,
+          Date.now(),
+          current.sequence,
+        ]);
         replaced = current.versionId;
         break;
       }
       const inserted = await session.run(
         `INSERT INTO objects (key, version_id, size_bytes, policy, fragment_count, fragments_needed, extent_size_bytes,
-           extent_count, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING`,
+           extent_count, created_at_ms, sequence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key) DO NOTHING`,
         values,
       );
       if (inserted === 1) break;
       // Another transaction inserted the key meanwhile (and committed): lock its row and replace it.
     }
-    await session.run(`DELETE FROM intents WHERE version_id = $1`, [object.versionId]);
-    return replaced;
+    return { replaced, superseded: false };
   }
 
   recordIntentExtents(versionId: string, extents: ReadonlyArray<ExtentRow>): Promise<void> {
@@ -775,10 +830,13 @@ class PostgresRows {
   async extentsOf(versionId: string): Promise<ExtentRow[]> {
     const extents = await this.session.rows<Omit<ExtentRow, 'fragments'>>(
       `SELECT version_id AS "versionId", extent_index AS "extentIndex", length_bytes AS "lengthBytes", checksum
-       FROM extents WHERE version_id = $1 ORDER BY extent_index`,
-      [versionId],
+       FROM extents WHERE version_id = $1 AND extent_index < $2 ORDER BY extent_index`,
+      [versionId, MANIFEST_EXTENT_INDEX],
     );
-    const fragments = await this.session.rows<FragmentRow>(`${FRAGMENT_SELECT} WHERE version_id = $1 ORDER BY extent_index, fragment_index`, [versionId]);
+    const fragments = await this.session.rows<FragmentRow>(
+      `${FRAGMENT_SELECT} WHERE version_id = $1 AND extent_index < $2 ORDER BY extent_index, fragment_index`,
+      [versionId, MANIFEST_EXTENT_INDEX],
+    );
     const byExtent = new Map<number, FragmentRow[]>();
     for (const fragment of fragments) {
       const list = byExtent.get(fragment.extentIndex) ?? [];
@@ -792,10 +850,10 @@ class PostgresRows {
   async takeObject(key: string): Promise<ObjectRow | undefined> {
     const [row] = await this.session.rows<ObjectRow>(
       `WITH taken AS (DELETE FROM objects WHERE key = $1 RETURNING *),
-            queued AS (INSERT INTO garbage (version_id, key, queued_at_ms) SELECT version_id, key, $2 FROM taken)
+            queued AS (INSERT INTO garbage (version_id, key, queued_at_ms, sequence) SELECT version_id, key, $2, sequence FROM taken)
        SELECT key, version_id AS "versionId", size_bytes AS "sizeBytes", policy, fragment_count AS "fragmentCount",
               fragments_needed AS "fragmentsNeeded", extent_size_bytes AS "extentSizeBytes", extent_count AS "extentCount",
-              created_at_ms AS "createdAtMs" FROM taken`,
+              created_at_ms AS "createdAtMs", sequence FROM taken`,
       [key, Date.now()],
     );
     return row;
@@ -805,10 +863,56 @@ class PostgresRows {
     return (await this.takeObject(key))?.versionId;
   }
 
+  removeWithMarker(key: string, marker: { versionId: string; sequence: number; extent: ExtentRow }): Promise<ObjectRow | undefined> {
+    return this.session.transaction(async (session) => {
+      const inside = new PostgresRows(session);
+      await inside.insertExtents(marker.versionId, [marker.extent]);
+      await session.run(`DELETE FROM intents WHERE version_id = $1`, [marker.versionId]);
+      await lockKey(session, key);
+      const [taken] = await session.rows<ObjectRow>(
+        `WITH taken AS (DELETE FROM objects WHERE key = $1 AND sequence < $3 RETURNING *),
+              queued AS (INSERT INTO garbage (version_id, key, queued_at_ms, sequence) SELECT version_id, key, $2, sequence FROM taken)
+         SELECT key, version_id AS "versionId", size_bytes AS "sizeBytes", policy, fragment_count AS "fragmentCount",
+                fragments_needed AS "fragmentsNeeded", extent_size_bytes AS "extentSizeBytes", extent_count AS "extentCount",
+                created_at_ms AS "createdAtMs", sequence FROM taken`,
+        [key, Date.now(), marker.sequence],
+      );
+      await session.run(`INSERT INTO garbage (version_id, key, queued_at_ms, sequence, removal) VALUES ($1, $2, $3, $4, $5)`, [
+        marker.versionId,
+        key,
+        Date.now(),
+        marker.sequence,
+        taken === undefined ? 0 : 1,
+      ]);
+      return taken;
+    });
+  }
+
+  async markersWaitingOn(versionId: string): Promise<string[]> {
+    const rows = await this.session.rows<{ versionId: string }>(
+      `SELECT m.version_id AS "versionId" FROM garbage g JOIN garbage m ON m.key = g.key AND m.removal = 1
+       WHERE g.version_id = $1 AND g.removal = 0 ORDER BY m.sequence`,
+      [versionId],
+    );
+    return rows.map((row) => row.versionId);
+  }
+
+  async garbageWaits(versionId: string): Promise<boolean> {
+    const rows = await this.session.rows(
+      `SELECT 1 FROM garbage m
+       WHERE m.version_id = $1 AND m.removal = 1 AND (
+         EXISTS (SELECT 1 FROM garbage g WHERE g.key = m.key AND g.removal = 0 AND g.sequence > 0 AND g.sequence < m.sequence)
+         OR EXISTS (SELECT 1 FROM intents i WHERE i.key = m.key AND i.sequence > 0 AND i.sequence < m.sequence))`,
+      [versionId],
+    );
+    return rows.length > 0;
+  }
+
   // ── garbage ───────────────────────────────────────────────────────────────────────────────────────────────────
 
   async listGarbage(): Promise<string[]> {
-    const rows = await this.session.rows<{ versionId: string }>(`SELECT version_id AS "versionId" FROM garbage ORDER BY queued_at_ms, version_id`, []);
+    // Removal markers last: the versions they wait for are collected first in the same pass.
+    const rows = await this.session.rows<{ versionId: string }>(`SELECT version_id AS "versionId" FROM garbage ORDER BY removal, queued_at_ms, version_id`, []);
     return rows.map((row) => row.versionId);
   }
 
@@ -957,9 +1061,10 @@ class PostgresRows {
        FROM (
          SELECT o.fragment_count, o.fragments_needed, count(*) FILTER (WHERE f.disk_id = ANY ($1::integer[])) AS missing
          FROM fragments f JOIN objects o ON o.version_id = f.version_id
+         WHERE f.extent_index < $2
          GROUP BY f.version_id, f.extent_index, o.fragment_count, o.fragments_needed
        ) AS extents`,
-      [[...unavailableDiskIds]],
+      [[...unavailableDiskIds], MANIFEST_EXTENT_INDEX],
     );
     assert(row !== undefined, 'an aggregate returns one row');
     return row;

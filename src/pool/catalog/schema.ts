@@ -160,6 +160,25 @@ const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
     PRIMARY KEY (upload_id, part_number)
   )${d.keyed};
   `,
+  // 3 → 4: the disks describe the pool (version manifests, docs/format.md § Version manifest). Every put and every
+  // removal gets a sequence number from the catalog when it starts, and the highest committed one is a key's state
+  // (on the disks as in the catalog: an older put committing after a newer one is queued as garbage at once). A
+  // removal leaves a marker version (garbage with removal = 1) whose manifest copies hide the key's older versions
+  // on the disks until they are collected. Versions from before have sequence 0 and no manifest.
+  (d) => `
+  ALTER TABLE objects ADD COLUMN sequence ${d.int64} NOT NULL DEFAULT 0;
+  ALTER TABLE intents ADD COLUMN sequence ${d.int64} NOT NULL DEFAULT 0;
+  ALTER TABLE garbage ADD COLUMN sequence ${d.int64} NOT NULL DEFAULT 0;
+  ALTER TABLE garbage ADD COLUMN removal INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX garbage_by_key ON garbage (key, sequence);
+  CREATE INDEX intents_by_key ON intents (key, sequence);
+
+  -- Counters that only go up, handed out inside transactions (the commit sequence).
+  CREATE TABLE sequences (
+    name  ${d.text} PRIMARY KEY,
+    value ${d.int64} NOT NULL
+  )${d.keyed};
+  `,
 ];
 
 /** The migration that takes schema version `from` to `from + 1`, in the dialect of one engine. */

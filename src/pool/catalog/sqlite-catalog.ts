@@ -3,7 +3,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Database from 'better-sqlite3';
 import { assert } from '../../assert.js';
-import { CATALOG_SCHEMA_VERSION } from '../../constants.js';
+import { CATALOG_SCHEMA_VERSION, MANIFEST_EXTENT_INDEX } from '../../constants.js';
 import { ShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
 import type { CatalogRecord } from '../../format/catalog-dump.js';
@@ -123,8 +123,20 @@ class SqliteRows {
 
   // ── puts: intent, then commit ─────────────────────────────────────────────────────────────────────────────────
 
-  beginIntent(versionId: string, key: string): void {
-    this.db.prepare(`INSERT INTO intents (version_id, key, started_at_ms) VALUES (?, ?, ?)`).run(versionId, key, Date.now());
+  beginIntent(versionId: string, key: string): number {
+    return this.db.transaction(() => {
+      const { value } = this.db.prepare(NEXT_SEQUENCE).get() as { value: number };
+      this.db
+        .prepare(`INSERT INTO intents (version_id, key, started_at_ms, sequence) VALUES (?, ?, ?, ?)`)
+        .run(versionId, key, Date.now(), value);
+      return value;
+    })();
+  }
+
+  raiseSequence(sequence: number): void {
+    this.db
+      .prepare(`INSERT INTO sequences (name, value) VALUES ('commit', ?) ON CONFLICT (name) DO UPDATE SET value = max(sequences.value, excluded.value)`)
+      .run(sequence);
   }
 
   listIntents(): Array<{ versionId: string; key: string }> {
@@ -144,13 +156,13 @@ class SqliteRows {
    * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit); the
    * versions it returns were queued as garbage by it.
    */
-  commitObjectRows(newObject: NewObject): string | undefined {
+  commitObjectRows(newObject: NewObject): { replaced: string | undefined; superseded: boolean } {
     const { object, extents } = newObject;
     return this.db.transaction(() => {
       this.insertExtents(object.versionId, extents);
-      const stored = this.db.prepare(`SELECT count(*) AS n FROM extents WHERE version_id = ?`).get(object.versionId) as { n: number };
+      const stored = this.db.prepare(`SELECT count(*) AS n FROM extents WHERE version_id = ? AND extent_index < ?`).get(object.versionId, MANIFEST_EXTENT_INDEX) as { n: number };
       assert(stored.n === object.extentCount, 'every extent of the object is committed (recorded progress included)');
-      const fragmentsStored = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE version_id = ?`).get(object.versionId) as { n: number };
+      const fragmentsStored = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE version_id = ? AND extent_index < ?`).get(object.versionId, MANIFEST_EXTENT_INDEX) as { n: number };
       assert(fragmentsStored.n === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
       if (newObject.metadata) {
         this.db
@@ -162,12 +174,26 @@ class SqliteRows {
             JSON.stringify(newObject.metadata.userMetadata),
           );
       }
+      this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
+      const latest = this.db
+        .prepare(
+          `SELECT max(coalesce((SELECT sequence FROM objects WHERE key = ?), 0),
+                      coalesce((SELECT max(sequence) FROM garbage WHERE key = ? AND removal = 1), 0)) AS sequence`,
+        )
+        .get(object.key, object.key) as { sequence: number };
+      if (latest.sequence > object.sequence) {
+        // A put or removal that started later committed first: it stays, and this version is replaced at once.
+        this.db
+          .prepare(`INSERT INTO garbage (version_id, key, queued_at_ms, sequence) VALUES (?, ?, ?, ?)`)
+          .run(object.versionId, object.key, Date.now(), object.sequence);
+        return { replaced: undefined, superseded: true };
+      }
       const replaced = this.queueGarbageFor(object.key);
       this.db
         .prepare(
           `INSERT INTO objects (key, version_id, size_bytes, policy, fragment_count, fragments_needed,
-             extent_size_bytes, extent_count, created_at_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             extent_size_bytes, extent_count, created_at_ms, sequence)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           object.key,
@@ -179,9 +205,9 @@ class SqliteRows {
           object.extentSizeBytes,
           object.extentCount,
           object.createdAtMs,
+          object.sequence,
         );
-      this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
-      return replaced;
+      return { replaced, superseded: false };
     }).immediate();
   }
 
@@ -283,12 +309,12 @@ class SqliteRows {
     const extents = this.db
       .prepare(
         `SELECT version_id AS versionId, extent_index AS extentIndex, length_bytes AS lengthBytes, checksum
-         FROM extents WHERE version_id = ? ORDER BY extent_index`,
+         FROM extents WHERE version_id = ? AND extent_index < ? ORDER BY extent_index`,
       )
-      .all(versionId) as Array<Omit<ExtentRow, 'fragments'>>;
+      .all(versionId, MANIFEST_EXTENT_INDEX) as Array<Omit<ExtentRow, 'fragments'>>;
     const fragments = this.db
-      .prepare(`${FRAGMENT_SELECT} WHERE version_id = ? ORDER BY extent_index, fragment_index`)
-      .all(versionId) as FragmentRow[];
+      .prepare(`${FRAGMENT_SELECT} WHERE version_id = ? AND extent_index < ? ORDER BY extent_index, fragment_index`)
+      .all(versionId, MANIFEST_EXTENT_INDEX) as FragmentRow[];
     const byExtent = new Map<number, FragmentRow[]>();
     for (const fragment of fragments) {
       const list = byExtent.get(fragment.extentIndex) ?? [];
@@ -312,10 +338,46 @@ class SqliteRows {
     return this.db.transaction(() => this.queueGarbageFor(key)).immediate();
   }
 
+  removeWithMarker(key: string, marker: { versionId: string; sequence: number; extent: ExtentRow }): ObjectRow | undefined {
+    return this.db.transaction(() => {
+      this.insertExtents(marker.versionId, [marker.extent]);
+      this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(marker.versionId);
+      const object = this.getObject(key);
+      const removes = object !== undefined && object.sequence < marker.sequence;
+      if (removes) this.queueGarbageFor(key);
+      this.db
+        .prepare(`INSERT INTO garbage (version_id, key, queued_at_ms, sequence, removal) VALUES (?, ?, ?, ?, ?)`)
+        .run(marker.versionId, key, Date.now(), marker.sequence, removes ? 1 : 0);
+      return removes ? object : undefined;
+    }).immediate();
+  }
+
+  markersWaitingOn(versionId: string): string[] {
+    return (this.db
+      .prepare(
+        `SELECT m.version_id AS versionId FROM garbage g JOIN garbage m ON m.key = g.key AND m.removal = 1
+         WHERE g.version_id = ? AND g.removal = 0 ORDER BY m.sequence`,
+      )
+      .all(versionId) as Array<{ versionId: string }>).map((row) => row.versionId);
+  }
+
+  garbageWaits(versionId: string): boolean {
+    const row = this.db
+      .prepare(
+        `SELECT 1 FROM garbage m
+         WHERE m.version_id = ? AND m.removal = 1 AND (
+           EXISTS (SELECT 1 FROM garbage g WHERE g.key = m.key AND g.removal = 0 AND g.sequence > 0 AND g.sequence < m.sequence)
+           OR EXISTS (SELECT 1 FROM intents i WHERE i.key = m.key AND i.sequence > 0 AND i.sequence < m.sequence))`,
+      )
+      .get(versionId);
+    return row !== undefined;
+  }
+
   // ── garbage ───────────────────────────────────────────────────────────────────────────────────────────────────
 
   listGarbage(): string[] {
-    return (this.db.prepare(`SELECT version_id AS versionId FROM garbage ORDER BY queued_at_ms`).all() as Array<{
+    // Removal markers last: the versions they wait for are collected first in the same pass.
+    return (this.db.prepare(`SELECT version_id AS versionId FROM garbage ORDER BY removal, queued_at_ms`).all() as Array<{
       versionId: string;
     }>).map((row) => row.versionId);
   }
@@ -512,10 +574,11 @@ class SqliteRows {
            SELECT o.fragment_count, o.fragments_needed,
                   sum(f.disk_id IN (SELECT value FROM json_each(?))) AS missing
            FROM fragments f JOIN objects o ON o.version_id = f.version_id
+           WHERE f.extent_index < ?
            GROUP BY f.version_id, f.extent_index
          )`,
       )
-      .get(JSON.stringify(unavailableDiskIds)) as { degradedExtents: number; unreadableExtents: number };
+      .get(JSON.stringify(unavailableDiskIds), MANIFEST_EXTENT_INDEX) as { degradedExtents: number; unreadableExtents: number };
   }
 
   // ── counters ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -552,14 +615,14 @@ class SqliteRows {
 
   /** Inside a transaction: detaches the key's current version (if any) and queues it as garbage. */
   private queueGarbageFor(key: string): string | undefined {
-    const current = this.db.prepare(`SELECT version_id AS versionId FROM objects WHERE key = ?`).get(key) as
-      | { versionId: string }
+    const current = this.db.prepare(`SELECT version_id AS versionId, sequence FROM objects WHERE key = ?`).get(key) as
+      | { versionId: string; sequence: number }
       | undefined;
     if (!current) return undefined;
     this.db.prepare(`DELETE FROM objects WHERE key = ?`).run(key);
     this.db
-      .prepare(`INSERT INTO garbage (version_id, key, queued_at_ms) VALUES (?, ?, ?)`)
-      .run(current.versionId, key, Date.now());
+      .prepare(`INSERT INTO garbage (version_id, key, queued_at_ms, sequence) VALUES (?, ?, ?, ?)`)
+      .run(current.versionId, key, Date.now(), current.sequence);
     return current.versionId;
   }
 
@@ -587,7 +650,11 @@ class SqliteRows {
 
 const OBJECT_SELECT = `SELECT key, version_id AS versionId, size_bytes AS sizeBytes, policy,
   fragment_count AS fragmentCount, fragments_needed AS fragmentsNeeded, extent_size_bytes AS extentSizeBytes,
-  extent_count AS extentCount, created_at_ms AS createdAtMs FROM objects`;
+  extent_count AS extentCount, created_at_ms AS createdAtMs, sequence FROM objects`;
+
+/** Hands out the next commit sequence number (inside a transaction). */
+const NEXT_SEQUENCE = `INSERT INTO sequences (name, value) VALUES ('commit', 1)
+  ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 RETURNING value`;
 
 const FRAGMENT_SELECT = `SELECT version_id AS versionId, extent_index AS extentIndex, fragment_index AS fragmentIndex,
   disk_id AS diskId, stored_bytes AS storedBytes, location_bytes AS locationBytes FROM fragments`;
@@ -738,9 +805,10 @@ export class SqliteCatalog {
       s3,
       commitObject: (newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) =>
         commit(async (tx) => {
-          const replacedVersionId = rows.commitObjectRows(newObject);
+          const { replaced, superseded } = rows.commitObjectRows(newObject);
           const alsoQueued = (await inCommit?.(tx)) ?? [];
-          return { replacedVersionId, alsoQueued };
+          // A version replaced at once by a later put is collected by its own put, like one it replaced.
+          return { replacedVersionId: replaced, alsoQueued: superseded ? [...alsoQueued, newObject.object.versionId] : alsoQueued };
         }),
       listObjects: (prefix: string): AsyncIterable<ObjectRow> => pagedObjects((pagePrefix, afterKey, limit) => view.objectsWithPrefix(pagePrefix, afterKey, limit), prefix),
     };

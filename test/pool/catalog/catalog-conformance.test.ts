@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { CATALOG_DUMP_FORMAT_VERSION, CATALOG_SCHEMA_VERSION } from '../../../src/constants.js';
+import { CATALOG_DUMP_FORMAT_VERSION, CATALOG_SCHEMA_VERSION, MANIFEST_EXTENT_INDEX } from '../../../src/constants.js';
 import { isShardpoolError } from '../../../src/errors.js';
 import { encodeCatalogDump, type CatalogRecord, type DumpHeader } from '../../../src/format/catalog-dump.js';
 import { setCatalogBatchObserver, type Catalog, type NewObject, type ObjectMetadata } from '../../../src/pool/catalog/catalog.js';
@@ -45,7 +45,7 @@ const ENGINES: ReadonlyArray<Engine> = [
 
 const CREATED_AT_MS = 1_700_000_000_000;
 
-function newObject(key: string, versionId: string, diskIds: ReadonlyArray<number>, options: { extentCount?: number; sizeBytes?: number; metadata?: ObjectMetadata } = {}): NewObject {
+function newObject(key: string, versionId: string, diskIds: ReadonlyArray<number>, options: { extentCount?: number; sizeBytes?: number; metadata?: ObjectMetadata; sequence?: number } = {}): NewObject {
   const extentCount = options.extentCount ?? 2;
   return {
     object: {
@@ -58,6 +58,7 @@ function newObject(key: string, versionId: string, diskIds: ReadonlyArray<number
       extentSizeBytes: 4096,
       extentCount,
       createdAtMs: CREATED_AT_MS,
+      sequence: options.sequence ?? 0,
     },
     extents: Array.from({ length: extentCount }, (_, extentIndex) => ({
       versionId,
@@ -78,8 +79,8 @@ async function threeDisks(catalog: Catalog): Promise<number[]> {
 
 /** Commits `key` under a fresh intent, outside any batch of the test's own. */
 async function put(catalog: Catalog, key: string, versionId: string, diskIds: ReadonlyArray<number>, options?: Parameters<typeof newObject>[3]) {
-  await catalog.inBatch((tx) => tx.beginIntent(versionId, key));
-  return catalog.inBatch((tx) => tx.commitObject(newObject(key, versionId, diskIds, options)));
+  const sequence = await catalog.inBatch((tx) => tx.beginIntent(versionId, key));
+  return catalog.inBatch((tx) => tx.commitObject(newObject(key, versionId, diskIds, { sequence, ...options })));
 }
 
 /** Keys of every script and width, in UTF-8 byte order (the order both engines must list them in). */
@@ -290,13 +291,67 @@ for (const engine of ENGINES) {
       await put(catalog, 'taken', 'v2', [2]);
       assert.equal(await catalog.removeObject('gone'), 'v1');
       assert.equal(await catalog.removeObject('gone'), undefined);
-      assert.deepEqual(await catalog.takeObject('taken'), newObject('taken', 'v2', [2]).object);
+      assert.deepEqual(await catalog.takeObject('taken'), { ...newObject('taken', 'v2', [2]).object, sequence: 2 });
       assert.equal(await catalog.takeObject('taken'), undefined);
       assert.deepEqual((await catalog.listGarbage()).sort(), ['v1', 'v2']);
       assert.deepEqual(await catalog.objectTotals(), { objectCount: 0, logicalBytes: 0 });
       // Inside a transaction, too.
       await put(catalog, 'again', 'v3', [3]);
-      assert.deepEqual(await catalog.inBatch((tx) => tx.takeObject('again')), newObject('again', 'v3', [3]).object);
+      assert.deepEqual(await catalog.inBatch((tx) => tx.takeObject('again')), { ...newObject('again', 'v3', [3]).object, sequence: 3 });
+    });
+
+    test('sequences order the puts and removals of a key: an older put committing later is queued at once', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      await threeDisks(catalog);
+      const early = await catalog.inBatch((tx) => tx.beginIntent('early', 'k'));
+      const late = await catalog.inBatch((tx) => tx.beginIntent('late', 'k'));
+      assert.ok(late > early, 'sequence numbers increase');
+      await catalog.commitObject(newObject('k', 'late', [1], { extentCount: 1, sequence: late }));
+      const result = await catalog.commitObject(newObject('k', 'early', [2], { extentCount: 1, sequence: early }));
+      assert.deepEqual(result, { replacedVersionId: undefined, alsoQueued: ['early'] }, 'the older put is replaced at once');
+      assert.equal((await catalog.getObject('k'))?.versionId, 'late');
+      assert.deepEqual(await catalog.listIntents(), []);
+
+      // A removal: its marker is garbage that waits for the older versions of its key, collected or being put.
+      const pending = await catalog.inBatch((tx) => tx.beginIntent('pending', 'k'));
+      const markerSequence = await catalog.inBatch((tx) => tx.beginIntent('marker', 'k'));
+      const markerExtent = {
+        versionId: 'marker',
+        extentIndex: MANIFEST_EXTENT_INDEX,
+        lengthBytes: 100,
+        checksum: Buffer.alloc(16, 7),
+        fragments: [{ versionId: 'marker', extentIndex: MANIFEST_EXTENT_INDEX, fragmentIndex: 0, diskId: 3, storedBytes: 300, locationBytes: 0 }],
+      };
+      const removed = await catalog.inBatch((tx) => tx.removeWithMarker('k', { versionId: 'marker', sequence: markerSequence, extent: markerExtent }));
+      assert.equal(removed?.versionId, 'late');
+      assert.equal(await catalog.getObject('k'), undefined);
+      assert.deepEqual((await catalog.listGarbage()).slice(-1), ['marker'], 'markers are listed last');
+      assert.equal(await catalog.garbageWaits('marker'), true);
+      assert.equal(await catalog.garbageWaits('late'), false);
+      assert.deepEqual(await catalog.markersWaitingOn('late'), ['marker']);
+      assert.deepEqual(await catalog.markersWaitingOn('marker'), [], 'markers never wait on each other');
+      assert.deepEqual((await catalog.extentsOf('marker')), [], 'a manifest is not a data extent');
+      assert.equal((await catalog.extentOf('marker', MANIFEST_EXTENT_INDEX))?.fragments.length, 1);
+      // The put that started before the removal commits after it: replaced at once.
+      const afterwards = await catalog.commitObject(newObject('k', 'pending', [1], { extentCount: 1, sequence: pending }));
+      assert.deepEqual(afterwards.alsoQueued, ['pending']);
+      assert.equal(await catalog.getObject('k'), undefined);
+      for (const versionId of ['early', 'late', 'pending']) {
+        await catalog.deleteFragmentRows(await catalog.fragmentsOfVersion(versionId));
+        assert.equal(await catalog.finishGarbage(versionId), true);
+      }
+      assert.equal(await catalog.garbageWaits('marker'), false, 'nothing older is left');
+      // A removal that comes after a later put committed removes nothing.
+      const removal = await catalog.inBatch((tx) => tx.beginIntent('removal-2', 'k'));
+      const newer = await catalog.inBatch((tx) => tx.beginIntent('newer', 'k'));
+      await catalog.commitObject(newObject('k', 'newer', [1], { extentCount: 1, sequence: newer }));
+      const none = await catalog.inBatch((tx) => tx.removeWithMarker('k', { versionId: 'removal-2', sequence: removal, extent: { ...markerExtent, versionId: 'removal-2', fragments: [] } }));
+      assert.equal(none, undefined);
+      assert.equal((await catalog.getObject('k'))?.versionId, 'newer');
+      assert.equal(await catalog.garbageWaits('removal-2'), false, 'a marker that removed nothing waits for nothing');
+      await catalog.raiseSequence(1000);
+      assert.ok((await catalog.inBatch((tx) => tx.beginIntent('after-import', 'z'))) > 1000);
     });
 
     test('concurrent commits and removes of one key leave exactly one current version and queue every other', async (t) => {

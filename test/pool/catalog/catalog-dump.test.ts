@@ -192,6 +192,7 @@ test('20,000 objects dump and load in bounded memory, a page of rows at a time',
         extentSizeBytes: 65536,
         extentCount: 2,
         createdAtMs: 1_700_000_000_000 + index,
+        sequence: 0,
       };
       // Group commit: thousands of rows per transaction instead of one fsync each.
       commits.push(pool.catalog.inBatch((tx) => tx.commitObject({ object, extents })));
