@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   DISK_LABEL_INVALID: 'disk.json is unreadable, corrupt or fails validation',
   DISK_OFFLINE: 'the disk cannot be reached or its label does not match the catalog',
   DISK_ONLINE: 'disk relocate was given a disk that is online at its recorded path',
+  IMPORT_POOLS_MIXED: 'import was given disks of more than one pool, or one disk twice (or a copy of it)',
   DISK_IO_FAILED: 'a read, write or flush on the disk failed',
   DISK_FULL: 'the disk has no space left for a fragment',
   DEVICE_ALLOCATIONS_LIMIT: 'a block device holds as many uncommitted allocations as its checkpoint can carry',

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
+import { registerImportCommands } from './import-commands.js';
 import { registerCatalogCommands } from './catalog-commands.js';
 import { registerDiskCommands } from './disk-commands.js';
 import { forwardToDaemon } from './forward.js';
@@ -50,6 +51,7 @@ Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation),
   registerMaintainCommands(program);
   registerServeCommands(program, main);
   registerCatalogCommands(program);
+  registerImportCommands(program);
   const quiet = (command: Command): void => {
     for (const sub of command.commands) {
       sub.exitOverride().configureOutput({ outputError: () => undefined });

@@ -24,6 +24,7 @@ export interface FoundFragment extends FragmentLocation {
   readonly key: string;
   readonly policy: FragmentHeader['policy'];
   readonly extentLengthBytes: number;
+  readonly extentChecksum: Buffer;
 }
 
 /** What the pool hands a disk to store: the header fields the disk does not fill in itself, and the data. */

@@ -103,7 +103,8 @@ export function decodeManifest(bytes: Buffer, source: string): Manifest {
   const common = { key, versionId: string('versionId'), sequence: count('sequence'), createdAtMs: count('createdAtMs') };
   if (fields.kind === 'removal') return { kind: 'removal', ...common };
   if (fields.kind !== 'version') throw invalid('"kind" must be "version" or "removal"');
-  const hex = string('extentChecksums') ;
+  const hex = fields.extentChecksums;
+  if (typeof hex !== 'string') throw invalid('"extentChecksums" must be a string');
   if (!/^([0-9a-f]{2})*$/.test(hex) || hex.length % (2 * CHECKSUM_BYTES) !== 0) throw invalid('"extentChecksums" must be hex, 16 bytes per extent');
   const packed = Buffer.from(hex, 'hex');
   const extentChecksums: Buffer[] = [];

@@ -94,8 +94,11 @@ export class Pool {
     readonly directIo: DirectIoMode,
   ) {}
 
-  /** Creates a new, empty pool in `directory` (which must not exist or be empty). */
-  static async create(directory: string, options: { policy: Policy; extentSizeBytes: number; catalog?: CatalogLocation }): Promise<PoolConfig> {
+  /**
+   * Creates a new, empty pool in `directory` (which must not exist or be empty). `poolUuid` is given only by import,
+   * which gives a pool back the identity its disks carry.
+   */
+  static async create(directory: string, options: { policy: Policy; extentSizeBytes: number; catalog?: CatalogLocation; poolUuid?: string }): Promise<PoolConfig> {
     const kind = await pathKind(directory);
     if (kind !== 'missing' && kind !== 'directory') {
       throw new ShardpoolError('POOL_ALREADY_EXISTS', `${directory} exists and is not a directory`, { pool: directory });
@@ -117,7 +120,7 @@ export class Pool {
     const config: PoolConfig = {
       formatVersion: poolConfigVersionFor(catalogLocation),
       catalog: catalogLocation,
-      poolUuid: newUuid(),
+      poolUuid: options.poolUuid ?? newUuid(),
       defaultPolicy: options.policy,
       extentSizeBytes: options.extentSizeBytes,
       createdAt: new Date().toISOString(),

@@ -177,7 +177,7 @@ test('a scan never lists the stale record left in units handed to a write in fli
     return names;
   };
   assert.deepEqual(await found(), [collected.versionId, kept.versionId]);
-  const staleFound = { ...collected, key: 'key-1', policy: { kind: 'replica' as const, copies: 1 }, extentLengthBytes: 20_000 };
+  const staleFound = { ...collected, key: 'key-1', policy: { kind: 'replica' as const, copies: 1 }, extentLengthBytes: 20_000, extentChecksum: Buffer.alloc(16) };
   assert.equal(await disk.holdsRecord(staleFound), true);
   await disk.deleteFragment(collected);
   await disk.flush();

@@ -8,12 +8,16 @@ import { Pool } from '../../src/pool/pool.js';
 import { auditPool } from '../support/pool-audit.js';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { runCli, runCliOk } from '../support/cli.js';
+import { testCatalogArgs } from '../support/test-catalog.js';
 import { createCliPool } from '../support/cli-pool.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { seededBytes } from '../support/test-pool.js';
 
 const EXTENT_BYTES = 64 * 1024;
+const execFileAsync = promisify(execFile);
 const DISKS = 7;
 
 function makePool(root: string): Promise<string> {
@@ -26,6 +30,43 @@ const PROGRESS_EVERY_2 = { SHARDPOOL_PUT_PROGRESS_EXTENTS: '2' };
 async function crash(args: string[], killAt: string, input?: Buffer): Promise<void> {
   const result = await runCli(args, { env: { SHARDPOOL_KILL_AT: killAt, ...PROGRESS_EVERY_2 }, ...(input ? { input } : {}) });
   assert.equal(result.signal, 'SIGKILL', `${args[0]} must be killed at ${killAt} (exit ${result.code}: ${result.stderr})`);
+}
+
+/**
+ * `shardpool import` of the disks as a crash left them (copies, so the pool under test goes on untouched) gives back
+ * one of `states`: the acknowledged state, or, for an operation in flight at the crash, the state with it landed.
+ */
+async function importGivesBack(root: string, disks: ReadonlyArray<string>, states: ReadonlyArray<ReadonlyMap<string, Buffer>>, context: string): Promise<void> {
+  const scratch = await fs.mkdtemp(path.join(root, 'import-'));
+  try {
+    const copies: string[] = [];
+    for (const disk of disks) {
+      const copy = path.join(scratch, path.basename(disk));
+      await execFileAsync('cp', ['-r', '--sparse=always', disk, copy]);
+      copies.push(copy);
+    }
+    const imported = path.join(scratch, 'pool');
+    const result = await runCliOk(['import', '--pool', imported, ...copies.flatMap((copy) => ['--disk', copy]), '--json', ...(await testCatalogArgs())]);
+    // A put torn by the crash with enough of its fragments flushed to be read lands, degraded (its missing fragments
+    // on a failed stand-in disk): rebuild gives it full redundancy, as for any failed disk.
+    if ((JSON.parse(result.stdout.toString()) as { degraded: string[] }).degraded.length > 0) await runCliOk(['rebuild', '--pool', imported]);
+    const failures: string[] = [];
+    for (const expected of states) {
+      try {
+        await auditPool(imported, { expected, noOrphans: false, context: `import ${context}` });
+        return;
+      } catch (error) {
+        failures.push((error as Error).message);
+      }
+    }
+    assert.fail(`import ${context} gave back none of the states allowed: ${failures.join(' | ')}`);
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+function diskDirectories(root: string): string[] {
+  return Array.from({ length: DISKS }, (_, index) => path.join(root, `disk${index + 1}`));
 }
 
 /** Opens the pool for writing and closes it: the open finishes whatever the crash interrupted. */
@@ -84,6 +125,9 @@ test('a put overwriting a key, killed at any step, leaves the old object or the 
   for (const [index, { killAt, acknowledged }] of PUT_CRASHES.entries()) {
     const next = seededBytes(4 * EXTENT_BYTES + index * 1000, index + 2);
     await crash(['put', '--pool', pool, 'key', '-'], killAt, next);
+    const landed = new Map([['bystander', other], ['key', next]]);
+    const states = acknowledged ? [landed] : [new Map([['bystander', other], ['key', current]]), landed];
+    await importGivesBack(root, diskDirectories(root), states, `after kill at ${killAt}`);
     if (acknowledged) current = next;
     const expected = new Map([['bystander', other], ['key', current]]);
     // Straight after the crash, before any cleanup: the catalog names only durable, verified fragments.
@@ -114,6 +158,7 @@ test('rm killed while deleting fragments leaves the object removed and, after re
     await runCliOk(['put', '--pool', pool, 'doomed', '-'], { input: doomed });
     await crash(['rm', '--pool', pool, 'doomed'], killAt);
     const expected = new Map(removed ? [['kept', kept]] : [['kept', kept], ['doomed', doomed]]);
+    await importGivesBack(root, diskDirectories(root), removed ? [expected] : [expected, new Map([['kept', kept]])], `after kill at ${killAt}`);
     await auditPool(pool, { expected, noOrphans: false, context: `after kill at ${killAt}` });
     await recoverByWriteOpen(pool);
     await auditPool(pool, { expected, noOrphans: true, context: `after recovery from ${killAt}` });
@@ -132,6 +177,7 @@ test('remove-disk killed mid-drain resumes on rerun and loses nothing', async (t
   }
   for (const killAt of DRAIN_CRASHES) {
     await crash(['remove-disk', '--pool', pool, '--disk', '1'], killAt);
+    await importGivesBack(root, diskDirectories(root), [expected], `after kill at ${killAt}`);
     await auditPool(pool, { expected, noOrphans: false, context: `after kill at ${killAt}` });
     await recoverByWriteOpen(pool);
     await auditPool(pool, { expected, noOrphans: true, context: `after recovery from ${killAt}` });
@@ -168,6 +214,8 @@ test('on device disks, a put or rm killed at any step of the group commit or che
     assert.equal(result.signal, 'SIGKILL', `a put reached ${killAt}: ${result.stderr}`);
     const stored = (await runCliOk(['get', '--pool', pool, 'key'])).stdout;
     assert.ok(stored.equals(current) || stored.equals(next), `after a kill at ${killAt}: the old or the new object, never a mix`);
+    const images = [1, 2, 3].map((index) => path.join(root, `device${index}.img`));
+    await importGivesBack(root, images, [new Map([['bystander', bystander], ['key', stored]]), new Map([['bystander', bystander], ['key', next]])], `after kill at ${killAt}`);
     current = stored;
     const expected = new Map([['bystander', bystander], ['key', current]]);
     await auditPool(pool, { expected, noOrphans: false, context: `after kill at ${killAt}` });

@@ -769,6 +769,7 @@ export class DeviceDisk implements Disk {
         key: header.key,
         policy: header.policy,
         extentLengthBytes: header.extentLengthBytes,
+        extentChecksum: header.extentChecksum,
       };
     } catch (error) {
       if (isShardpoolError(error)) return undefined;

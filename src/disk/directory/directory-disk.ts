@@ -236,6 +236,7 @@ export class DirectoryDisk implements Disk {
             key: header.key,
             policy: header.policy,
             extentLengthBytes: header.extentLengthBytes,
+            extentChecksum: header.extentChecksum,
           };
         } catch (error) {
           if (!isShardpoolError(error)) throw error;
