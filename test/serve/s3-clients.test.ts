@@ -64,6 +64,58 @@ test('S3 answers real clients as S3 does', async (t) => {
     }
   });
 
+  await t.test('encryption, ACLs beyond what is in force, tagging, storage classes and object lock are refused, never ignored', async () => {
+    const refused: ReadonlyArray<[Record<string, string>, number, string]> = [
+      [{ 'x-amz-server-side-encryption': 'AES256' }, 501, 'NotImplemented'],
+      [{ 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': 'k' }, 501, 'NotImplemented'],
+      [
+        {
+          'x-amz-server-side-encryption-customer-algorithm': 'AES256',
+          'x-amz-server-side-encryption-customer-key': randomBytes(32).toString('base64'),
+          'x-amz-server-side-encryption-customer-key-md5': randomBytes(16).toString('base64'),
+        },
+        501,
+        'NotImplemented',
+      ],
+      [{ 'x-amz-acl': 'public-read' }, 501, 'NotImplemented'],
+      [{ 'x-amz-acl': 'no-such-acl' }, 400, 'InvalidArgument'],
+      [{ 'x-amz-grant-read': 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' }, 501, 'NotImplemented'],
+      [{ 'x-amz-tagging': 'a=b' }, 501, 'NotImplemented'],
+      [{ 'x-amz-storage-class': 'GLACIER' }, 501, 'NotImplemented'],
+      [{ 'x-amz-storage-class': 'COLD' }, 400, 'InvalidStorageClass'],
+      [{ 'x-amz-object-lock-mode': 'GOVERNANCE', 'x-amz-object-lock-retain-until-date': '2030-01-01T00:00:00Z' }, 501, 'NotImplemented'],
+      [{ 'x-amz-object-lock-legal-hold': 'ON' }, 501, 'NotImplemented'],
+      [{ 'x-amz-website-redirect-location': '/other' }, 501, 'NotImplemented'],
+    ];
+    for (const [headers, status, code] of refused) {
+      const what = JSON.stringify(headers);
+      const put = await raw({ method: 'PUT', path: '/bkt/refused', headers, body: 'plaintext' });
+      assert.equal(put.status, status, what);
+      assert.match(put.body.toString(), new RegExp(`<Code>${code}</Code>`), what);
+      const multipart = await raw({ method: 'POST', path: '/bkt/refused', query: { uploads: '' }, headers });
+      assert.equal(multipart.status, status, what);
+      const copy = await raw({ method: 'PUT', path: '/bkt/refused', headers: { ...headers, 'x-amz-copy-source': '/bkt/multi' } });
+      assert.equal(copy.status, status, what);
+      assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'refused' })))).name, 'NotFound', what);
+    }
+    // What holds is accepted: no anonymous access (private), full control for the bucket's owner, STANDARD.
+    for (const headers of [{ 'x-amz-acl': 'private' }, { 'x-amz-acl': 'bucket-owner-full-control' }, { 'x-amz-storage-class': 'STANDARD' }] as Array<Record<string, string>>) {
+      assert.equal((await raw({ method: 'PUT', path: '/bkt/accepted', headers, body: 'x' })).status, 200, JSON.stringify(headers));
+    }
+    // A read asking to decrypt with a customer key: no object is encrypted, as S3 answers for one that is not.
+    const read = await raw({ method: 'GET', path: '/bkt/accepted', headers: { 'x-amz-server-side-encryption-customer-algorithm': 'AES256' } });
+    assert.equal(read.status, 400);
+    assert.match(read.body.toString(), /<Code>InvalidRequest<\/Code>/);
+    assert.equal((await raw({ method: 'PUT', path: '/public-bucket', headers: { 'x-amz-acl': 'public-read' } })).status, 501);
+    assert.equal((await raw({ method: 'PUT', path: '/locked-bucket', headers: { 'x-amz-bucket-object-lock-enabled': 'true' } })).status, 501);
+    assert.equal((await raw({ method: 'PUT', path: '/private-bucket', headers: { 'x-amz-acl': 'private' } })).status, 200);
+    // Versions: only "null" exists.
+    assert.equal((await raw({ method: 'GET', path: '/bkt/accepted', query: { versionId: 'null' } })).status, 200);
+    const version = await raw({ method: 'GET', path: '/bkt/accepted', query: { versionId: '3HL4kqtJlcpXroDTDmJ' } });
+    assert.equal(version.status, 404);
+    assert.match(version.body.toString(), /<Code>NoSuchVersion<\/Code>/);
+  });
+
   void MiB;
   assert.equal(await daemon.stop('SIGTERM'), 0);
 });

@@ -2,7 +2,7 @@
 // Version 4 (header or presigned URL) against the pool's access keys, routed to the bucket, object and multipart
 // operations, every failure answered with an S3 XML error document.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { decodeBody, type DecodedBody } from './s3-body.js';
 import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets, listObjects } from './s3-buckets.js';
 import { toS3Error, type S3Call, type S3Context } from './s3-call.js';
@@ -16,6 +16,7 @@ import {
   uploadPart,
 } from './s3-multipart.js';
 import { deleteObject, deleteObjects, getObject, putObject } from './s3-objects.js';
+import { refuseUnsupported } from './s3-unsupported.js';
 import { verifySignature, type VerifiedRequest } from './sigv4.js';
 import { xmlError } from './xml.js';
 
@@ -54,9 +55,10 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
     const target = parseTarget(request.url ?? '/');
     bucket = target.bucket;
     key = target.key;
-    const route = routeOf(request.method ?? 'GET', target.bucket, target.key, target.query);
+    const route = routeOf(request.method ?? 'GET', target, request.headers);
     operation = route.operation;
     const verified = await authenticate(context, request, target);
+    refuseUnsupported(operation, request.headers, target.query);
     payload = verified.payload.kind;
     let body: DecodedBody | undefined;
     const call: S3Call = {
@@ -169,7 +171,8 @@ function parseTarget(url: string): Target {
   };
 }
 
-function routeOf(method: string, bucket: string | undefined, key: string | undefined, query: URLSearchParams): Route {
+function routeOf(method: string, target: Target, headers: IncomingHttpHeaders): Route {
+  const { bucket, key, query } = target;
   const route = (operation: string, handler: Handler): Route => ({ operation, handler });
   if (bucket === undefined) {
     if (method === 'GET') return route('ListBuckets', listBuckets);
@@ -203,7 +206,7 @@ function routeOf(method: string, bucket: string | undefined, key: string | undef
       case 'PUT':
         if (query.has('uploadId') && query.has('partNumber')) return route('UploadPart', uploadPart);
         if (hasUnsupportedSubresource(query)) break;
-        return route('PutObject', putObject);
+        return route(headers['x-amz-copy-source'] !== undefined ? 'CopyObject' : 'PutObject', putObject);
       case 'DELETE':
         if (query.has('uploadId')) return route('AbortMultipartUpload', abortMultipartUpload);
         return route('DeleteObject', deleteObject);
