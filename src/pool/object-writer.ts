@@ -27,7 +27,7 @@ import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, type Policy } from '../redundancy/policy.js';
-import type { CatalogTransaction, ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
+import type { ExtentRow, FragmentRow, ObjectMetadata, ObjectRow, InCommit } from './catalog/catalog.js';
 import { Semaphore } from './concurrency.js';
 import { abandonVersion } from './garbage.js';
 import { killPoint } from './kill-points.js';
@@ -53,7 +53,7 @@ export async function writeObject(
     /** Called once the source is read to its end, before the commit: the version's S3 metadata. */
     metadata?: (() => ObjectMetadata) | undefined;
     /** Runs inside the commit transaction (PutOptions.inCommit). */
-    inCommit?: ((tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) | undefined;
+    inCommit?: InCommit | undefined;
   },
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);

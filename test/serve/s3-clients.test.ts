@@ -4,8 +4,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import {
+  CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -28,6 +30,7 @@ test('S3 answers real clients as S3 does', async (t) => {
   t.after(() => s3.destroy());
   const raw = (request: Parameters<typeof rawS3Request>[2]) => rawS3Request(daemon.s3Endpoint, keys, request);
   await s3.send(new CreateBucketCommand({ Bucket: 'bkt' }));
+  const text = async (key: string): Promise<string> => (await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: key }))).Body)).toString();
 
   await t.test('DeleteObjects decodes numeric character references in keys: "a&#38;b" deletes a&b', async () => {
     for (const spelling of ['a&#38;b', 'a&#x26;b', 'a&amp;b']) {
@@ -114,6 +117,61 @@ test('S3 answers real clients as S3 does', async (t) => {
     const version = await raw({ method: 'GET', path: '/bkt/accepted', query: { versionId: '3HL4kqtJlcpXroDTDmJ' } });
     assert.equal(version.status, 404);
     assert.match(version.body.toString(), /<Code>NoSuchVersion<\/Code>/);
+  });
+
+  await t.test('If-None-Match: * and If-Match on PutObject and CompleteMultipartUpload are honoured', async () => {
+    const first = await s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'cond', Body: 'first', IfNoneMatch: '*' }));
+    const refused = await s3Error(s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'cond', Body: 'second', IfNoneMatch: '*' })));
+    assert.equal(refused.name, 'PreconditionFailed');
+    assert.equal(refused.$metadata.httpStatusCode, 412);
+    assert.equal((await s3Error(s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'cond', Body: 'third', IfMatch: '"0123"' })))).name, 'PreconditionFailed');
+    assert.equal(await text('cond'), 'first');
+    await s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'cond', Body: 'fourth', IfMatch: first.ETag }));
+    assert.equal(await text('cond'), 'fourth');
+    assert.equal((await s3Error(s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'no-such-key', Body: 'x', IfMatch: first.ETag })))).name, 'NoSuchKey');
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'bkt', Key: 'cond' }));
+    const part = await s3.send(new UploadPartCommand({ Bucket: 'bkt', Key: 'cond', UploadId: upload.UploadId, PartNumber: 1, Body: 'part' }));
+    const complete = (headers: Record<string, string>) =>
+      raw({
+        method: 'POST',
+        path: '/bkt/cond',
+        query: { uploadId: upload.UploadId as string },
+        headers,
+        body: `<CompleteMultipartUpload><Part><ETag>${part.ETag as string}</ETag><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>`,
+      });
+    const completeRefused = await complete({ 'if-none-match': '*' });
+    assert.equal(completeRefused.status, 412);
+    assert.match(completeRefused.body.toString(), /<Code>PreconditionFailed<\/Code>/);
+    assert.equal(await text('cond'), 'fourth');
+    assert.equal((await complete({ 'if-match': '"ffff"' })).status, 412);
+    assert.equal((await complete({ 'if-match': '*' })).status, 200);
+    assert.equal(await text('cond'), 'part');
+  });
+
+  await t.test('CopyObject honours x-amz-copy-source-if-match, -if-none-match, -if-modified-since and -if-unmodified-since', async () => {
+    const source = await s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'copy-source', Body: 'source' }));
+    const etag = source.ETag as string;
+    const past = new Date(Date.now() - 3600_000);
+    const future = new Date(Date.now() + 3600_000);
+    const copy = (conditions: Partial<ConstructorParameters<typeof CopyObjectCommand>[0]>) =>
+      s3.send(new CopyObjectCommand({ Bucket: 'bkt', Key: 'copy-target', CopySource: 'bkt/copy-source', ...conditions }));
+    for (const conditions of [
+      { CopySourceIfMatch: '"0123"' },
+      { CopySourceIfNoneMatch: etag },
+      { CopySourceIfModifiedSince: future },
+      { CopySourceIfUnmodifiedSince: past },
+      { CopySourceIfNoneMatch: etag, CopySourceIfModifiedSince: past },
+    ]) {
+      const error = await s3Error(copy(conditions));
+      assert.equal(error.$metadata.httpStatusCode, 412, JSON.stringify(conditions));
+      assert.equal((await s3Error(s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'copy-target' })))).name, 'NotFound');
+    }
+    // If-Match decides over If-Unmodified-Since, as S3 documents.
+    for (const conditions of [{ CopySourceIfMatch: etag }, { CopySourceIfNoneMatch: '"0123"' }, { CopySourceIfModifiedSince: past }, { CopySourceIfUnmodifiedSince: future }, { CopySourceIfMatch: etag, CopySourceIfUnmodifiedSince: past }]) {
+      await copy(conditions);
+      assert.equal(await text('copy-target'), 'source');
+      await s3.send(new DeleteObjectCommand({ Bucket: 'bkt', Key: 'copy-target' }));
+    }
   });
 
   void MiB;

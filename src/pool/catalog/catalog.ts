@@ -187,6 +187,14 @@ export interface Catalog extends CatalogOperations {
 /** The operations inside one transaction (inBatch, a commit's inCommit): all of them see and join it. */
 export type CatalogTransaction = CatalogOperations;
 
+/**
+ * Runs last in a commit's transaction (see commitObject), told the version the new one replaces (undefined: the key
+ * had no object). The key's row is the commit's until the transaction ends — no other commit or remove of the key
+ * runs between the decision and the commit — so a precondition on what the key held (S3's If-None-Match: *) is
+ * checked here atomically with the commit, and a throw refuses it.
+ */
+export type InCommit = (tx: CatalogTransaction, commit: { readonly replacedVersionId: string | undefined }) => Promise<ReadonlyArray<string> | void>;
+
 export interface CatalogOperations {
   /** The S3 layer's tables, in the same database (and transactions) as the pool's. */
   readonly s3: S3Tables;
@@ -209,10 +217,10 @@ export interface CatalogOperations {
   /**
    * Makes a new object version visible, atomically: inserts its extents and fragments, points the key at it,
    * queues the version it replaces (if any) as garbage and clears the put's intent. Returns the replaced version.
-   * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit); the
-   * versions it returns were queued as garbage by it.
+   * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit), told the
+   * replaced version; the versions it returns were queued as garbage by it.
    */
-  commitObject(newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>): Promise<{
+  commitObject(newObject: NewObject, inCommit?: InCommit): Promise<{
     replacedVersionId: string | undefined;
     alsoQueued: ReadonlyArray<string>;
   }>;

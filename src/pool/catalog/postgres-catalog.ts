@@ -472,7 +472,7 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
       rows.session.transaction(async (session) => {
         const inside = new PostgresRows(session);
         const replacedVersionId = await inside.commitObjectRows(newObject);
-        const alsoQueued = (await inCommit?.(operationsOf(inside))) ?? [];
+        const alsoQueued = (await inCommit?.(operationsOf(inside), { replacedVersionId })) ?? [];
         return { replacedVersionId, alsoQueued };
       }),
     recordIntentExtents: (versionId, extents) => rows.recordIntentExtents(versionId, extents),

@@ -18,6 +18,7 @@ import type {
   FragmentRow,
   FragmentToMove,
   NewObject,
+  InCommit,
   ObjectMetadata,
   ObjectRow,
   S3Tables,
@@ -726,10 +727,10 @@ export class SqliteCatalog {
     const rows = this.rows;
     const own = {
       s3,
-      commitObject: (newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) =>
+      commitObject: (newObject: NewObject, inCommit?: InCommit) =>
         commit(async (tx) => {
           const replacedVersionId = rows.commitObjectRows(newObject);
-          const alsoQueued = (await inCommit?.(tx)) ?? [];
+          const alsoQueued = (await inCommit?.(tx, { replacedVersionId })) ?? [];
           return { replacedVersionId, alsoQueued };
         }),
       listObjects: (prefix: string): AsyncIterable<ObjectRow> => pagedObjects((pagePrefix, afterKey, limit) => view.objectsWithPrefix(pagePrefix, afterKey, limit), prefix),

@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CatalogOperations, CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { Pool } from '../../pool/pool.js';
 import type { PoolGate } from '../pool-gate.js';
 import type { DecodedBody } from './s3-body.js';
@@ -94,10 +94,19 @@ export async function etagOf(context: S3Context, object: ObjectRow): Promise<str
   return (await metadataOf(context, object)).etag;
 }
 
+/** The ETag S3 clients see for a version: the stored one, or for objects put by the CLI (no MD5 known) a multipart-style tag. */
+export async function etagOfVersion(catalog: Pick<CatalogOperations, 'objectMetadata'>, versionId: string): Promise<string> {
+  return (await catalog.objectMetadata(versionId))?.etag ?? cliEtag(versionId);
+}
+
+export function cliEtag(versionId: string): string {
+  return `"${versionId.replaceAll('-', '')}-1"`;
+}
+
 export async function metadataOf(context: S3Context, object: ObjectRow): Promise<ObjectMetadata> {
   return (
     (await context.pool.catalog.objectMetadata(object.versionId)) ?? {
-      etag: `"${object.versionId.replaceAll('-', '')}-1"`,
+      etag: cliEtag(object.versionId),
       contentType: undefined,
       userMetadata: {},
     }

@@ -29,7 +29,8 @@ import {
   type S3Context,
 } from './s3-call.js';
 import { S3Catalog, type PartRow, type UploadRow } from './s3-catalog.js';
-import { requireKey } from './s3-objects.js';
+import { checkWriteCondition, type WriteCondition } from './s3-conditions.js';
+import { refuseFailingWriteEarly, requireKey } from './s3-objects.js';
 import { partKeyOf, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, xmlError } from './xml.js';
 
@@ -149,6 +150,8 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
   }
   const parts = await validateParts(call, upload, requested);
   const etag = multipartEtag(parts);
+  // If-None-Match: * / If-Match, refused here while a 412 can still be the status; decided in the commit.
+  const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
   const readers = await pinParts(call.context.pool, parts);
   try {
     // From here on the answer is 200 with a body that is either the result or an error document.
@@ -156,7 +159,7 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     call.response.write('<?xml version="1.0" encoding="UTF-8"?>\n');
     const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
     try {
-      await call.context.gate.shared(() => writeCompletedObject(call.context, upload, readers, etag));
+      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, condition }));
       clearInterval(keepAlive);
       endDocument(call, completeResult(upload, etag));
     } catch (error) {
@@ -206,15 +209,21 @@ async function pinParts(pool: Pool, parts: ReadonlyArray<PartRow>): Promise<Obje
 
 /**
  * Writes the object from the pinned parts. Its commit ends the upload and queues every part object as garbage in
- * the same transaction — and is refused if the upload was aborted or completed meanwhile, or the bucket deleted — so
+ * the same transaction — and is refused if the upload was aborted or completed meanwhile, the bucket deleted, or the
+ * key no longer holds what If-None-Match / If-Match ask — so
  * no crash can leave the object without the upload's end, or the upload listed with parts already gone.
  */
-async function writeCompletedObject(context: S3Context, upload: UploadRow, readers: ReadonlyArray<ObjectReader>, etag: string): Promise<void> {
+async function writeCompletedObject(
+  context: S3Context,
+  completion: { upload: UploadRow; readers: ReadonlyArray<ObjectReader>; etag: string; condition: WriteCondition | undefined },
+): Promise<void> {
+  const { upload, readers, etag } = completion;
   let queued: ReadonlyArray<string> = [];
   await context.pool.put(poolKeyOf(upload.bucket, upload.key), Readable.from(concatenateParts(readers)), {
     metadata: () => ({ etag, contentType: upload.contentType, userMetadata: upload.userMetadata }),
-    inCommit: async (tx) => {
+    inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);
+      await checkWriteCondition(tx, completion.condition, { versionId: commit.replacedVersionId, key: upload.key });
       const removed = await S3Catalog.within(tx).finishUpload(upload.uploadId);
       if (removed === undefined) throw noSuchUpload(upload.uploadId);
       queued = removed;

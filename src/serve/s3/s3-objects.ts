@@ -3,7 +3,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
-import type { ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CatalogTransaction, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
 import { readSmallBody } from './s3-body.js';
 import {
@@ -19,6 +19,7 @@ import {
   userMetadataFrom,
   type S3Call,
 } from './s3-call.js';
+import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
 import { S3Error } from './s3-error.js';
 import { poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
@@ -33,11 +34,12 @@ export async function putObject(call: S3Call): Promise<void> {
   const poolKey = poolKeyOf(bucket, key);
   const contentType = header(call, 'content-type');
   const userMetadata = userMetadataFrom(call);
+  const condition = await refuseFailingWriteEarly(call, poolKey, key);
   const body = call.body();
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
       metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata }),
-      inCommit: (tx) => requireBucketInCommit(tx, bucket),
+      inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
     }),
   );
   sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
@@ -59,13 +61,16 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   let result;
   try {
     const sourceMetadata = await metadataOf(call.context, sourceObject);
+    // The conditions are on the version pinned here, the one whose bytes are copied.
+    checkCopySourceConditions(call, sourceMetadata.etag, sourceObject.createdAtMs);
+    const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
     result = await call.context.gate.shared(() =>
       call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
         metadata: () =>
           replace
             ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
             : sourceMetadata,
-        inCommit: (tx) => requireBucketInCommit(tx, bucket),
+        inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
       }),
     );
     sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
@@ -89,7 +94,7 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       'Content-Type': metadata.contentType ?? 'binary/octet-stream',
     };
     for (const [name, value] of Object.entries(metadata.userMetadata)) headers[`x-amz-meta-${name}`] = value;
-    const notModified = checkConditions(call, metadata.etag, object.createdAtMs);
+    const notModified = checkReadConditions(call, metadata.etag, object.createdAtMs);
     if (notModified) {
       call.response.writeHead(304, { ETag: metadata.etag, 'Last-Modified': headers['Last-Modified'] as string });
       call.response.end();
@@ -192,6 +197,27 @@ async function removeIfPresent(call: S3Call, poolKey: string): Promise<void> {
   }
 }
 
+/**
+ * The write's condition (If-None-Match: *, If-Match), refused at once if it fails against what the key holds now, so
+ * a body that could never be stored is not read; what decides is the check in the commit (writeInCommit).
+ */
+export async function refuseFailingWriteEarly(call: S3Call, poolKey: string, key: string): Promise<WriteCondition | undefined> {
+  const condition = writeConditionOf(call);
+  if (condition === undefined) return undefined;
+  const current = await call.context.pool.catalog.getObject(poolKey);
+  await checkWriteCondition(call.context.pool.catalog, condition, { versionId: current?.versionId, key });
+  return condition;
+}
+
+/** A PutObject's or CopyObject's commit: the bucket still exists, and the key held what the condition asks. */
+async function writeInCommit(
+  tx: CatalogTransaction,
+  options: { bucket: string; key: string; condition: WriteCondition | undefined; replacedVersionId: string | undefined },
+): Promise<void> {
+  await requireBucketInCommit(tx, options.bucket);
+  await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key });
+}
+
 function lastModified(object: ObjectRow): Record<string, string> {
   return { 'Last-Modified': httpDate(object.createdAtMs) };
 }
@@ -210,23 +236,6 @@ function parseCopySource(value: string): { bucket: string; key: string } {
   const slash = decoded.indexOf('/');
   if (slash <= 0 || slash === decoded.length - 1) throw new S3Error('InvalidArgument', 400, 'x-amz-copy-source must be /bucket/key');
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
-}
-
-/** Evaluates If-Match / If-None-Match / If-(Un)Modified-Since; true means answer 304 Not Modified. */
-function checkConditions(call: S3Call, etag: string, modifiedMs: number): boolean {
-  const ifMatch = header(call, 'if-match');
-  const ifNoneMatch = header(call, 'if-none-match');
-  const ifModifiedSince = header(call, 'if-modified-since');
-  const ifUnmodifiedSince = header(call, 'if-unmodified-since');
-  const matches = (list: string) => list.split(',').some((tag) => tag.trim() === '*' || tag.trim() === etag || `"${tag.trim()}"` === etag);
-  const modifiedSeconds = Math.floor(modifiedMs / 1000);
-  if (ifMatch !== undefined && !matches(ifMatch)) throw new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold');
-  if (ifMatch === undefined && ifUnmodifiedSince !== undefined && modifiedSeconds > Date.parse(ifUnmodifiedSince) / 1000) {
-    throw new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold');
-  }
-  if (ifNoneMatch !== undefined) return matches(ifNoneMatch);
-  if (ifModifiedSince !== undefined && !Number.isNaN(Date.parse(ifModifiedSince))) return modifiedSeconds <= Date.parse(ifModifiedSince) / 1000;
-  return false;
 }
 
 /** A single "bytes=a-b", "bytes=a-" or "bytes=-n" range; other forms are ignored (the whole object), as S3 does. */
