@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
@@ -172,6 +173,43 @@ test('S3 answers real clients as S3 does', async (t) => {
       assert.equal(await text('copy-target'), 'source');
       await s3.send(new DeleteObjectCommand({ Bucket: 'bkt', Key: 'copy-target' }));
     }
+  });
+
+  await t.test('a retried CompleteMultipartUpload that already succeeded answers 200 with the same result; repeated part numbers are InvalidPartOrder', async () => {
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'bkt', Key: 'retried' }));
+    const parts = [randomBytes(5 * MiB), randomBytes(1000)];
+    const etags: string[] = [];
+    for (const [index, part] of parts.entries()) {
+      etags.push((await s3.send(new UploadPartCommand({ Bucket: 'bkt', Key: 'retried', UploadId: upload.UploadId, PartNumber: index + 1, Body: part }))).ETag as string);
+    }
+    const complete = (numbers: number[]) =>
+      s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: 'bkt',
+          Key: 'retried',
+          UploadId: upload.UploadId,
+          MultipartUpload: { Parts: numbers.map((number) => ({ PartNumber: number, ETag: etags[number - 1] })) },
+        }),
+      );
+    assert.equal((await s3Error(complete([1, 1, 2]))).name, 'InvalidPartOrder');
+    assert.equal((await s3Error(complete([2, 1]))).name, 'InvalidPartOrder');
+    const first = await complete([1, 2]);
+    const again = await complete([1, 2]);
+    assert.equal(again.ETag, first.ETag);
+    assert.equal(again.ETag, multipartEtag(parts));
+    assert.equal(again.Key, 'retried');
+    assert.equal(again.Bucket, 'bkt');
+    // The retry as rclone (Go's encoding/xml) spells it: the same answer, not 404 NoSuchUpload.
+    const goRetry = await raw({
+      method: 'POST',
+      path: '/bkt/retried',
+      query: { uploadId: upload.UploadId as string },
+      body: `<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${etags
+        .map((etag, index) => `<Part><ETag>${etag.replaceAll('"', '&#34;')}</ETag><PartNumber>${index + 1}</PartNumber></Part>`)
+        .join('')}</CompleteMultipartUpload>`,
+    });
+    assert.equal(goRetry.status, 200, goRetry.body.toString());
+    assert.match(goRetry.body.toString(), new RegExp(`<ETag>${(first.ETag as string).replaceAll('"', '&quot;')}</ETag>`));
   });
 
   void MiB;
