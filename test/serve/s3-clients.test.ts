@@ -8,15 +8,18 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
-import { bodyBytes, multipartEtag, s3Client, s3Error } from '../support/s3-client.js';
+import { bodyBytes, hiddenPartKeys, multipartEtag, openCatalog, s3Client, s3Error } from '../support/s3-client.js';
 import { rawS3Request } from '../support/s3-raw.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
@@ -210,6 +213,73 @@ test('S3 answers real clients as S3 does', async (t) => {
     });
     assert.equal(goRetry.status, 200, goRetry.body.toString());
     assert.match(goRetry.body.toString(), new RegExp(`<ETag>${(first.ETag as string).replaceAll('"', '&quot;')}</ETag>`));
+  });
+
+  await t.test('ListObjects (V1) with encoding-type=url leaves its Prefix as given; V2 encodes it', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'dir one/a+b', Body: 'x' }));
+    const v1 = await raw({ method: 'GET', path: '/bkt', query: { prefix: 'dir one/', 'encoding-type': 'url' } });
+    assert.match(v1.body.toString(), /<Prefix>dir one\/<\/Prefix>/);
+    assert.match(v1.body.toString(), /<Key>dir%20one\/a%2Bb<\/Key>/);
+    const v2 = await raw({ method: 'GET', path: '/bkt', query: { 'list-type': '2', prefix: 'dir one/', 'encoding-type': 'url' } });
+    assert.match(v2.body.toString(), /<Prefix>dir%20one\/<\/Prefix>/);
+  });
+
+  await t.test('ListBuckets pages with max-buckets and continuation-token, and filters by prefix; CreateBucket of an owned bucket is 200', async () => {
+    for (const name of ['page-a', 'page-b', 'page-c']) await s3.send(new CreateBucketCommand({ Bucket: name }));
+    assert.equal((await raw({ method: 'PUT', path: '/page-a' })).status, 200, 'us-east-1 answers 200 for a bucket you own');
+    const names: string[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const page = await s3.send(new ListBucketsCommand({ MaxBuckets: 2, Prefix: 'page-', ContinuationToken: token }));
+      names.push(...(page.Buckets ?? []).map((bucket) => bucket.Name as string));
+      token = page.ContinuationToken;
+      pages += 1;
+    } while (token !== undefined);
+    assert.deepEqual(names, ['page-a', 'page-b', 'page-c']);
+    assert.equal(pages, 2);
+    assert.equal((await raw({ method: 'GET', path: '/', query: { 'max-buckets': '0' } })).status, 400);
+  });
+
+  await t.test('Expect: an empty header is no expectation; 100 Continue only once a request is authenticated and its body wanted', async () => {
+    const empty = await raw({ method: 'PUT', path: '/bkt/expect-empty', headers: { expect: '' }, body: 'x' });
+    assert.equal(empty.status, 200);
+    const anonymous = await raw({ method: 'PUT', path: '/bkt/expect-anonymous', sign: false, expectContinue: true, body: 'secret' });
+    assert.equal(anonymous.status, 403);
+    assert.equal(anonymous.continued, false, 'no 100 Continue before the 403');
+    const missingBucket = await raw({ method: 'PUT', path: '/no-such-bucket/k', expectContinue: true, body: 'x' });
+    assert.equal(missingBucket.status, 404);
+    assert.equal(missingBucket.continued, false);
+    const accepted = await raw({ method: 'PUT', path: '/bkt/expect-ok', expectContinue: true, body: 'body' });
+    assert.equal(accepted.status, 200);
+    assert.equal(accepted.continued, true);
+    assert.equal(await text('expect-ok'), 'body');
+  });
+
+  await t.test('a raw Latin-1 byte in an x-amz-meta-* value is signed as sent and comes back as sent', async () => {
+    const put = await raw({ method: 'PUT', path: '/bkt/latin1', headers: { 'x-amz-meta-city': 'Z\u00fcrich' }, body: 'x' });
+    assert.equal(put.status, 200, put.body.toString());
+    const head = await raw({ method: 'HEAD', path: '/bkt/latin1' });
+    assert.equal(head.headers['x-amz-meta-city'], 'Z\u00fcrich');
+  });
+
+  await t.test('a bucket holding only unfinished multipart uploads is deleted with them, and their parts freed', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'uploads-only' }));
+    for (const key of ['one', 'two']) {
+      const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads-only', Key: key }));
+      await s3.send(new UploadPartCommand({ Bucket: 'uploads-only', Key: key, UploadId: upload.UploadId, PartNumber: 1, Body: randomBytes(100_000) }));
+    }
+    await s3.send(new DeleteBucketCommand({ Bucket: 'uploads-only' }));
+    assert.equal((await s3Error(s3.send(new ListMultipartUploadsCommand({ Bucket: 'uploads-only' })))).name, 'NoSuchBucket');
+    const catalog = await openCatalog(pool);
+    try {
+      assert.deepEqual(await hiddenPartKeys(catalog), []);
+      assert.deepEqual(await catalog.listGarbage(), [], 'the parts were collected, not left queued');
+    } finally {
+      await catalog.close();
+    }
+    await s3.send(new CreateBucketCommand({ Bucket: 'uploads-only' }));
+    assert.equal((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'uploads-only' }))).Uploads, undefined, 'the uploads did not come back with the name');
   });
 
   void MiB;

@@ -26,15 +26,20 @@ export interface RawResponse {
   readonly continued: boolean;
 }
 
-/** Hashes strings as Latin-1: a client that signs the very bytes it sends (Go, curl --aws-sigv4). */
+/**
+ * Hashes what it is given as the bytes that go on the wire: a client that signs the very bytes it sends (Go, curl
+ * --aws-sigv4). The signer hands over its strings (canonical request, string to sign) as UTF-8; node sends header
+ * strings as Latin-1, so the text is turned back into those bytes. (The body is never hashed here: its digest is
+ * given in x-amz-content-sha256.)
+ */
 class WireSha256 {
   private readonly hash: Hash | Hmac;
   constructor(secret?: string | Uint8Array) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', typeof secret === 'string' ? Buffer.from(secret, 'latin1') : secret);
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
   }
   update(data: string | Uint8Array): void {
-    if (typeof data === 'string') this.hash.update(data, 'latin1');
-    else this.hash.update(data);
+    const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
+    this.hash.update(Buffer.from(text, 'latin1'));
   }
   async digest(): Promise<Uint8Array> {
     return new Uint8Array(this.hash.digest());

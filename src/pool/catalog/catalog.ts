@@ -110,8 +110,12 @@ export interface S3Tables {
   createBucket(name: string): Promise<boolean>;
   getBucket(name: string): Promise<BucketRow | undefined>;
   listBuckets(): Promise<BucketRow[]>;
-  /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  deleteBucket(name: string): Promise<boolean>;
+  /**
+   * Deletes a bucket that holds no object, with its unfinished uploads (each forgotten as finishUpload does, its
+   * part objects under `partsPrefix` queued as garbage), in one transaction. Returns the versions queued, for the
+   * caller to collect, or undefined (nothing changed) if the bucket holds an object.
+   */
+  deleteBucket(name: string, partsPrefix: string): Promise<string[] | undefined>;
   /** False when a user of that name exists. */
   insertUser(row: UserRow): Promise<boolean>;
   listUsers(): Promise<UserRow[]>;

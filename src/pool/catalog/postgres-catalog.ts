@@ -21,7 +21,7 @@
 //     (and removeAbandonedParts)                   the part it replaces or the parts it forgets: part commits of
 //                                                  one upload, Abort and Complete run one after another.
 //   deleteBucket vs a put's bucket check          deleteBucket locks the buckets row FOR UPDATE and then looks for
-//     (getBucket inside a transaction)             objects and uploads; getBucket inside a transaction (a put's
+//     (getBucket inside a transaction)             objects (and forgets uploads); getBucket inside a transaction (a put's
 //                                                  inCommit) reads the row FOR SHARE, so a put in flight commits
 //                                                  before the delete looks (and is seen) or finds the bucket gone.
 //   two addDisk choosing an id                    LOCK TABLE disks IN EXCLUSIVE MODE (ids are the largest + 1)
@@ -1015,18 +1015,22 @@ class PostgresS3Tables implements S3Tables {
     return this.session.rows<BucketRow>(`SELECT name, created_at_ms AS "createdAtMs" FROM buckets ORDER BY name`, []);
   }
 
-  deleteBucket(name: string): Promise<boolean> {
+  deleteBucket(name: string, partsPrefix: string): Promise<string[] | undefined> {
     return this.session.transaction(async (session) => {
       // Locked first: puts that hold the row (their commit checked the bucket) have committed before the checks.
       await session.rows(`SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE`, [name]);
-      const [found] = await session.rows<{ object: boolean; upload: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM objects WHERE key >= $1 AND key < $2) AS object,
-                EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = $3) AS upload`,
-        [`${name}/`, `${name}0`, name],
-      );
-      if (found?.object || found?.upload) return false;
+      const [found] = await session.rows<{ object: boolean }>(`SELECT EXISTS (SELECT 1 FROM objects WHERE key >= $1 AND key < $2) AS object`, [
+        `${name}/`,
+        `${name}0`,
+      ]);
+      if (found?.object) return undefined;
+      // Each upload as finishUpload forgets it (its row locked first: a part committing meanwhile is removed or refused).
+      const rows = new PostgresRows(session);
+      const uploads = await session.rows<{ uploadId: string }>(`SELECT upload_id AS "uploadId" FROM multipart_uploads WHERE bucket = $1 ORDER BY upload_id`, [name]);
+      const versionIds: string[] = [];
+      for (const { uploadId } of uploads) versionIds.push(...((await finishUploadIn(rows, uploadId, `${partsPrefix}${uploadId}/`)) ?? []));
       await session.run(`DELETE FROM buckets WHERE name = $1`, [name]);
-      return true;
+      return versionIds;
     });
   }
 

@@ -35,15 +35,17 @@ export class SqliteS3Tables {
     return this.db.prepare(`SELECT name, created_at_ms AS createdAtMs FROM buckets ORDER BY name`).all() as BucketRow[];
   }
 
-  /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  deleteBucket(name: string): boolean {
+  /** See S3Tables.deleteBucket: a bucket with no object goes with its unfinished uploads. */
+  deleteBucket(name: string, partsPrefix: string): string[] | undefined {
     return this.db.transaction(() => {
       const prefix = `${name}/`;
       const object = this.db.prepare(`SELECT 1 FROM objects WHERE key >= ? AND key < ? LIMIT 1`).get(prefix, `${name}0`);
-      const upload = this.db.prepare(`SELECT 1 FROM multipart_uploads WHERE bucket = ? LIMIT 1`).get(name);
-      if (object !== undefined || upload !== undefined) return false;
+      if (object !== undefined) return undefined;
+      const uploads = this.db.prepare(`SELECT upload_id AS uploadId FROM multipart_uploads WHERE bucket = ? ORDER BY upload_id`).all(name) as Array<{ uploadId: string }>;
+      const versionIds: string[] = [];
+      for (const { uploadId } of uploads) versionIds.push(...(this.finishUpload(uploadId, `${partsPrefix}${uploadId}/`) ?? []));
       this.db.prepare(`DELETE FROM buckets WHERE name = ?`).run(name);
-      return true;
+      return versionIds;
     }).immediate();
   }
 

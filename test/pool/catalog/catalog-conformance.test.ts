@@ -394,12 +394,19 @@ for (const engine of ENGINES) {
       assert.equal(await catalog.s3.getBucket('c'), undefined);
       await put(catalog, 'b/object', 'v1', [1]);
       await put(catalog, 'b0', 'v2', [1]); // not in bucket b
-      assert.equal(await catalog.s3.deleteBucket('b'), false);
+      assert.equal(await catalog.s3.deleteBucket('b', 'parts/'), undefined);
       await catalog.removeObject('b/object');
-      assert.equal(await catalog.s3.deleteBucket('b'), true);
+      assert.deepEqual(await catalog.s3.deleteBucket('b', 'parts/'), []);
       assert.equal(await catalog.s3.getBucket('b'), undefined);
+      // A bucket holding only unfinished uploads goes with them, and their part objects are queued as garbage.
       await catalog.s3.insertUpload({ uploadId: 'u1', bucket: 'a-ü', key: 'k', contentType: undefined, userMetadata: {}, createdAtMs: 1 });
-      assert.equal(await catalog.s3.deleteBucket('a-ü'), false, 'an upload in progress keeps its bucket');
+      await put(catalog, 'parts/u1/00001-x', 'v-part', [1]);
+      await catalog.s3.replacePart({ uploadId: 'u1', partNumber: 1, partKey: 'parts/u1/00001-x', etag: '"e"', sizeBytes: 1 });
+      assert.deepEqual(await catalog.s3.deleteBucket('a-ü', 'parts/'), ['v-part']);
+      assert.equal(await catalog.s3.getUpload('u1'), undefined);
+      assert.equal(await catalog.getObject('parts/u1/00001-x'), undefined);
+      assert.ok((await catalog.listGarbage()).includes('v-part'));
+      assert.equal(await catalog.s3.createBucket('a-ü'), true);
       const alice = { name: 'alice', accessKeyId: 'AKIA1', secretAccessKey: 'secret-1', createdAtMs: 5 };
       assert.equal(await catalog.s3.insertUser(alice), true);
       assert.equal(await catalog.s3.insertUser({ ...alice, accessKeyId: 'AKIA2' }), false);
