@@ -11,7 +11,7 @@ export const FORMAT_VERSION = 1;
 /** On-device format of block devices (label, journal, checkpoints, fragment records). 2: the on-device allocator. */
 export const DEVICE_FORMAT_VERSION = 2;
 /** Catalog schema version; migrations in pool/catalog/sqlite-schema.ts bring older catalogs up to it. */
-export const CATALOG_SCHEMA_VERSION = 3;
+export const CATALOG_SCHEMA_VERSION = 4;
 /** Version of the catalog dump format (`shardpool catalog dump`, src/format/catalog-dump.ts). Bump on any change. */
 export const CATALOG_DUMP_FORMAT_VERSION = 1;
 /**

@@ -3,7 +3,7 @@
 // and loaded into a fresh catalog of any engine.
 // Layout (docs/format.md § Catalog dump), one JSON object per line, every line ending in "\n":
 //   line 1        header   {"format":"shardpool-catalog-dump","formatVersion":1,"poolUuid":UUID,
-//                           "catalogSchemaVersion":3,"engine":"sqlite","createdAt":ISO-8601}
+//                           "catalogSchemaVersion":4,"engine":"sqlite","createdAt":ISO-8601}
 //   lines 2..n-1  rows     {"table":"disks","row":{"id":1,"uuid":…}}   tables in CATALOG_DUMP_TABLES order, rows in
 //                          primary-key order (text compared as UTF-8 bytes), columns in schema order, BLOBs as hex
 //   line n        trailer  {"end":"shardpool-catalog-dump","rowCounts":{"meta":1,…},"rowsSha256":HEX}
@@ -25,7 +25,14 @@ export interface DumpColumn {
   readonly name: string;
   readonly type: DumpColumnType;
   readonly nullable: boolean;
+  /** The schema version whose migration added the column; dumps of older schemas lack it. */
+  readonly sinceSchemaVersion?: number;
+  /** What a row of such an older dump holds in the column (the migration's default). */
+  readonly absentValue?: DumpValue;
 }
+
+/** The oldest catalog schema a dump can hold (the first dumps were made of schema 3); older dumps do not exist. */
+export const CATALOG_DUMP_SCHEMA_VERSION_MIN = 3;
 
 export interface DumpTable {
   readonly name: string;
@@ -67,6 +74,8 @@ const integer = (name: string): DumpColumn => ({ name, type: 'integer', nullable
 const text = (name: string): DumpColumn => ({ name, type: 'text', nullable: false });
 const optionalText = (name: string): DumpColumn => ({ name, type: 'text', nullable: true });
 const blob = (name: string): DumpColumn => ({ name, type: 'blob', nullable: false });
+const addedText = (name: string, sinceSchemaVersion: number, absentValue: string): DumpColumn => ({ ...text(name), sinceSchemaVersion, absentValue });
+const addedOptionalText = (name: string, sinceSchemaVersion: number): DumpColumn => ({ ...optionalText(name), sinceSchemaVersion, absentValue: null });
 
 /**
  * Every table of the catalog schema (pool/catalog/sqlite-schema.ts), in dump order: a table comes after the tables
@@ -98,7 +107,14 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'object_metadata',
     primaryKey: ['version_id'],
-    columns: [text('version_id'), text('etag'), optionalText('content_type'), text('user_metadata')],
+    columns: [
+      text('version_id'),
+      text('etag'),
+      optionalText('content_type'),
+      text('user_metadata'),
+      addedText('content_headers', 4, '{}'),
+      addedOptionalText('part_sizes', 4),
+    ],
   },
   {
     name: 'extents',
@@ -149,6 +165,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       optionalText('content_type'),
       text('user_metadata'),
       integer('created_at_ms'),
+      addedText('content_headers', 4, '{}'),
     ],
   },
   {
@@ -259,7 +276,7 @@ export async function openCatalogDump(chunks: AsyncIterable<Uint8Array>, source:
   }
   return {
     header,
-    records: decodeRows(lines, source),
+    records: decodeRows(lines, source, header.catalogSchemaVersion),
     close: async () => {
       await lines.return(undefined);
     },
@@ -281,12 +298,12 @@ export function decodeDumpHeader(lineText: string, source: string): DumpHeader {
     );
   }
   if (!isPositiveInteger(fields.catalogSchemaVersion)) throw invalid('"catalogSchemaVersion" must be a positive integer');
-  if (fields.catalogSchemaVersion !== CATALOG_SCHEMA_VERSION) {
+  if (fields.catalogSchemaVersion > CATALOG_SCHEMA_VERSION || fields.catalogSchemaVersion < CATALOG_DUMP_SCHEMA_VERSION_MIN) {
     const newer = fields.catalogSchemaVersion > CATALOG_SCHEMA_VERSION;
     throw new ShardpoolError(
       'CATALOG_DUMP_UNSUPPORTED',
-      `${source} holds a catalog of schema version ${fields.catalogSchemaVersion}; this shardpool loads schema version ` +
-        `${CATALOG_SCHEMA_VERSION}${newer ? ': upgrade shardpool' : ''}`,
+      `${source} holds a catalog of schema version ${fields.catalogSchemaVersion}; this shardpool loads schema versions ` +
+        `${CATALOG_DUMP_SCHEMA_VERSION_MIN} to ${CATALOG_SCHEMA_VERSION}${newer ? ': upgrade shardpool' : ''}`,
       { source, catalogSchemaVersion: fields.catalogSchemaVersion },
     );
   }
@@ -302,8 +319,12 @@ export function decodeDumpHeader(lineText: string, source: string): DumpHeader {
   };
 }
 
-/** Validates one row line: a known table, exactly its columns, each of its type. */
-export function decodeDumpRecord(fields: Record<string, unknown>, lineNumber: number, source: string): CatalogRecord {
+/**
+ * Validates one row line: a known table, exactly its columns as of the dump's schema version, each of its type.
+ * Columns added by a later migration are filled with what that migration gave existing rows, so the record is a row
+ * of today's schema.
+ */
+export function decodeDumpRecord(fields: Record<string, unknown>, lineNumber: number, source: string, schemaVersion = CATALOG_SCHEMA_VERSION): CatalogRecord {
   const invalid = (why: string) => invalidLine(source, lineNumber, why);
   expectKeys(fields, ['table', 'row'], invalid, 'a row line');
   const table = typeof fields.table === 'string' ? dumpTable(fields.table) : undefined;
@@ -311,9 +332,15 @@ export function decodeDumpRecord(fields: Record<string, unknown>, lineNumber: nu
   const raw = fields.row;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('"row" must be an object');
   const given = raw as Record<string, unknown>;
-  expectKeys(given, table.columns.map((column) => column.name), invalid, `a row of ${table.name}`);
+  const present = (column: DumpColumn): boolean => (column.sinceSchemaVersion ?? 0) <= schemaVersion;
+  expectKeys(given, table.columns.filter(present).map((column) => column.name), invalid, `a row of ${table.name}`);
   const row: Record<string, DumpValue> = {};
   for (const column of table.columns) {
+    if (!present(column)) {
+      assert(column.absentValue !== undefined, 'a column added by a migration says what older rows hold in it');
+      row[column.name] = column.absentValue;
+      continue;
+    }
     let value = given[column.name];
     if (column.type === 'blob' && typeof value === 'string') {
       if (!HEX_PATTERN.test(value)) throw invalid(`${table.name}.${column.name} must be lower-case hex`);
@@ -338,7 +365,7 @@ interface DumpLine {
 const HEX_PATTERN = /^(?:[0-9a-f]{2})*$/;
 const NEWLINE = 0x0a;
 
-async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string): AsyncGenerator<CatalogRecord> {
+async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string, schemaVersion: number): AsyncGenerator<CatalogRecord> {
   const rowCounts = emptyRowCounts();
   const digest = createHash('sha256');
   const order = new RowOrder();
@@ -362,7 +389,7 @@ async function* decodeRows(lines: AsyncGenerator<DumpLine>, source: string): Asy
         if (after.done !== true) throw invalidLine(source, after.value.lineNumber, 'a line follows the trailer (the last line of a dump)');
         return;
       }
-      const record = decodeDumpRecord(fields, line.lineNumber, source);
+      const record = decodeDumpRecord(fields, line.lineNumber, source, schemaVersion);
       const table = dumpTable(record.table) as DumpTable;
       const misordered = order.accept(table, record.row);
       if (misordered !== undefined) throw invalid(misordered);

@@ -52,6 +52,10 @@ export interface ObjectMetadata {
   readonly contentType: string | undefined;
   /** x-amz-meta-* headers, lower-cased names without the prefix. */
   readonly userMetadata: Readonly<Record<string, string>>;
+  /** Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires, by lower-case name; absent when none. */
+  readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
+  /** The sizes of a multipart object's parts, in order; absent for an object put whole. */
+  readonly partSizesBytes?: ReadonlyArray<number> | undefined;
 }
 
 export interface NewObject {
@@ -93,6 +97,8 @@ export interface UploadRow {
   readonly contentType: string | undefined;
   readonly userMetadata: Record<string, string>;
   readonly createdAtMs: number;
+  /** As ObjectMetadata.contentHeaders, for the object the upload will make; absent when none. */
+  readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface PartRow {

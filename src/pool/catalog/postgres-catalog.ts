@@ -66,7 +66,7 @@ import type {
   UploadRow,
   UserRow,
 } from './catalog.js';
-import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
+import { metadataOfStored, pagedObjects, settleBatch, storedMetadata, uploadOfStored, type BatchPiece, type PieceOutcome, type StoredMetadata, type StoredUpload } from './engine-common.js';
 import { POSTGRES_CATALOG_MIGRATIONS, POSTGRES_SCHEMA_TABLE } from './postgres-schema.js';
 
 /** Connections the pool keeps open at most (one catalog of one process). */
@@ -607,12 +607,11 @@ class PostgresRows {
     assert(stored?.extents === object.extentCount, 'every extent of the object is committed (recorded progress included)');
     assert(stored.fragments === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
     if (newObject.metadata) {
-      await session.run(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata) VALUES ($1, $2, $3, $4)`, [
-        object.versionId,
-        newObject.metadata.etag,
-        newObject.metadata.contentType ?? null,
-        JSON.stringify(newObject.metadata.userMetadata),
-      ]);
+      const metadata = storedMetadata(newObject.metadata);
+      await session.run(
+        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [object.versionId, metadata.etag, metadata.contentType, metadata.userMetadata, metadata.contentHeaders, metadata.partSizes],
+      );
     }
     const values = [
       object.key,
@@ -699,12 +698,12 @@ class PostgresRows {
   }
 
   async objectMetadata(versionId: string): Promise<ObjectMetadata | undefined> {
-    const [row] = await this.session.rows<{ etag: string; contentType: string | null; userMetadata: string }>(
-      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata" FROM object_metadata WHERE version_id = $1`,
+    const [row] = await this.session.rows<StoredMetadata>(
+      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata", content_headers AS "contentHeaders", part_sizes AS "partSizes"
+       FROM object_metadata WHERE version_id = $1`,
       [versionId],
     );
-    if (!row) return undefined;
-    return { etag: row.etag, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
+    return row && metadataOfStored(row);
   }
 
   async isCurrentVersion(key: string, versionId: string): Promise<boolean> {
@@ -990,13 +989,10 @@ class PostgresRows {
 const USER_SELECT = `SELECT name, access_key_id AS "accessKeyId", secret_access_key AS "secretAccessKey",
   created_at_ms AS "createdAtMs" FROM users`;
 const UPLOAD_SELECT = `SELECT upload_id AS "uploadId", bucket, key, content_type AS "contentType",
-  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs" FROM multipart_uploads`;
+  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs", content_headers AS "contentHeaders" FROM multipart_uploads`;
 
-type RawUpload = Omit<UploadRow, 'userMetadata' | 'contentType'> & { userMetadata: string; contentType: string | null };
-
-function decodeUpload(row: RawUpload): UploadRow {
-  return { ...row, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
-}
+type RawUpload = StoredUpload;
+const decodeUpload = uploadOfStored;
 
 class PostgresS3Tables implements S3Tables {
   constructor(private readonly session: Session) {}
@@ -1060,8 +1056,9 @@ class PostgresS3Tables implements S3Tables {
 
   async insertUpload(row: UploadRow): Promise<void> {
     await this.session.run(
-      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs],
+      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {})],
     );
   }
 

@@ -131,4 +131,10 @@ export const POSTGRES_CATALOG_MIGRATIONS: ReadonlyArray<string> = [
     PRIMARY KEY (upload_id, part_number)
   );
   `,
+  // 3 → 4: S3's stored headers and a multipart object's part sizes (see sqlite-schema.ts).
+  `
+  ALTER TABLE object_metadata ADD COLUMN content_headers TEXT COLLATE "C" NOT NULL DEFAULT '{}';
+  ALTER TABLE object_metadata ADD COLUMN part_sizes TEXT COLLATE "C";
+  ALTER TABLE multipart_uploads ADD COLUMN content_headers TEXT COLLATE "C" NOT NULL DEFAULT '{}';
+  `,
 ];

@@ -23,7 +23,7 @@ import type {
   ObjectRow,
   S3Tables,
 } from './catalog.js';
-import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
+import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome, metadataOfStored, storedMetadata, type StoredMetadata } from './engine-common.js';
 import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
 import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
@@ -143,14 +143,12 @@ class SqliteRows {
       const fragmentsStored = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE version_id = ?`).get(object.versionId) as { n: number };
       assert(fragmentsStored.n === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
       if (newObject.metadata) {
+        const stored = storedMetadata(newObject.metadata);
         this.db
-          .prepare(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata) VALUES (?, ?, ?, ?)`)
-          .run(
-            object.versionId,
-            newObject.metadata.etag,
-            newObject.metadata.contentType ?? null,
-            JSON.stringify(newObject.metadata.userMetadata),
-          );
+          .prepare(
+            `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES (?, ?, ?, ?, ?, ?)`,
+          )
+          .run(object.versionId, stored.etag, stored.contentType, stored.userMetadata, stored.contentHeaders, stored.partSizes);
       }
       const replaced = this.queueGarbageFor(object.key);
       this.db
@@ -218,10 +216,12 @@ class SqliteRows {
   /** The version's S3 metadata, or undefined for objects put without it (CLI puts). */
   objectMetadata(versionId: string): ObjectMetadata | undefined {
     const row = this.db
-      .prepare(`SELECT etag, content_type AS contentType, user_metadata AS userMetadata FROM object_metadata WHERE version_id = ?`)
-      .get(versionId) as { etag: string; contentType: string | null; userMetadata: string } | undefined;
-    if (!row) return undefined;
-    return { etag: row.etag, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
+      .prepare(
+        `SELECT etag, content_type AS contentType, user_metadata AS userMetadata, content_headers AS contentHeaders, part_sizes AS partSizes
+         FROM object_metadata WHERE version_id = ?`,
+      )
+      .get(versionId) as StoredMetadata | undefined;
+    return row && metadataOfStored(row);
   }
 
   isCurrentVersion(key: string, versionId: string): boolean {

@@ -135,4 +135,13 @@ export const CATALOG_MIGRATIONS: ReadonlyArray<string> = [
     PRIMARY KEY (upload_id, part_number)
   ) WITHOUT ROWID;
   `,
+  // 3 → 4: the headers S3 stores with an object beside its content type (Cache-Control, Content-Disposition,
+  // Content-Encoding, Content-Language, Expires: a JSON object by lower-case name), on the object and on the upload
+  // that will make one; and the sizes of a multipart object's parts (a JSON array, NULL for objects put whole), for
+  // GET ?partNumber=N.
+  `
+  ALTER TABLE object_metadata ADD COLUMN content_headers TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE object_metadata ADD COLUMN part_sizes TEXT;
+  ALTER TABLE multipart_uploads ADD COLUMN content_headers TEXT NOT NULL DEFAULT '{}';
+  `,
 ];

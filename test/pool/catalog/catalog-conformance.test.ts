@@ -429,6 +429,21 @@ for (const engine of ENGINES) {
       await catalog.s3.insertUpload({ ...upload, uploadId: 'u3', key: 'other', createdAtMs: 12 });
       assert.deepEqual(await catalog.s3.getUpload('u1'), upload);
       assert.equal(await catalog.s3.getUpload('nope'), undefined);
+      const withHeaders = { ...upload, uploadId: 'u0', key: 'z', contentHeaders: { 'content-language': 'de' } };
+      await catalog.s3.insertUpload(withHeaders);
+      assert.deepEqual(await catalog.s3.getUpload('u0'), withHeaders);
+      // S3's stored headers and a multipart object's part sizes, and what a commit's inCommit is told.
+      const multipart = { etag: '"e-2"', contentType: undefined, userMetadata: {}, contentHeaders: { 'cache-control': 'no-cache', expires: 'Thu, 01 Jan 2037 00:00:00 GMT' }, partSizesBytes: [5242880, 7] };
+      const told: unknown[] = [];
+      for (const versionId of ['m1', 'm2']) {
+        await catalog.inBatch((tx) =>
+          tx.commitObject(newObject('b/multipart', versionId, [1], { metadata: multipart }), async (_tx, commit) => {
+            told.push(commit);
+          }),
+        );
+      }
+      assert.deepEqual(told, [{ replacedVersionId: undefined }, { replacedVersionId: 'm1' }]);
+      assert.deepEqual(await catalog.objectMetadata('m2'), multipart);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/', 10)).map((row) => row.uploadId), ['u2', 'u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/ä', 10)).map((row) => row.uploadId), ['u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', '', 2)).map((row) => row.uploadId), ['u2', 'u1']);
