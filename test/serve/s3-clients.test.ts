@@ -282,6 +282,89 @@ test('S3 answers real clients as S3 does', async (t) => {
     assert.equal((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'uploads-only' }))).Uploads, undefined, 'the uploads did not come back with the name');
   });
 
+  await t.test('Cache-Control, Content-Disposition, Content-Encoding, Content-Language and Expires are stored, copied and returned; response-* overrides them', async () => {
+    const stored = {
+      CacheControl: 'max-age=60',
+      ContentDisposition: 'attachment; filename="a.txt"',
+      ContentEncoding: 'gzip',
+      ContentLanguage: 'de',
+      Expires: new Date('2037-01-01T00:00:00Z'),
+    };
+    const same = (got: { CacheControl?: string; ContentDisposition?: string; ContentEncoding?: string; ContentLanguage?: string; ExpiresString?: string }, what: string) =>
+      assert.deepEqual(
+        [got.CacheControl, got.ContentDisposition, got.ContentEncoding, got.ContentLanguage, got.ExpiresString],
+        [stored.CacheControl, stored.ContentDisposition, stored.ContentEncoding, stored.ContentLanguage, stored.Expires.toUTCString()],
+        what,
+      );
+    await s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'headers', Body: 'h', ...stored }));
+    same(await s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'headers' })), 'HEAD');
+    same(await s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'headers' })), 'GET');
+    await s3.send(new CopyObjectCommand({ Bucket: 'bkt', Key: 'headers-copy', CopySource: 'bkt/headers' }));
+    same(await s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'headers-copy' })), 'CopyObject COPY');
+    await s3.send(new CopyObjectCommand({ Bucket: 'bkt', Key: 'headers-copy', CopySource: 'bkt/headers', MetadataDirective: 'REPLACE', CacheControl: 'no-store' }));
+    const replaced = await s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'headers-copy' }));
+    assert.equal(replaced.CacheControl, 'no-store');
+    assert.equal(replaced.ContentLanguage, undefined, 'REPLACE takes only what the request gives');
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'bkt', Key: 'headers-multi', ...stored }));
+    const part = await s3.send(new UploadPartCommand({ Bucket: 'bkt', Key: 'headers-multi', UploadId: upload.UploadId, PartNumber: 1, Body: 'p' }));
+    await s3.send(
+      new CompleteMultipartUploadCommand({ Bucket: 'bkt', Key: 'headers-multi', UploadId: upload.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+    );
+    same(await s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'headers-multi' })), 'multipart');
+    const overridden = await s3.send(
+      new GetObjectCommand({
+        Bucket: 'bkt',
+        Key: 'headers',
+        ResponseContentType: 'text/x-override',
+        ResponseContentLanguage: 'fr',
+        ResponseExpires: new Date('2030-01-01T00:00:00Z'),
+        ResponseCacheControl: 'no-cache',
+        ResponseContentDisposition: 'inline',
+        ResponseContentEncoding: 'identity',
+      }),
+    );
+    assert.deepEqual(
+      [overridden.ContentType, overridden.ContentLanguage, overridden.ExpiresString, overridden.CacheControl, overridden.ContentDisposition, overridden.ContentEncoding],
+      ['text/x-override', 'fr', 'Tue, 01 Jan 2030 00:00:00 GMT', 'no-cache', 'inline', 'identity'],
+    );
+  });
+
+  await t.test('GET and HEAD ?partNumber=N answer that part of a multipart object with x-amz-mp-parts-count', async () => {
+    const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB + 1), randomBytes(1000)];
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'bkt', Key: 'parted' }));
+    const etags: string[] = [];
+    for (const [index, part] of parts.entries()) {
+      etags.push((await s3.send(new UploadPartCommand({ Bucket: 'bkt', Key: 'parted', UploadId: upload.UploadId, PartNumber: index + 1, Body: part }))).ETag as string);
+    }
+    await s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'bkt',
+        Key: 'parted',
+        UploadId: upload.UploadId,
+        MultipartUpload: { Parts: etags.map((ETag, index) => ({ ETag, PartNumber: index + 1 })) },
+      }),
+    );
+    const total = parts.reduce((sum, part) => sum + part.length, 0);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'parted', PartNumber: 2 }));
+    assert.equal(head.PartsCount, 3);
+    assert.equal(head.ContentLength, parts[1]?.length);
+    assert.equal(head.ContentRange, `bytes ${5 * MiB}-${10 * MiB}/${total}`);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'parted', PartNumber: 3 }));
+    assert.equal(got.$metadata.httpStatusCode, 206);
+    assert.equal(got.PartsCount, 3);
+    assert.deepEqual(await bodyBytes(got.Body), parts[2]);
+    const beyond = await s3Error(s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'parted', PartNumber: 4 })));
+    assert.equal(beyond.$metadata.httpStatusCode, 416);
+    assert.equal(beyond.name, 'InvalidPartNumber');
+    // An object put whole is its own one part.
+    await s3.send(new PutObjectCommand({ Bucket: 'bkt', Key: 'whole', Body: 'whole object' }));
+    const whole = await s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'whole', PartNumber: 1 }));
+    assert.equal((await bodyBytes(whole.Body)).toString(), 'whole object');
+    assert.equal(whole.PartsCount, undefined);
+    assert.equal((await s3Error(s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'whole', PartNumber: 2 })))).$metadata.httpStatusCode, 416);
+    assert.equal((await s3Error(s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'whole', PartNumber: 1, Range: 'bytes=0-1' })))).name, 'InvalidRequest');
+  });
+
   void MiB;
   assert.equal(await daemon.stop('SIGTERM'), 0);
 });

@@ -15,6 +15,7 @@ import type { Pool } from '../../pool/pool.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
 import {
+  contentHeadersFrom,
   header,
   isoDate,
   metadataOf,
@@ -31,10 +32,9 @@ import {
 import { S3Catalog, type PartRow, type UploadRow } from './s3-catalog.js';
 import { checkWriteCondition, type WriteCondition } from './s3-conditions.js';
 import { refuseFailingWriteEarly, requireKey } from './s3-objects.js';
-import { partKeyOf, poolKeyOf } from './s3-names.js';
+import { PART_NUMBER_MAX, partKeyOf, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, xmlError } from './xml.js';
 
-const PART_NUMBER_MAX = 10_000;
 /** S3's smallest part (all but the last); clients size their parts by it. */
 export const PART_SIZE_MIN_BYTES = 5 * 1024 * 1024;
 const COMPLETE_BODY_MAX_BYTES = 4 * 1024 * 1024;
@@ -44,7 +44,13 @@ export async function createMultipartUpload(call: S3Call): Promise<void> {
   const bucket = await requireBucket(call);
   const key = requireKey(call);
   poolKeyOf(bucket, key);
-  const upload = await call.context.s3.createUpload({ bucket, key, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) });
+  const upload = await call.context.s3.createUpload({
+    bucket,
+    key,
+    contentType: header(call, 'content-type'),
+    userMetadata: userMetadataFrom(call),
+    contentHeaders: contentHeadersFrom(call),
+  });
   sendXml(call, 200, xmlDocument('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: upload.uploadId }));
 }
 
@@ -159,7 +165,8 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     call.response.write('<?xml version="1.0" encoding="UTF-8"?>\n');
     const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
     try {
-      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, condition }));
+      const partSizesBytes = parts.map((part) => part.sizeBytes);
+      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition }));
       clearInterval(keepAlive);
       endDocument(call, completeResult(upload, etag));
     } catch (error) {
@@ -215,12 +222,24 @@ async function pinParts(pool: Pool, parts: ReadonlyArray<PartRow>): Promise<Obje
  */
 async function writeCompletedObject(
   context: S3Context,
-  completion: { upload: UploadRow; readers: ReadonlyArray<ObjectReader>; etag: string; condition: WriteCondition | undefined },
+  completion: {
+    upload: UploadRow;
+    readers: ReadonlyArray<ObjectReader>;
+    etag: string;
+    partSizesBytes: ReadonlyArray<number>;
+    condition: WriteCondition | undefined;
+  },
 ): Promise<void> {
   const { upload, readers, etag } = completion;
   let queued: ReadonlyArray<string> = [];
   await context.pool.put(poolKeyOf(upload.bucket, upload.key), Readable.from(concatenateParts(readers)), {
-    metadata: () => ({ etag, contentType: upload.contentType, userMetadata: upload.userMetadata }),
+    metadata: () => ({
+      etag,
+      contentType: upload.contentType,
+      userMetadata: upload.userMetadata,
+      contentHeaders: upload.contentHeaders,
+      partSizesBytes: completion.partSizesBytes,
+    }),
     inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);
       await checkWriteCondition(tx, completion.condition, { versionId: commit.replacedVersionId, key: upload.key });

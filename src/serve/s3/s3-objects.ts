@@ -3,10 +3,13 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
-import type { CatalogTransaction, ObjectRow } from '../../pool/catalog/catalog.js';
+import { assert } from '../../assert.js';
+import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
 import { readSmallBody } from './s3-body.js';
 import {
+  CONTENT_HEADERS,
+  contentHeadersFrom,
   header,
   httpDate,
   isoDate,
@@ -21,7 +24,7 @@ import {
 } from './s3-call.js';
 import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
 import { S3Error } from './s3-error.js';
-import { poolKeyOf } from './s3-names.js';
+import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
 
 const DELETE_OBJECTS_MAX = 1000;
@@ -34,11 +37,12 @@ export async function putObject(call: S3Call): Promise<void> {
   const poolKey = poolKeyOf(bucket, key);
   const contentType = header(call, 'content-type');
   const userMetadata = userMetadataFrom(call);
+  const contentHeaders = contentHeadersFrom(call);
   const condition = await refuseFailingWriteEarly(call, poolKey, key);
   const body = call.body();
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
-      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata }),
+      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders }),
       inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
     }),
   );
@@ -66,9 +70,17 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
     const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
     result = await call.context.gate.shared(() =>
       call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
+        // COPY keeps everything the source was stored with; REPLACE takes the request's type, headers and user
+        // metadata. The bytes, and so the ETag and the part layout it names, are the source's either way.
         metadata: () =>
           replace
-            ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
+            ? {
+                etag: sourceMetadata.etag,
+                contentType: header(call, 'content-type'),
+                userMetadata: userMetadataFrom(call),
+                contentHeaders: contentHeadersFrom(call),
+                partSizesBytes: sourceMetadata.partSizesBytes,
+              }
             : sourceMetadata,
         inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
       }),
@@ -93,6 +105,7 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       'Accept-Ranges': 'bytes',
       'Content-Type': metadata.contentType ?? 'binary/octet-stream',
     };
+    for (const [name, value] of Object.entries(metadata.contentHeaders ?? {})) headers[CONTENT_HEADERS[name] ?? name] = value;
     for (const [name, value] of Object.entries(metadata.userMetadata)) headers[`x-amz-meta-${name}`] = value;
     const notModified = checkReadConditions(call, metadata.etag, object.createdAtMs);
     if (notModified) {
@@ -100,7 +113,10 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       call.response.end();
       return;
     }
-    const range = parseRange(header(call, 'range'), object.sizeBytes);
+    applyResponseOverrides(call, headers);
+    const part = partRange(call, metadata, object.sizeBytes);
+    if (part?.partsCount !== undefined) headers['x-amz-mp-parts-count'] = String(part.partsCount);
+    const range = part ? part.range : parseRange(header(call, 'range'), object.sizeBytes);
     if (range) {
       headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
     }
@@ -236,6 +252,51 @@ function parseCopySource(value: string): { bucket: string; key: string } {
   const slash = decoded.indexOf('/');
   if (slash <= 0 || slash === decoded.length - 1) throw new S3Error('InvalidArgument', 400, 'x-amz-copy-source must be /bucket/key');
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
+}
+
+/** GetObject's response-* query parameters: the header each one sets in the answer, whatever the object holds. */
+const RESPONSE_OVERRIDES: Readonly<Record<string, string>> = {
+  'response-content-type': 'Content-Type',
+  'response-content-language': 'Content-Language',
+  'response-expires': 'Expires',
+  'response-cache-control': 'Cache-Control',
+  'response-content-disposition': 'Content-Disposition',
+  'response-content-encoding': 'Content-Encoding',
+};
+
+function applyResponseOverrides(call: S3Call, headers: Record<string, string>): void {
+  for (const [parameter, name] of Object.entries(RESPONSE_OVERRIDES)) {
+    const value = call.query.get(parameter);
+    if (value === null) continue;
+    if (/[^\t\u0020-\u007e\u0080-\u00ff]/.test(value)) throw new S3Error('InvalidArgument', 400, `${parameter} holds a character a header cannot carry`, { ArgumentName: parameter });
+    headers[name] = value;
+  }
+}
+
+/**
+ * GET/HEAD ?partNumber=N: the bytes of part N of a multipart object (with its number of parts), as a range; an object
+ * put whole is its own part 1. Undefined without partNumber. Part numbers beyond the object's are 416
+ * InvalidPartNumber; a Range beside partNumber is refused, as S3 does.
+ */
+function partRange(call: S3Call, metadata: ObjectMetadata, sizeBytes: number): { range: ByteRange | undefined; partsCount: number | undefined } | undefined {
+  const value = call.query.get('partNumber');
+  if (value === null) return undefined;
+  const partNumber = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > PART_NUMBER_MAX) {
+    throw new S3Error('InvalidArgument', 400, `Part number must be an integer between 1 and ${PART_NUMBER_MAX}, inclusive`, { ArgumentName: 'partNumber', ArgumentValue: value });
+  }
+  if (header(call, 'range') !== undefined) throw new S3Error('InvalidRequest', 400, 'Cannot specify both Range header and partNumber query parameter');
+  const sizes = metadata.partSizesBytes ?? [sizeBytes];
+  if (partNumber > sizes.length) throw new S3Error('InvalidPartNumber', 416, 'The requested partnumber is not satisfiable', { PartNumberRequested: value, ActualPartCount: String(sizes.length) });
+  let startByte = 0;
+  for (const size of sizes.slice(0, partNumber - 1)) startByte += size;
+  const lengthBytes = sizes[partNumber - 1] as number;
+  assert(startByte + lengthBytes <= sizeBytes, 'the parts recorded with an object lie within it');
+  return {
+    // An empty part (an empty object) has no byte to name in a Content-Range: it is answered whole.
+    range: lengthBytes === 0 ? undefined : { startByte, endByteExclusive: startByte + lengthBytes },
+    partsCount: metadata.partSizesBytes?.length,
+  };
 }
 
 /** A single "bytes=a-b", "bytes=a-" or "bytes=-n" range; other forms are ignored (the whole object), as S3 does. */
