@@ -365,6 +365,5 @@ test('S3 answers real clients as S3 does', async (t) => {
     assert.equal((await s3Error(s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'whole', PartNumber: 1, Range: 'bytes=0-1' })))).name, 'InvalidRequest');
   });
 
-  void MiB;
   assert.equal(await daemon.stop('SIGTERM'), 0);
 });
