@@ -3,7 +3,7 @@
 // and loaded into a fresh catalog of any engine.
 // Layout (docs/format.md § Catalog dump), one JSON object per line, every line ending in "\n":
 //   line 1        header   {"format":"shardpool-catalog-dump","formatVersion":1,"poolUuid":UUID,
-//                           "catalogSchemaVersion":3,"engine":"sqlite","createdAt":ISO-8601}
+//                           "catalogSchemaVersion":4,"engine":"sqlite","createdAt":ISO-8601}
 //   lines 2..n-1  rows     {"table":"disks","row":{"id":1,"uuid":…}}   tables in CATALOG_DUMP_TABLES order, rows in
 //                          primary-key order (text compared as UTF-8 bytes), columns in schema order, BLOBs as hex
 //   line n        trailer  {"end":"shardpool-catalog-dump","rowCounts":{"meta":1,…},"rowsSha256":HEX}
@@ -73,7 +73,9 @@ const integer = (name: string): DumpColumn => ({ name, type: 'integer', nullable
 const text = (name: string): DumpColumn => ({ name, type: 'text', nullable: false });
 const optionalText = (name: string): DumpColumn => ({ name, type: 'text', nullable: true });
 const blob = (name: string): DumpColumn => ({ name, type: 'blob', nullable: false });
-const addedInteger = (name: string, since: number, fallback: number): DumpColumn => ({ name, type: 'integer', nullable: false, since, fallback });
+const addedInteger = (name: string, since: number, fallback: number): DumpColumn => ({ ...integer(name), since, fallback });
+const addedText = (name: string, since: number, fallback: string): DumpColumn => ({ ...text(name), since, fallback });
+const addedOptionalText = (name: string, since: number): DumpColumn => ({ ...optionalText(name), since, fallback: null });
 
 /**
  * Every table of the catalog schema (pool/catalog/schema.ts), in dump order: a table comes after the tables
@@ -100,13 +102,20 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       integer('extent_size_bytes'),
       integer('extent_count'),
       integer('created_at_ms'),
-      addedInteger('sequence', 4, 0),
+      addedInteger('sequence', 5, 0),
     ],
   },
   {
     name: 'object_metadata',
     primaryKey: ['version_id'],
-    columns: [text('version_id'), text('etag'), optionalText('content_type'), text('user_metadata')],
+    columns: [
+      text('version_id'),
+      text('etag'),
+      optionalText('content_type'),
+      text('user_metadata'),
+      addedText('content_headers', 4, '{}'),
+      addedOptionalText('part_sizes', 4),
+    ],
   },
   {
     name: 'extents',
@@ -128,7 +137,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'intents',
     primaryKey: ['version_id'],
-    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 4, 0)],
+    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 5, 0)],
   },
   {
     name: 'moves',
@@ -146,10 +155,10 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'garbage',
     primaryKey: ['version_id'],
-    columns: [text('version_id'), text('key'), integer('queued_at_ms'), addedInteger('sequence', 4, 0), addedInteger('removal', 4, 0)],
+    columns: [text('version_id'), text('key'), integer('queued_at_ms'), addedInteger('sequence', 5, 0), addedInteger('removal', 5, 0)],
   },
   { name: 'counters', primaryKey: ['name'], columns: [text('name'), integer('value')] },
-  { name: 'sequences', primaryKey: ['name'], columns: [text('name'), integer('value')], since: 4 },
+  { name: 'sequences', primaryKey: ['name'], columns: [text('name'), integer('value')], since: 5 },
   { name: 'buckets', primaryKey: ['name'], columns: [text('name'), integer('created_at_ms')] },
   {
     name: 'users',
@@ -166,6 +175,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       optionalText('content_type'),
       text('user_metadata'),
       integer('created_at_ms'),
+      addedText('content_headers', 4, '{}'),
     ],
   },
   {
@@ -319,7 +329,7 @@ export function decodeDumpHeader(lineText: string, source: string): DumpHeader {
   };
 }
 
-/** The oldest catalog schema a dump may hold and still load (columns added since load as their fallback). */
+/** The oldest catalog schema a dump may hold and still load (the first dumps were made of schema 3; columns added since load as their fallback). */
 export const CATALOG_DUMP_OLDEST_SCHEMA_VERSION = 3;
 
 const existsAt = (schemaVersion: number) => (item: { readonly since?: number }): boolean => (item.since ?? 1) <= schemaVersion;

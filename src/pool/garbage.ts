@@ -51,12 +51,15 @@ export async function collectGarbageVersion(pool: Pool, versionId: string): Prom
   });
   await Promise.all([...flushDisks].map((diskId) => pool.member(diskId).disk?.flush()));
   await pool.catalog.deleteFragmentRows(deleted);
-  const markers = await pool.catalog.markersWaitingOn(versionId);
+  const key = await pool.catalog.garbageKey(versionId);
   const finished = await pool.catalog.finishGarbage(versionId);
   if (finished) {
     killPoint('gc.version-finished');
     // Removal markers of the key that waited for this version may go now (each checks again what it waits for).
-    for (const marker of markers) await pool.collectVersion(marker);
+    // Read after the version is gone: a marker committed meanwhile either sees it gone or is listed here.
+    if (key !== undefined) {
+      for (const marker of await pool.catalog.removalMarkersOf(key)) if (marker !== versionId) await pool.collectVersion(marker);
+    }
   }
   return finished;
 }

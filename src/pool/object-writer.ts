@@ -29,7 +29,7 @@ import { checksum128 } from '../redundancy/checksum.js';
 import type { Codec } from '../redundancy/codec.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, parsePolicy, type Policy } from '../redundancy/policy.js';
-import type { CatalogTransaction, ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
+import type { ExtentRow, FragmentRow, InCommit, ObjectMetadata, ObjectRow } from './catalog/catalog.js';
 import { Semaphore } from './concurrency.js';
 import { abandonVersion } from './garbage.js';
 import { isReservedKey } from './keys.js';
@@ -57,7 +57,7 @@ export async function writeObject(
     /** Called once the source is read to its end, before the commit: the version's S3 metadata. */
     metadata?: (() => ObjectMetadata) | undefined;
     /** Runs inside the commit transaction (PutOptions.inCommit). */
-    inCommit?: ((tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) | undefined;
+    inCommit?: InCommit | undefined;
   },
 ): Promise<PutResult> {
   const codec = createCodec(options.policy);
@@ -130,6 +130,8 @@ export async function removeWithMarker(pool: Pool, current: ObjectRow): Promise<
     const removed = await pool.catalog.inBatch((tx) => tx.removeWithMarker(current.key, { versionId, sequence, extent }));
     settleFragments(pool, extent.fragments);
     killPoint('remove.committed');
+    // A marker that removed nothing (the key was gone, or put again later) hides nothing: it goes at once.
+    if (!removed) await pool.collectVersion(versionId);
     return removed;
   } catch (error) {
     const fate = await commitFate(pool, versionId);

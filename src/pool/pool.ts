@@ -27,7 +27,7 @@ import {
   writeFileDurable,
 } from '../io/durable-files.js';
 import type { Policy } from '../redundancy/policy.js';
-import { CATALOG_FILE_NAME, type Catalog, type CatalogTransaction, type DiskRow, type ObjectMetadata, type ObjectRow } from './catalog/catalog.js';
+import { CATALOG_FILE_NAME, type Catalog, type DiskRow, type InCommit, type ObjectMetadata, type ObjectRow } from './catalog/catalog.js';
 import { openCatalog, readPoolConfig } from './catalog/open-catalog.js';
 import {
   cleanUpInterruptedMoves,
@@ -738,10 +738,11 @@ export interface PutOptions {
    * Runs inside the catalog transaction that commits the new version, after the key points at it: the caller's own
    * rows change atomically with the object (an S3 part row, a finished upload), and a throw refuses the commit (the
    * put is abandoned and nothing of it remains: a put into a bucket deleted meanwhile). Catalog work only, through
-   * the transaction handle it is given.
+   * the transaction handle it is given. It is told the version the put replaces, with the key held for the commit: a
+   * precondition on what the key held is decided atomically with the commit (see InCommit).
    * Returns versions the same transaction queued as garbage (keys it removed), which the put then collects.
    */
-  readonly inCommit?: ((tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) | undefined;
+  readonly inCommit?: InCommit | undefined;
 }
 
 export { POOL_LOCK_FILE_NAME };

@@ -44,7 +44,8 @@ test('the S3 API serves buckets, objects, ranges, listings and multipart uploads
     await s3.send(new CreateBucketCommand({ Bucket: 'empty-one' }));
     const listed = await s3.send(new ListBucketsCommand({}));
     assert.deepEqual(listed.Buckets?.map((bucket) => bucket.Name), ['empty-one', 'photos']);
-    assert.equal((await s3Error(s3.send(new CreateBucketCommand({ Bucket: 'photos' })))).name, 'BucketAlreadyOwnedByYou');
+    // us-east-1 (the daemon's default region) answers 200 to a bucket its caller already owns.
+    await s3.send(new CreateBucketCommand({ Bucket: 'photos' }));
     assert.equal((await s3Error(s3.send(new CreateBucketCommand({ Bucket: 'Bad_Name' })))).name, 'InvalidBucketName');
   });
 

@@ -138,3 +138,26 @@ test('a PUT still arriving when its bucket is deleted is refused with NoSuchBuck
   assert.equal(await daemon.stop(), 0);
   await auditPool(pool, { expected: new Map(), noOrphans: true, context: 'after the refused put' });
 });
+
+test('PUTs with If-None-Match: * racing on one key: exactly one is stored, every other is 412 and leaves nothing', async (t) => {
+  const { pool, daemon, s3 } = await servedPool(t, 's3-race-if-none-match');
+  const bodies = [randomBytes(300 * 1024), randomBytes(300 * 1024), randomBytes(300 * 1024)];
+  // Every body held back until all three are in flight: each passed the early check (no object yet), so the commit
+  // alone decides.
+  const held = bodies.map((body) => heldBody(body));
+  const puts = held.map((body, index) =>
+    outcome(s3.send(new PutObjectCommand({ Bucket: 'race', Key: 'once', Body: body.stream, ContentLength: (bodies[index] as Buffer).length, IfNoneMatch: '*' }))),
+  );
+  await waitForWritesInFlight(daemon.opsEndpoint, bodies.length);
+  for (const body of held) body.release();
+  const outcomes = await Promise.all(puts);
+  const winners = outcomes.flatMap((result, index) => ('ok' in result ? [index] : []));
+  assert.equal(winners.length, 1, JSON.stringify(outcomes));
+  for (const result of outcomes) if ('error' in result) assert.equal(result.error, 'PreconditionFailed');
+  const winner = bodies[winners[0] as number] as Buffer;
+  assert.deepEqual(await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'race', Key: 'once' }))).Body), winner);
+  // And once the key holds an object, a further If-None-Match: * is refused before its body is stored.
+  assert.equal((await s3Error(s3.send(new PutObjectCommand({ Bucket: 'race', Key: 'once', Body: 'late', IfNoneMatch: '*' })))).name, 'PreconditionFailed');
+  assert.equal(await daemon.stop('SIGTERM'), 0);
+  await auditPool(pool, { expected: new Map([['race/once', winner]]), noOrphans: true, context: 'after the conditional race' });
+});

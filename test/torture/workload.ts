@@ -329,6 +329,27 @@ class Run {
     } catch (error) {
       this.finalProblems.push(`pool audit: ${(error as Error).message.split('\n')[0]}`);
     }
+    await this.auditImport(finalValues);
+  }
+
+  /**
+   * Last: the catalog is taken as lost. `shardpool import` of the disks (in place; the pool is at rest and audited)
+   * must give back every key as the run left it, with nothing left over.
+   */
+  private async auditImport(finalValues: Map<string, Buffer>): Promise<void> {
+    const listed = await this.cli(['list-disks', '--pool', this.rig.pool, '--json']);
+    const disks = (JSON.parse(listed.stdout.toString()) as Array<{ path: string; online: boolean }>).filter((disk) => disk.online).map((disk) => disk.path);
+    const imported = path.join(this.rig.root, 'imported');
+    const result = await this.cli(['import', '--pool', imported, ...disks.flatMap((disk) => ['--disk', disk]), '--json']);
+    if (result.code !== 0) {
+      this.finalProblems.push(`import of the disks exited ${result.code}: ${result.stderr.toString().trim().split('\n').pop() ?? ''}`);
+      return;
+    }
+    try {
+      await auditPool(imported, { expected: finalValues, noOrphans: true, context: 'after an import of the disks' });
+    } catch (error) {
+      this.finalProblems.push(`import audit: ${(error as Error).message.split('\n')[0]}`);
+    }
   }
 
   private async client(): Promise<S3Client> {

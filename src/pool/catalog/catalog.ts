@@ -57,6 +57,10 @@ export interface ObjectMetadata {
   readonly contentType: string | undefined;
   /** x-amz-meta-* headers, lower-cased names without the prefix. */
   readonly userMetadata: Readonly<Record<string, string>>;
+  /** Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires, by lower-case name; absent when none. */
+  readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
+  /** The sizes of a multipart object's parts, in order; absent for an object put whole. */
+  readonly partSizesBytes?: ReadonlyArray<number> | undefined;
 }
 
 export interface NewObject {
@@ -98,6 +102,8 @@ export interface UploadRow {
   readonly contentType: string | undefined;
   readonly userMetadata: Record<string, string>;
   readonly createdAtMs: number;
+  /** As ObjectMetadata.contentHeaders, for the object the upload will make; absent when none. */
+  readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface PartRow {
@@ -115,8 +121,12 @@ export interface S3Tables {
   createBucket(name: string): Promise<boolean>;
   getBucket(name: string): Promise<BucketRow | undefined>;
   listBuckets(): Promise<BucketRow[]>;
-  /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  deleteBucket(name: string): Promise<boolean>;
+  /**
+   * Deletes a bucket that holds no object, with its unfinished uploads (each forgotten as finishUpload does, its
+   * part objects under `partsPrefix` queued as garbage), in one transaction. Returns the versions queued, for the
+   * caller to collect, or undefined (nothing changed) if the bucket holds an object.
+   */
+  deleteBucket(name: string, partsPrefix: string): Promise<string[] | undefined>;
   /** False when a user of that name exists. */
   insertUser(row: UserRow): Promise<boolean>;
   listUsers(): Promise<UserRow[]>;
@@ -192,6 +202,14 @@ export interface Catalog extends CatalogOperations {
 /** The operations inside one transaction (inBatch, a commit's inCommit): all of them see and join it. */
 export type CatalogTransaction = CatalogOperations;
 
+/**
+ * Runs last in a commit's transaction (see commitObject), told the version the new one replaces (undefined: the key
+ * had no object). The key's row is the commit's until the transaction ends — no other commit or remove of the key
+ * runs between the decision and the commit — so a precondition on what the key held (S3's If-None-Match: *) is
+ * checked here atomically with the commit, and a throw refuses it.
+ */
+export type InCommit = (tx: CatalogTransaction, commit: { readonly replacedVersionId: string | undefined }) => Promise<ReadonlyArray<string> | void>;
+
 export interface CatalogOperations {
   /** The S3 layer's tables, in the same database (and transactions) as the pool's. */
   readonly s3: S3Tables;
@@ -220,10 +238,10 @@ export interface CatalogOperations {
   /**
    * Makes a new object version visible, atomically: inserts its extents and fragments, points the key at it,
    * queues the version it replaces (if any) as garbage and clears the put's intent. Returns the replaced version.
-   * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit); the
-   * versions it returns were queued as garbage by it.
+   * `inCommit` runs last in the same transaction (it may change other rows, or throw to refuse the commit), told the
+   * replaced version; the versions it returns were queued as garbage by it.
    */
-  commitObject(newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>): Promise<{
+  commitObject(newObject: NewObject, inCommit?: InCommit): Promise<{
     replacedVersionId: string | undefined;
     alsoQueued: ReadonlyArray<string>;
   }>;
@@ -264,11 +282,14 @@ export interface CatalogOperations {
   removeWithMarker(key: string, marker: { versionId: string; sequence: number; extent: ExtentRow }): Promise<ObjectRow | undefined>;
   /**
    * True while a garbage version must not be collected yet: a removal marker with an older version of its key still
-   * in garbage or still being put (on the disks those could otherwise come back).
+   * in garbage (on the disks it could otherwise come back). A put still in flight does not hold a marker back: if it
+   * lands after all (an import of the disks after a crash), it lands after the removal, which it overlapped.
    */
   garbageWaits(versionId: string): Promise<boolean>;
-  /** Removal markers of the key of garbage version `versionId` (those that may wait for it: garbageWaits). */
-  markersWaitingOn(versionId: string): Promise<string[]>;
+  /** The key a garbage version belonged to, or undefined when it is not garbage. */
+  garbageKey(versionId: string): Promise<string | undefined>;
+  /** The removal markers of a key still in garbage (each may wait for the key's older versions: garbageWaits). */
+  removalMarkersOf(key: string): Promise<string[]>;
   /** The next sequence number to hand out is above `sequence` (after an import). */
   raiseSequence(sequence: number): Promise<void>;
   /** Removes the key and returns its object as it was (its version queued as garbage), or undefined if none. */

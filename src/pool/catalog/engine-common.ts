@@ -1,7 +1,7 @@
-// What both catalog engines do the same way: settling the pieces of a group commit, and listing objects by keyset
-// pages (no statement, cursor or connection held between two pages).
+// What both catalog engines do the same way: settling the pieces of a group commit, listing objects by keyset
+// pages (no statement, cursor or connection held between two pages), and S3 metadata as columns.
 import { assert } from '../../assert.js';
-import type { CatalogTransaction, ObjectRow } from './catalog.js';
+import type { CatalogTransaction, ObjectMetadata, ObjectRow, UploadRow } from './catalog.js';
 import { reportCatalogBatch } from './catalog.js';
 
 /** One piece of work of a group commit, with the promise its caller waits on. */
@@ -46,4 +46,54 @@ export async function* pagedObjects(
     if (rows.length < LISTING_PAGE_ROWS) return;
     afterKey = rows[rows.length - 1]?.key;
   }
+}
+
+// ── S3 metadata as both engines store it ──────────────────────────────────────────────────────────────────────
+
+/** The columns of object_metadata (and of multipart_uploads' content type, user metadata and headers). */
+export interface StoredMetadata {
+  readonly etag: string;
+  readonly contentType: string | null;
+  readonly userMetadata: string;
+  readonly contentHeaders: string;
+  readonly partSizes: string | null;
+}
+
+export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
+  return {
+    etag: metadata.etag,
+    contentType: metadata.contentType ?? null,
+    userMetadata: JSON.stringify(metadata.userMetadata),
+    contentHeaders: JSON.stringify(metadata.contentHeaders ?? {}),
+    partSizes: metadata.partSizesBytes === undefined ? null : JSON.stringify(metadata.partSizesBytes),
+  };
+}
+
+/** The stored columns as ObjectMetadata: headers and part sizes left out when there are none (as they were given). */
+export function metadataOfStored(row: StoredMetadata): ObjectMetadata {
+  const contentHeaders = JSON.parse(row.contentHeaders) as Record<string, string>;
+  return {
+    etag: row.etag,
+    contentType: row.contentType ?? undefined,
+    userMetadata: JSON.parse(row.userMetadata) as Record<string, string>,
+    ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
+    ...(row.partSizes === null ? {} : { partSizesBytes: JSON.parse(row.partSizes) as number[] }),
+  };
+}
+
+export type StoredUpload = Omit<UploadRow, 'userMetadata' | 'contentType' | 'contentHeaders'> & {
+  userMetadata: string;
+  contentType: string | null;
+  contentHeaders: string;
+};
+
+export function uploadOfStored(row: StoredUpload): UploadRow {
+  const { contentHeaders: storedHeaders, contentType, userMetadata, ...rest } = row;
+  const contentHeaders = JSON.parse(storedHeaders) as Record<string, string>;
+  return {
+    ...rest,
+    contentType: contentType ?? undefined,
+    userMetadata: JSON.parse(userMetadata) as Record<string, string>,
+    ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
+  };
 }

@@ -21,7 +21,7 @@
 //     (and removeAbandonedParts)                   the part it replaces or the parts it forgets: part commits of
 //                                                  one upload, Abort and Complete run one after another.
 //   deleteBucket vs a put's bucket check          deleteBucket locks the buckets row FOR UPDATE and then looks for
-//     (getBucket inside a transaction)             objects and uploads; getBucket inside a transaction (a put's
+//     (getBucket inside a transaction)             objects (and forgets uploads); getBucket inside a transaction (a put's
 //                                                  inCommit) reads the row FOR SHARE, so a put in flight commits
 //                                                  before the delete looks (and is seen) or finds the bucket gone.
 //   two addDisk choosing an id                    LOCK TABLE disks IN EXCLUSIVE MODE (ids are the largest + 1)
@@ -66,7 +66,7 @@ import type {
   UploadRow,
   UserRow,
 } from './catalog.js';
-import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
+import { metadataOfStored, pagedObjects, settleBatch, storedMetadata, uploadOfStored, type BatchPiece, type PieceOutcome, type StoredMetadata, type StoredUpload } from './engine-common.js';
 import { catalogMigration, POSTGRES_DIALECT } from './schema.js';
 
 /** The table holding the schema version; not part of the catalog's rows (the dump skips it). */
@@ -478,7 +478,7 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
       rows.session.transaction(async (session) => {
         const inside = new PostgresRows(session);
         const { replaced, superseded } = await inside.commitObjectRows(newObject);
-        const alsoQueued = (await inCommit?.(operationsOf(inside))) ?? [];
+        const alsoQueued = (await inCommit?.(operationsOf(inside), { replacedVersionId: replaced })) ?? [];
         // A version replaced at once by a later put is collected by its own put, like one it replaced.
         return { replacedVersionId: replaced, alsoQueued: superseded ? [...alsoQueued, newObject.object.versionId] : alsoQueued };
       }),
@@ -498,7 +498,8 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     removeObject: (key) => rows.removeObject(key),
     removeWithMarker: (key, marker) => rows.removeWithMarker(key, marker),
     garbageWaits: (versionId) => rows.garbageWaits(versionId),
-    markersWaitingOn: (versionId) => rows.markersWaitingOn(versionId),
+    garbageKey: (versionId) => rows.garbageKey(versionId),
+    removalMarkersOf: (key) => rows.removalMarkersOf(key),
     raiseSequence: (sequence) => rows.raiseSequence(sequence),
     takeObject: (key) => rows.takeObject(key),
     listGarbage: () => rows.listGarbage(),
@@ -651,12 +652,11 @@ class PostgresRows {
     assert(stored?.extents === object.extentCount, 'every extent of the object is committed (recorded progress included)');
     assert(stored.fragments === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
     if (newObject.metadata) {
-      await session.run(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata) VALUES ($1, $2, $3, $4)`, [
-        object.versionId,
-        newObject.metadata.etag,
-        newObject.metadata.contentType ?? null,
-        JSON.stringify(newObject.metadata.userMetadata),
-      ]);
+      const metadata = storedMetadata(newObject.metadata);
+      await session.run(
+        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [object.versionId, metadata.etag, metadata.contentType, metadata.userMetadata, metadata.contentHeaders, metadata.partSizes],
+      );
     }
     const values = [
       object.key,
@@ -769,12 +769,12 @@ class PostgresRows {
   }
 
   async objectMetadata(versionId: string): Promise<ObjectMetadata | undefined> {
-    const [row] = await this.session.rows<{ etag: string; contentType: string | null; userMetadata: string }>(
-      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata" FROM object_metadata WHERE version_id = $1`,
+    const [row] = await this.session.rows<StoredMetadata>(
+      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata", content_headers AS "contentHeaders", part_sizes AS "partSizes"
+       FROM object_metadata WHERE version_id = $1`,
       [versionId],
     );
-    if (!row) return undefined;
-    return { etag: row.etag, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
+    return row && metadataOfStored(row);
   }
 
   async isCurrentVersion(key: string, versionId: string): Promise<boolean> {
@@ -888,11 +888,14 @@ class PostgresRows {
     });
   }
 
-  async markersWaitingOn(versionId: string): Promise<string[]> {
+  async garbageKey(versionId: string): Promise<string | undefined> {
+    return (await this.session.rows<{ key: string }>(`SELECT key FROM garbage WHERE version_id = $1`, [versionId]))[0]?.key;
+  }
+
+  async removalMarkersOf(key: string): Promise<string[]> {
     const rows = await this.session.rows<{ versionId: string }>(
-      `SELECT m.version_id AS "versionId" FROM garbage g JOIN garbage m ON m.key = g.key AND m.removal = 1
-       WHERE g.version_id = $1 AND g.removal = 0 ORDER BY m.sequence`,
-      [versionId],
+      `SELECT version_id AS "versionId" FROM garbage WHERE key = $1 AND removal = 1 ORDER BY sequence, version_id`,
+      [key],
     );
     return rows.map((row) => row.versionId);
   }
@@ -901,8 +904,7 @@ class PostgresRows {
     const rows = await this.session.rows(
       `SELECT 1 FROM garbage m
        WHERE m.version_id = $1 AND m.removal = 1 AND (
-         EXISTS (SELECT 1 FROM garbage g WHERE g.key = m.key AND g.removal = 0 AND g.sequence > 0 AND g.sequence < m.sequence)
-         OR EXISTS (SELECT 1 FROM intents i WHERE i.key = m.key AND i.sequence > 0 AND i.sequence < m.sequence))`,
+         EXISTS (SELECT 1 FROM garbage g WHERE g.key = m.key AND g.removal = 0 AND g.sequence > 0 AND g.sequence < m.sequence))`,
       [versionId],
     );
     return rows.length > 0;
@@ -1110,13 +1112,10 @@ class PostgresRows {
 const USER_SELECT = `SELECT name, access_key_id AS "accessKeyId", secret_access_key AS "secretAccessKey",
   created_at_ms AS "createdAtMs" FROM users`;
 const UPLOAD_SELECT = `SELECT upload_id AS "uploadId", bucket, key, content_type AS "contentType",
-  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs" FROM multipart_uploads`;
+  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs", content_headers AS "contentHeaders" FROM multipart_uploads`;
 
-type RawUpload = Omit<UploadRow, 'userMetadata' | 'contentType'> & { userMetadata: string; contentType: string | null };
-
-function decodeUpload(row: RawUpload): UploadRow {
-  return { ...row, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
-}
+type RawUpload = StoredUpload;
+const decodeUpload = uploadOfStored;
 
 class PostgresS3Tables implements S3Tables {
   constructor(private readonly session: Session) {}
@@ -1135,18 +1134,22 @@ class PostgresS3Tables implements S3Tables {
     return this.session.rows<BucketRow>(`SELECT name, created_at_ms AS "createdAtMs" FROM buckets ORDER BY name`, []);
   }
 
-  deleteBucket(name: string): Promise<boolean> {
+  deleteBucket(name: string, partsPrefix: string): Promise<string[] | undefined> {
     return this.session.transaction(async (session) => {
       // Locked first: puts that hold the row (their commit checked the bucket) have committed before the checks.
       await session.rows(`SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE`, [name]);
-      const [found] = await session.rows<{ object: boolean; upload: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM objects WHERE key >= $1 AND key < $2) AS object,
-                EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = $3) AS upload`,
-        [`${name}/`, `${name}0`, name],
-      );
-      if (found?.object || found?.upload) return false;
+      const [found] = await session.rows<{ object: boolean }>(`SELECT EXISTS (SELECT 1 FROM objects WHERE key >= $1 AND key < $2) AS object`, [
+        `${name}/`,
+        `${name}0`,
+      ]);
+      if (found?.object) return undefined;
+      // Each upload as finishUpload forgets it (its row locked first: a part committing meanwhile is removed or refused).
+      const rows = new PostgresRows(session);
+      const uploads = await session.rows<{ uploadId: string }>(`SELECT upload_id AS "uploadId" FROM multipart_uploads WHERE bucket = $1 ORDER BY upload_id`, [name]);
+      const versionIds: string[] = [];
+      for (const { uploadId } of uploads) versionIds.push(...((await finishUploadIn(rows, uploadId, `${partsPrefix}${uploadId}/`)) ?? []));
       await session.run(`DELETE FROM buckets WHERE name = $1`, [name]);
-      return true;
+      return versionIds;
     });
   }
 
@@ -1176,8 +1179,9 @@ class PostgresS3Tables implements S3Tables {
 
   async insertUpload(row: UploadRow): Promise<void> {
     await this.session.run(
-      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs],
+      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {})],
     );
   }
 

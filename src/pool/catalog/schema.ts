@@ -160,7 +160,16 @@ const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
     PRIMARY KEY (upload_id, part_number)
   )${d.keyed};
   `,
-  // 3 → 4: the disks describe the pool (version manifests, docs/format.md § Version manifest). Every put and every
+  // 3 → 4: the headers S3 stores with an object beside its content type (Cache-Control, Content-Disposition,
+  // Content-Encoding, Content-Language, Expires: a JSON object by lower-case name), on the object and on the upload
+  // that will make one; and the sizes of a multipart object's parts (a JSON array, NULL for objects put whole), for
+  // GET ?partNumber=N.
+  (d) => `
+  ALTER TABLE object_metadata ADD COLUMN content_headers ${d.text} NOT NULL DEFAULT '{}';
+  ALTER TABLE object_metadata ADD COLUMN part_sizes ${d.text};
+  ALTER TABLE multipart_uploads ADD COLUMN content_headers ${d.text} NOT NULL DEFAULT '{}';
+  `,
+  // 4 → 5: the disks describe the pool (version manifests, docs/format.md § Version manifest). Every put and every
   // removal gets a sequence number from the catalog when it starts, and the highest committed one is a key's state
   // (on the disks as in the catalog: an older put committing after a newer one is queued as garbage at once). A
   // removal leaves a marker version (garbage with removal = 1) whose manifest copies hide the key's older versions

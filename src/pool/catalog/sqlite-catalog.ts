@@ -18,11 +18,12 @@ import type {
   FragmentRow,
   FragmentToMove,
   NewObject,
+  InCommit,
   ObjectMetadata,
   ObjectRow,
   S3Tables,
 } from './catalog.js';
-import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
+import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome, metadataOfStored, storedMetadata, type StoredMetadata } from './engine-common.js';
 import { catalogMigration, SQLITE_DIALECT } from './schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
 import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
@@ -165,14 +166,12 @@ class SqliteRows {
       const fragmentsStored = this.db.prepare(`SELECT count(*) AS n FROM fragments WHERE version_id = ? AND extent_index < ?`).get(object.versionId, MANIFEST_EXTENT_INDEX) as { n: number };
       assert(fragmentsStored.n === object.extentCount * object.fragmentCount, 'every fragment of every extent is committed');
       if (newObject.metadata) {
+        const stored = storedMetadata(newObject.metadata);
         this.db
-          .prepare(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata) VALUES (?, ?, ?, ?)`)
-          .run(
-            object.versionId,
-            newObject.metadata.etag,
-            newObject.metadata.contentType ?? null,
-            JSON.stringify(newObject.metadata.userMetadata),
-          );
+          .prepare(
+            `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES (?, ?, ?, ?, ?, ?)`,
+          )
+          .run(object.versionId, stored.etag, stored.contentType, stored.userMetadata, stored.contentHeaders, stored.partSizes);
       }
       this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
       const latest = this.db
@@ -254,10 +253,12 @@ class SqliteRows {
   /** The version's S3 metadata, or undefined for objects put without it (CLI puts). */
   objectMetadata(versionId: string): ObjectMetadata | undefined {
     const row = this.db
-      .prepare(`SELECT etag, content_type AS contentType, user_metadata AS userMetadata FROM object_metadata WHERE version_id = ?`)
-      .get(versionId) as { etag: string; contentType: string | null; userMetadata: string } | undefined;
-    if (!row) return undefined;
-    return { etag: row.etag, contentType: row.contentType ?? undefined, userMetadata: JSON.parse(row.userMetadata) as Record<string, string> };
+      .prepare(
+        `SELECT etag, content_type AS contentType, user_metadata AS userMetadata, content_headers AS contentHeaders, part_sizes AS partSizes
+         FROM object_metadata WHERE version_id = ?`,
+      )
+      .get(versionId) as StoredMetadata | undefined;
+    return row && metadataOfStored(row);
   }
 
   isCurrentVersion(key: string, versionId: string): boolean {
@@ -352,13 +353,14 @@ class SqliteRows {
     }).immediate();
   }
 
-  markersWaitingOn(versionId: string): string[] {
-    return (this.db
-      .prepare(
-        `SELECT m.version_id AS versionId FROM garbage g JOIN garbage m ON m.key = g.key AND m.removal = 1
-         WHERE g.version_id = ? AND g.removal = 0 ORDER BY m.sequence`,
-      )
-      .all(versionId) as Array<{ versionId: string }>).map((row) => row.versionId);
+  garbageKey(versionId: string): string | undefined {
+    return (this.db.prepare(`SELECT key FROM garbage WHERE version_id = ?`).get(versionId) as { key: string } | undefined)?.key;
+  }
+
+  removalMarkersOf(key: string): string[] {
+    return (this.db.prepare(`SELECT version_id AS versionId FROM garbage WHERE key = ? AND removal = 1 ORDER BY sequence`).all(key) as Array<{ versionId: string }>).map(
+      (row) => row.versionId,
+    );
   }
 
   garbageWaits(versionId: string): boolean {
@@ -366,8 +368,7 @@ class SqliteRows {
       .prepare(
         `SELECT 1 FROM garbage m
          WHERE m.version_id = ? AND m.removal = 1 AND (
-           EXISTS (SELECT 1 FROM garbage g WHERE g.key = m.key AND g.removal = 0 AND g.sequence > 0 AND g.sequence < m.sequence)
-           OR EXISTS (SELECT 1 FROM intents i WHERE i.key = m.key AND i.sequence > 0 AND i.sequence < m.sequence))`,
+           EXISTS (SELECT 1 FROM garbage g WHERE g.key = m.key AND g.removal = 0 AND g.sequence > 0 AND g.sequence < m.sequence))`,
       )
       .get(versionId);
     return row !== undefined;
@@ -803,10 +804,10 @@ export class SqliteCatalog {
     const rows = this.rows;
     const own = {
       s3,
-      commitObject: (newObject: NewObject, inCommit?: (tx: CatalogTransaction) => Promise<ReadonlyArray<string> | void>) =>
+      commitObject: (newObject: NewObject, inCommit?: InCommit) =>
         commit(async (tx) => {
           const { replaced, superseded } = rows.commitObjectRows(newObject);
-          const alsoQueued = (await inCommit?.(tx)) ?? [];
+          const alsoQueued = (await inCommit?.(tx, { replacedVersionId: replaced })) ?? [];
           // A version replaced at once by a later put is collected by its own put, like one it replaced.
           return { replacedVersionId: replaced, alsoQueued: superseded ? [...alsoQueued, newObject.object.versionId] : alsoQueued };
         }),

@@ -3,6 +3,7 @@
 // Only rows here: names, keys and upload ids are made and checked by the S3 layer (serve/s3/s3-catalog.ts).
 import type Database from 'better-sqlite3';
 import type { BucketRow, PartRow, UploadRow, UserRow } from './catalog.js';
+import { uploadOfStored, type StoredUpload } from './engine-common.js';
 
 /** What the S3 tables need of the pool's own tables, inside the same transaction. */
 interface PoolObjects {
@@ -35,15 +36,17 @@ export class SqliteS3Tables {
     return this.db.prepare(`SELECT name, created_at_ms AS createdAtMs FROM buckets ORDER BY name`).all() as BucketRow[];
   }
 
-  /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  deleteBucket(name: string): boolean {
+  /** See S3Tables.deleteBucket: a bucket with no object goes with its unfinished uploads. */
+  deleteBucket(name: string, partsPrefix: string): string[] | undefined {
     return this.db.transaction(() => {
       const prefix = `${name}/`;
       const object = this.db.prepare(`SELECT 1 FROM objects WHERE key >= ? AND key < ? LIMIT 1`).get(prefix, `${name}0`);
-      const upload = this.db.prepare(`SELECT 1 FROM multipart_uploads WHERE bucket = ? LIMIT 1`).get(name);
-      if (object !== undefined || upload !== undefined) return false;
+      if (object !== undefined) return undefined;
+      const uploads = this.db.prepare(`SELECT upload_id AS uploadId FROM multipart_uploads WHERE bucket = ? ORDER BY upload_id`).all(name) as Array<{ uploadId: string }>;
+      const versionIds: string[] = [];
+      for (const { uploadId } of uploads) versionIds.push(...(this.finishUpload(uploadId, `${partsPrefix}${uploadId}/`) ?? []));
       this.db.prepare(`DELETE FROM buckets WHERE name = ?`).run(name);
-      return true;
+      return versionIds;
     }).immediate();
   }
 
@@ -82,10 +85,10 @@ export class SqliteS3Tables {
   insertUpload(row: UploadRow): void {
     this.db
       .prepare(
-        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs);
+      .run(row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {}));
   }
 
   getUpload(uploadId: string): UploadRow | undefined {
@@ -209,14 +212,7 @@ export class SqliteS3Tables {
 const USER_SELECT = `SELECT name, access_key_id AS accessKeyId, secret_access_key AS secretAccessKey,
   created_at_ms AS createdAtMs FROM users`;
 const UPLOAD_SELECT = `SELECT upload_id AS uploadId, bucket, key, content_type AS contentType,
-  user_metadata AS userMetadata, created_at_ms AS createdAtMs FROM multipart_uploads`;
+  user_metadata AS userMetadata, created_at_ms AS createdAtMs, content_headers AS contentHeaders FROM multipart_uploads`;
 
-type RawUpload = Omit<UploadRow, 'userMetadata' | 'contentType'> & { userMetadata: string; contentType: string | null };
-
-function decodeUpload(row: RawUpload): UploadRow {
-  return {
-    ...row,
-    contentType: row.contentType ?? undefined,
-    userMetadata: JSON.parse(row.userMetadata) as Record<string, string>,
-  };
-}
+type RawUpload = StoredUpload;
+const decodeUpload = uploadOfStored;

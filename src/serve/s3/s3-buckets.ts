@@ -7,17 +7,44 @@ import { bucketPrefix, validateBucketName } from './s3-names.js';
 import { xmlDocument, type XmlElement } from './xml.js';
 
 const LIST_KEYS_MAX = 1000;
+const BUCKETS_MAX = 10_000;
 const CATALOG_PAGE_COUNT = 1000;
 const OWNER = { ID: 'shardpool', DisplayName: 'shardpool' };
 
+/**
+ * ListBuckets, paged as S3 pages it: max-buckets (1 to 10,000; all when absent), continuation-token (opaque: the
+ * last name of the previous page), prefix, and bucket-region (every bucket is in the daemon's region). The names are
+ * read whole and paged here: a pool holds few buckets (S3's own quota is 10,000).
+ */
 export async function listBuckets(call: S3Call): Promise<void> {
-  const buckets = (await call.context.s3.listBuckets()).map((bucket) => ({ Name: bucket.name, CreationDate: isoDate(bucket.createdAtMs) }));
-  sendXml(call, 200, xmlDocument('ListAllMyBucketsResult', { Owner: OWNER, Buckets: { Bucket: buckets } }));
+  const prefix = call.query.get('prefix') ?? '';
+  const maxBuckets = call.query.has('max-buckets') ? queryCount(call, 'max-buckets', { fallback: BUCKETS_MAX, max: Number.MAX_SAFE_INTEGER }) : undefined;
+  if (maxBuckets !== undefined && (maxBuckets < 1 || maxBuckets > BUCKETS_MAX)) {
+    throw new S3Error('InvalidArgument', 400, `max-buckets must be an integer from 1 to ${BUCKETS_MAX}`, { ArgumentName: 'max-buckets', ArgumentValue: String(maxBuckets) });
+  }
+  const token = call.query.get('continuation-token');
+  const after = token === null ? undefined : decodeToken(token);
+  const region = call.query.get('bucket-region');
+  const all = region !== null && region !== call.context.region ? [] : await call.context.s3.listBuckets();
+  const matching = all.filter((bucket) => bucket.name.startsWith(prefix) && (after === undefined || bucket.name > after));
+  const shown = maxBuckets === undefined ? matching : matching.slice(0, maxBuckets);
+  const truncated = shown.length < matching.length;
+  sendXml(
+    call,
+    200,
+    xmlDocument('ListAllMyBucketsResult', {
+      Owner: OWNER,
+      Buckets: { Bucket: shown.map((bucket) => ({ Name: bucket.name, CreationDate: isoDate(bucket.createdAtMs), BucketRegion: call.context.region })) },
+      ContinuationToken: truncated ? encodeToken((shown[shown.length - 1] as { name: string }).name) : undefined,
+      Prefix: call.query.has('prefix') ? prefix : undefined,
+    }),
+  );
 }
 
 export async function createBucket(call: S3Call): Promise<void> {
   const name = validateBucketName(call.bucket ?? '');
-  if (!(await call.context.s3.createBucket(name))) {
+  // us-east-1 answers 200 to a bucket its caller already owns (every key owns every bucket here); other regions 409.
+  if (!(await call.context.s3.createBucket(name)) && call.context.region !== 'us-east-1') {
     throw new S3Error('BucketAlreadyOwnedByYou', 409, 'Your previous request to create the named bucket succeeded and you already own it.', {
       BucketName: name,
     });
@@ -32,9 +59,13 @@ export async function headBucket(call: S3Call): Promise<void> {
 
 export async function deleteBucket(call: S3Call): Promise<void> {
   const bucket = await requireBucket(call);
-  if (!(await call.context.s3.deleteBucket(bucket))) {
-    throw new S3Error('BucketNotEmpty', 409, 'The bucket you tried to delete is not empty', { BucketName: bucket });
-  }
+  // As S3 does, unfinished multipart uploads do not keep a bucket: they go with it, and their parts' fragments are
+  // freed (a crash before that leaves them queued as garbage, collected by the next write-open).
+  await call.context.gate.shared(async () => {
+    const queued = await call.context.s3.deleteBucket(bucket);
+    if (queued === undefined) throw new S3Error('BucketNotEmpty', 409, 'The bucket you tried to delete is not empty', { BucketName: bucket });
+    for (const versionId of queued) await call.context.pool.collectVersion(versionId);
+  });
   sendEmpty(call, 204);
 }
 
@@ -71,7 +102,9 @@ export async function listObjects(call: S3Call): Promise<void> {
   const common: XmlElement[] = page.commonPrefixes.map((commonPrefix) => ({ Prefix: encode(commonPrefix) }));
   const shared: XmlElement = {
     Name: bucket,
-    Prefix: encode(prefix),
+    // ListObjects (V1) returns its own Prefix as given, encoding-type or not (clients do not decode it there); V2
+    // encodes it with the keys.
+    Prefix: v2 ? encode(prefix) : prefix,
     Delimiter: delimiter === '' ? undefined : encode(delimiter),
     MaxKeys: maxKeys,
     EncodingType: urlEncode ? 'url' : undefined,

@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ShardpoolError, isShardpoolError } from '../../errors.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CatalogOperations, CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { Pool } from '../../pool/pool.js';
 import type { PoolGate } from '../pool-gate.js';
 import type { DecodedBody } from './s3-body.js';
@@ -94,10 +94,19 @@ export async function etagOf(context: S3Context, object: ObjectRow): Promise<str
   return (await metadataOf(context, object)).etag;
 }
 
+/** The ETag S3 clients see for a version: the stored one, or for objects put by the CLI (no MD5 known) a multipart-style tag. */
+export async function etagOfVersion(catalog: Pick<CatalogOperations, 'objectMetadata'>, versionId: string): Promise<string> {
+  return (await catalog.objectMetadata(versionId))?.etag ?? cliEtag(versionId);
+}
+
+export function cliEtag(versionId: string): string {
+  return `"${versionId.replaceAll('-', '')}-1"`;
+}
+
 export async function metadataOf(context: S3Context, object: ObjectRow): Promise<ObjectMetadata> {
   return (
     (await context.pool.catalog.objectMetadata(object.versionId)) ?? {
-      etag: `"${object.versionId.replaceAll('-', '')}-1"`,
+      etag: cliEtag(object.versionId),
       contentType: undefined,
       userMetadata: {},
     }
@@ -112,10 +121,40 @@ export function userMetadataFrom(call: S3Call): Record<string, string> {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
     const text = Array.isArray(value) ? value.join(',') : value;
     metadata[name.slice('x-amz-meta-'.length)] = text;
-    bytes += name.length - 'x-amz-meta-'.length + Buffer.byteLength(text);
+    // Header values are one character per byte received (node's Latin-1 view): their length is their size.
+    bytes += name.length - 'x-amz-meta-'.length + Buffer.byteLength(text, 'latin1');
   }
   if (bytes > 2048) throw new S3Error('MetadataTooLarge', 400, 'Your metadata headers exceed the maximum allowed metadata size (2 KiB).');
   return metadata;
+}
+
+/** The headers S3 stores with an object beside its Content-Type, and returns on GET and HEAD (lower-case → as sent). */
+export const CONTENT_HEADERS: Readonly<Record<string, string>> = {
+  'cache-control': 'Cache-Control',
+  'content-disposition': 'Content-Disposition',
+  'content-encoding': 'Content-Encoding',
+  'content-language': 'Content-Language',
+  expires: 'Expires',
+};
+
+/**
+ * The request's CONTENT_HEADERS as they are to be stored (undefined: none). Content-Encoding loses its aws-chunked
+ * token, which describes the request's framing and not the object (S3 drops it too).
+ */
+export function contentHeadersFrom(call: S3Call): Record<string, string> | undefined {
+  const stored: Record<string, string> = {};
+  for (const name of Object.keys(CONTENT_HEADERS)) {
+    let value = header(call, name);
+    if (name === 'content-encoding' && value !== undefined) {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && token.toLowerCase() !== 'aws-chunked')
+        .join(', ');
+    }
+    if (value !== undefined && value !== '') stored[name] = value;
+  }
+  return Object.keys(stored).length === 0 ? undefined : stored;
 }
 
 export function httpDate(ms: number): string {

@@ -35,9 +35,9 @@ export class S3Catalog {
     return this.rows.listBuckets();
   }
 
-  /** Deletes a bucket that holds no object and no upload in progress; false if it is not empty. */
-  async deleteBucket(name: string): Promise<boolean> {
-    return this.rows.deleteBucket(name);
+  /** See S3Tables.deleteBucket: the versions its uploads' parts queued as garbage, or undefined if it holds objects. */
+  async deleteBucket(name: string): Promise<string[] | undefined> {
+    return this.rows.deleteBucket(name, MULTIPART_KEY_PREFIX);
   }
 
   async addUser(name: string): Promise<UserRow> {

@@ -15,6 +15,7 @@ import type { Pool } from '../../pool/pool.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
 import {
+  contentHeadersFrom,
   header,
   isoDate,
   metadataOf,
@@ -29,11 +30,11 @@ import {
   type S3Context,
 } from './s3-call.js';
 import { S3Catalog, type PartRow, type UploadRow } from './s3-catalog.js';
-import { requireKey } from './s3-objects.js';
-import { partKeyOf, poolKeyOf } from './s3-names.js';
+import { checkWriteCondition, type WriteCondition } from './s3-conditions.js';
+import { refuseFailingWriteEarly, requireKey } from './s3-objects.js';
+import { PART_NUMBER_MAX, partKeyOf, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, xmlError } from './xml.js';
 
-const PART_NUMBER_MAX = 10_000;
 /** S3's smallest part (all but the last); clients size their parts by it. */
 export const PART_SIZE_MIN_BYTES = 5 * 1024 * 1024;
 const COMPLETE_BODY_MAX_BYTES = 4 * 1024 * 1024;
@@ -43,7 +44,13 @@ export async function createMultipartUpload(call: S3Call): Promise<void> {
   const bucket = await requireBucket(call);
   const key = requireKey(call);
   poolKeyOf(bucket, key);
-  const upload = await call.context.s3.createUpload({ bucket, key, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) });
+  const upload = await call.context.s3.createUpload({
+    bucket,
+    key,
+    contentType: header(call, 'content-type'),
+    userMetadata: userMetadataFrom(call),
+    contentHeaders: contentHeadersFrom(call),
+  });
   sendXml(call, 200, xmlDocument('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: upload.uploadId }));
 }
 
@@ -149,6 +156,8 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
   }
   const parts = await validateParts(call, upload, requested);
   const etag = multipartEtag(parts);
+  // If-None-Match: * / If-Match, refused here while a 412 can still be the status; decided in the commit.
+  const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
   const readers = await pinParts(call.context.pool, parts);
   try {
     // From here on the answer is 200 with a body that is either the result or an error document.
@@ -156,7 +165,8 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     call.response.write('<?xml version="1.0" encoding="UTF-8"?>\n');
     const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
     try {
-      await call.context.gate.shared(() => writeCompletedObject(call.context, upload, readers, etag));
+      const partSizesBytes = parts.map((part) => part.sizeBytes);
+      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition }));
       clearInterval(keepAlive);
       endDocument(call, completeResult(upload, etag));
     } catch (error) {
@@ -206,15 +216,33 @@ async function pinParts(pool: Pool, parts: ReadonlyArray<PartRow>): Promise<Obje
 
 /**
  * Writes the object from the pinned parts. Its commit ends the upload and queues every part object as garbage in
- * the same transaction — and is refused if the upload was aborted or completed meanwhile, or the bucket deleted — so
+ * the same transaction — and is refused if the upload was aborted or completed meanwhile, the bucket deleted, or the
+ * key no longer holds what If-None-Match / If-Match ask — so
  * no crash can leave the object without the upload's end, or the upload listed with parts already gone.
  */
-async function writeCompletedObject(context: S3Context, upload: UploadRow, readers: ReadonlyArray<ObjectReader>, etag: string): Promise<void> {
+async function writeCompletedObject(
+  context: S3Context,
+  completion: {
+    upload: UploadRow;
+    readers: ReadonlyArray<ObjectReader>;
+    etag: string;
+    partSizesBytes: ReadonlyArray<number>;
+    condition: WriteCondition | undefined;
+  },
+): Promise<void> {
+  const { upload, readers, etag } = completion;
   let queued: ReadonlyArray<string> = [];
   await context.pool.put(poolKeyOf(upload.bucket, upload.key), Readable.from(concatenateParts(readers)), {
-    metadata: () => ({ etag, contentType: upload.contentType, userMetadata: upload.userMetadata }),
-    inCommit: async (tx) => {
+    metadata: () => ({
+      etag,
+      contentType: upload.contentType,
+      userMetadata: upload.userMetadata,
+      contentHeaders: upload.contentHeaders,
+      partSizesBytes: completion.partSizesBytes,
+    }),
+    inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);
+      await checkWriteCondition(tx, completion.condition, { versionId: commit.replacedVersionId, key: upload.key });
       const removed = await S3Catalog.within(tx).finishUpload(upload.uploadId);
       if (removed === undefined) throw noSuchUpload(upload.uploadId);
       queued = removed;

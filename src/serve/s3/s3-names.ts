@@ -37,6 +37,9 @@ export function bucketPrefix(bucket: string): string {
   return `${bucket}/`;
 }
 
+/** The largest part number of a multipart upload (S3's). */
+export const PART_NUMBER_MAX = 10_000;
+
 /** Where multipart uploads keep their parts: every hidden pool key under it belongs to an upload's part row. */
 export const MULTIPART_KEY_PREFIX = '.shardpool/multipart/';
 

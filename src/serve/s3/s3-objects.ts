@@ -3,10 +3,13 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
-import type { ObjectRow } from '../../pool/catalog/catalog.js';
+import { assert } from '../../assert.js';
+import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
 import { readSmallBody } from './s3-body.js';
 import {
+  CONTENT_HEADERS,
+  contentHeadersFrom,
   header,
   httpDate,
   isoDate,
@@ -19,8 +22,9 @@ import {
   userMetadataFrom,
   type S3Call,
 } from './s3-call.js';
+import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
 import { S3Error } from './s3-error.js';
-import { poolKeyOf } from './s3-names.js';
+import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
 
 const DELETE_OBJECTS_MAX = 1000;
@@ -33,11 +37,13 @@ export async function putObject(call: S3Call): Promise<void> {
   const poolKey = poolKeyOf(bucket, key);
   const contentType = header(call, 'content-type');
   const userMetadata = userMetadataFrom(call);
+  const contentHeaders = contentHeadersFrom(call);
+  const condition = await refuseFailingWriteEarly(call, poolKey, key);
   const body = call.body();
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
-      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata }),
-      inCommit: (tx) => requireBucketInCommit(tx, bucket),
+      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders }),
+      inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
     }),
   );
   sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
@@ -59,13 +65,24 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   let result;
   try {
     const sourceMetadata = await metadataOf(call.context, sourceObject);
+    // The conditions are on the version pinned here, the one whose bytes are copied.
+    checkCopySourceConditions(call, sourceMetadata.etag, sourceObject.createdAtMs);
+    const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
     result = await call.context.gate.shared(() =>
       call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
+        // COPY keeps everything the source was stored with; REPLACE takes the request's type, headers and user
+        // metadata. The bytes, and so the ETag and the part layout it names, are the source's either way.
         metadata: () =>
           replace
-            ? { etag: sourceMetadata.etag, contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call) }
+            ? {
+                etag: sourceMetadata.etag,
+                contentType: header(call, 'content-type'),
+                userMetadata: userMetadataFrom(call),
+                contentHeaders: contentHeadersFrom(call),
+                partSizesBytes: sourceMetadata.partSizesBytes,
+              }
             : sourceMetadata,
-        inCommit: (tx) => requireBucketInCommit(tx, bucket),
+        inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
       }),
     );
     sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
@@ -88,14 +105,18 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       'Accept-Ranges': 'bytes',
       'Content-Type': metadata.contentType ?? 'binary/octet-stream',
     };
+    for (const [name, value] of Object.entries(metadata.contentHeaders ?? {})) headers[CONTENT_HEADERS[name] ?? name] = value;
     for (const [name, value] of Object.entries(metadata.userMetadata)) headers[`x-amz-meta-${name}`] = value;
-    const notModified = checkConditions(call, metadata.etag, object.createdAtMs);
+    const notModified = checkReadConditions(call, metadata.etag, object.createdAtMs);
     if (notModified) {
       call.response.writeHead(304, { ETag: metadata.etag, 'Last-Modified': headers['Last-Modified'] as string });
       call.response.end();
       return;
     }
-    const range = parseRange(header(call, 'range'), object.sizeBytes);
+    applyResponseOverrides(call, headers);
+    const part = partRange(call, metadata, object.sizeBytes);
+    if (part?.partsCount !== undefined) headers['x-amz-mp-parts-count'] = String(part.partsCount);
+    const range = part ? part.range : parseRange(header(call, 'range'), object.sizeBytes);
     if (range) {
       headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
     }
@@ -192,6 +213,27 @@ async function removeIfPresent(call: S3Call, poolKey: string): Promise<void> {
   }
 }
 
+/**
+ * The write's condition (If-None-Match: *, If-Match), refused at once if it fails against what the key holds now, so
+ * a body that could never be stored is not read; what decides is the check in the commit (writeInCommit).
+ */
+export async function refuseFailingWriteEarly(call: S3Call, poolKey: string, key: string): Promise<WriteCondition | undefined> {
+  const condition = writeConditionOf(call);
+  if (condition === undefined) return undefined;
+  const current = await call.context.pool.catalog.getObject(poolKey);
+  await checkWriteCondition(call.context.pool.catalog, condition, { versionId: current?.versionId, key });
+  return condition;
+}
+
+/** A PutObject's or CopyObject's commit: the bucket still exists, and the key held what the condition asks. */
+async function writeInCommit(
+  tx: CatalogTransaction,
+  options: { bucket: string; key: string; condition: WriteCondition | undefined; replacedVersionId: string | undefined },
+): Promise<void> {
+  await requireBucketInCommit(tx, options.bucket);
+  await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key });
+}
+
 function lastModified(object: ObjectRow): Record<string, string> {
   return { 'Last-Modified': httpDate(object.createdAtMs) };
 }
@@ -212,21 +254,49 @@ function parseCopySource(value: string): { bucket: string; key: string } {
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
 }
 
-/** Evaluates If-Match / If-None-Match / If-(Un)Modified-Since; true means answer 304 Not Modified. */
-function checkConditions(call: S3Call, etag: string, modifiedMs: number): boolean {
-  const ifMatch = header(call, 'if-match');
-  const ifNoneMatch = header(call, 'if-none-match');
-  const ifModifiedSince = header(call, 'if-modified-since');
-  const ifUnmodifiedSince = header(call, 'if-unmodified-since');
-  const matches = (list: string) => list.split(',').some((tag) => tag.trim() === '*' || tag.trim() === etag || `"${tag.trim()}"` === etag);
-  const modifiedSeconds = Math.floor(modifiedMs / 1000);
-  if (ifMatch !== undefined && !matches(ifMatch)) throw new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold');
-  if (ifMatch === undefined && ifUnmodifiedSince !== undefined && modifiedSeconds > Date.parse(ifUnmodifiedSince) / 1000) {
-    throw new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold');
+/** GetObject's response-* query parameters: the header each one sets in the answer, whatever the object holds. */
+const RESPONSE_OVERRIDES: Readonly<Record<string, string>> = {
+  'response-content-type': 'Content-Type',
+  'response-content-language': 'Content-Language',
+  'response-expires': 'Expires',
+  'response-cache-control': 'Cache-Control',
+  'response-content-disposition': 'Content-Disposition',
+  'response-content-encoding': 'Content-Encoding',
+};
+
+function applyResponseOverrides(call: S3Call, headers: Record<string, string>): void {
+  for (const [parameter, name] of Object.entries(RESPONSE_OVERRIDES)) {
+    const value = call.query.get(parameter);
+    if (value === null) continue;
+    if (/[^\t\u0020-\u007e\u0080-\u00ff]/.test(value)) throw new S3Error('InvalidArgument', 400, `${parameter} holds a character a header cannot carry`, { ArgumentName: parameter });
+    headers[name] = value;
   }
-  if (ifNoneMatch !== undefined) return matches(ifNoneMatch);
-  if (ifModifiedSince !== undefined && !Number.isNaN(Date.parse(ifModifiedSince))) return modifiedSeconds <= Date.parse(ifModifiedSince) / 1000;
-  return false;
+}
+
+/**
+ * GET/HEAD ?partNumber=N: the bytes of part N of a multipart object (with its number of parts), as a range; an object
+ * put whole is its own part 1. Undefined without partNumber. Part numbers beyond the object's are 416
+ * InvalidPartNumber; a Range beside partNumber is refused, as S3 does.
+ */
+function partRange(call: S3Call, metadata: ObjectMetadata, sizeBytes: number): { range: ByteRange | undefined; partsCount: number | undefined } | undefined {
+  const value = call.query.get('partNumber');
+  if (value === null) return undefined;
+  const partNumber = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > PART_NUMBER_MAX) {
+    throw new S3Error('InvalidArgument', 400, `Part number must be an integer between 1 and ${PART_NUMBER_MAX}, inclusive`, { ArgumentName: 'partNumber', ArgumentValue: value });
+  }
+  if (header(call, 'range') !== undefined) throw new S3Error('InvalidRequest', 400, 'Cannot specify both Range header and partNumber query parameter');
+  const sizes = metadata.partSizesBytes ?? [sizeBytes];
+  if (partNumber > sizes.length) throw new S3Error('InvalidPartNumber', 416, 'The requested partnumber is not satisfiable', { PartNumberRequested: value, ActualPartCount: String(sizes.length) });
+  let startByte = 0;
+  for (const size of sizes.slice(0, partNumber - 1)) startByte += size;
+  const lengthBytes = sizes[partNumber - 1] as number;
+  assert(startByte + lengthBytes <= sizeBytes, 'the parts recorded with an object lie within it');
+  return {
+    // An empty part (an empty object) has no byte to name in a Content-Range: it is answered whole.
+    range: lengthBytes === 0 ? undefined : { startByte, endByteExclusive: startByte + lengthBytes },
+    partsCount: metadata.partSizesBytes?.length,
+  };
 }
 
 /** A single "bytes=a-b", "bytes=a-" or "bytes=-n" range; other forms are ignored (the whole object), as S3 does. */

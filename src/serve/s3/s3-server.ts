@@ -2,7 +2,7 @@
 // Version 4 (header or presigned URL) against the pool's access keys, routed to the bucket, object and multipart
 // operations, every failure answered with an S3 XML error document.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { decodeBody, type DecodedBody } from './s3-body.js';
 import { createBucket, deleteBucket, getBucketLocation, headBucket, listBuckets, listObjects } from './s3-buckets.js';
 import { toS3Error, type S3Call, type S3Context } from './s3-call.js';
@@ -16,6 +16,7 @@ import {
   uploadPart,
 } from './s3-multipart.js';
 import { deleteObject, deleteObjects, getObject, putObject } from './s3-objects.js';
+import { refuseUnsupported } from './s3-unsupported.js';
 import { verifySignature, type VerifiedRequest } from './sigv4.js';
 import { xmlError } from './xml.js';
 
@@ -32,7 +33,22 @@ interface Route {
 
 export function createS3Server(context: S3Context, observe: S3RequestObserver = () => undefined): Server {
   const server = createServer((request, response) => {
-    void handle(context, observe, request, response);
+    void handle(context, observe, request, response, { expectsContinue: false });
+  });
+  // Expect: 100-continue. The 100 goes out only when the request is accepted and its body wanted (call.body()), so a
+  // request refused first — not authenticated, a missing bucket, a failing condition — is answered without the client
+  // ever sending its body. Node's default would send 100 Continue before any of that.
+  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    void handle(context, observe, request, response, { expectsContinue: true });
+  });
+  server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    // An empty Expect header expects nothing, and is served as if absent (S3 does); any other expectation is 417.
+    if (String(request.headers.expect ?? '').trim() === '') {
+      void handle(context, observe, request, response, { expectsContinue: false });
+      return;
+    }
+    response.writeHead(417, { 'Content-Length': '0', Connection: 'close' });
+    response.end();
   });
   // Uploads of any size: no overall request deadline (headers must still arrive promptly).
   server.requestTimeout = 0;
@@ -41,7 +57,15 @@ export function createS3Server(context: S3Context, observe: S3RequestObserver = 
   return server;
 }
 
-async function handle(context: S3Context, observe: S3RequestObserver, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function handle(
+  context: S3Context,
+  observe: S3RequestObserver,
+  request: IncomingMessage,
+  response: ServerResponse,
+  expectation: { expectsContinue: boolean },
+): Promise<void> {
+  /** True while the client waits for 100 Continue that was not sent: it has not sent its body, and will not. */
+  let awaitingContinue = expectation.expectsContinue;
   const startedAt = process.hrtime.bigint();
   const requestId = randomBytes(8).toString('hex').toUpperCase();
   response.setHeader('x-amz-request-id', requestId);
@@ -54,9 +78,10 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
     const target = parseTarget(request.url ?? '/');
     bucket = target.bucket;
     key = target.key;
-    const route = routeOf(request.method ?? 'GET', target.bucket, target.key, target.query);
+    const route = routeOf(request.method ?? 'GET', target, request.headers);
     operation = route.operation;
     const verified = await authenticate(context, request, target);
+    refuseUnsupported(operation, request.headers, target.query);
     payload = verified.payload.kind;
     let body: DecodedBody | undefined;
     const call: S3Call = {
@@ -69,16 +94,22 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
       verified,
       requestId,
       body: (options) =>
-        (body ??= decodeBody(request, verified, {
-          checksumHeadersDescribeBody: options?.checksumHeadersDescribeBody ?? true,
-          idleTimeoutMs: context.bodyIdleTimeoutMs,
-        })),
+        (body ??= (() => {
+          if (awaitingContinue) {
+            awaitingContinue = false;
+            response.writeContinue();
+          }
+          return decodeBody(request, verified, {
+            checksumHeadersDescribeBody: options?.checksumHeadersDescribeBody ?? true,
+            idleTimeoutMs: context.bodyIdleTimeoutMs,
+          });
+        })()),
     };
     await route.handler(call);
   } catch (error) {
     const s3Error = toS3Error(error, { bucket, key });
     if (s3Error.httpStatus >= 500) context.log.error({ err: error, requestId, operation, bucket, key }, 'S3 request failed');
-    sendError(request, response, s3Error, requestId);
+    sendError(request, response, s3Error, { requestId, bodyWithheld: awaitingContinue });
   } finally {
     const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
     const status = response.statusCode;
@@ -87,7 +118,8 @@ async function handle(context: S3Context, observe: S3RequestObserver, request: I
   }
 }
 
-function sendError(request: IncomingMessage, response: ServerResponse, error: S3Error, requestId: string): void {
+function sendError(request: IncomingMessage, response: ServerResponse, error: S3Error, options: { requestId: string; bodyWithheld: boolean }): void {
+  const { requestId } = options;
   if (response.headersSent) {
     // The status line is gone (a GET failed mid-stream): all that is left is to cut the connection, so the client
     // sees a short body instead of a complete-looking wrong one.
@@ -97,7 +129,9 @@ function sendError(request: IncomingMessage, response: ServerResponse, error: S3
   const resource = (request.url ?? '/').split('?')[0] ?? '/';
   const body = request.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(xmlError({ code: error.code, message: error.message, resource, requestId, details: error.details }));
   const headers: Record<string, string> = { 'Content-Type': 'application/xml', 'Content-Length': String(body.length) };
-  if (error.code === 'RequestTimeout') {
+  if (error.code === 'RequestTimeout' || options.bodyWithheld) {
+    // Also a client still waiting for 100 Continue: its body was never asked for, so the connection cannot carry
+    // another request after this answer (RFC 9110 § 10.1.1); it is closed instead of waiting for a body.
     // The client stopped sending part way through its body: the rest is not worth waiting for (that is what timed
     // out), so the answer goes out and node closes the connection after it, as S3 does.
     headers['Connection'] = 'close';
@@ -169,10 +203,11 @@ function parseTarget(url: string): Target {
   };
 }
 
-function routeOf(method: string, bucket: string | undefined, key: string | undefined, query: URLSearchParams): Route {
+function routeOf(method: string, target: Target, headers: IncomingHttpHeaders): Route {
+  const { bucket, key, query } = target;
   const route = (operation: string, handler: Handler): Route => ({ operation, handler });
   if (bucket === undefined) {
-    if (method === 'GET') return route('ListBuckets', listBuckets);
+    if (method === 'GET' && !hasUnsupportedSubresource(query)) return route('ListBuckets', listBuckets);
   } else if (key === undefined) {
     switch (method) {
       case 'GET':
@@ -203,7 +238,7 @@ function routeOf(method: string, bucket: string | undefined, key: string | undef
       case 'PUT':
         if (query.has('uploadId') && query.has('partNumber')) return route('UploadPart', uploadPart);
         if (hasUnsupportedSubresource(query)) break;
-        return route('PutObject', putObject);
+        return route(headers['x-amz-copy-source'] !== undefined ? 'CopyObject' : 'PutObject', putObject);
       case 'DELETE':
         if (query.has('uploadId')) return route('AbortMultipartUpload', abortMultipartUpload);
         return route('DeleteObject', deleteObject);
@@ -225,7 +260,8 @@ function routeOf(method: string, bucket: string | undefined, key: string | undef
 const QUERY_PARAMETERS = new Set([
   'list-type', 'prefix', 'delimiter', 'max-keys', 'marker', 'continuation-token', 'start-after', 'fetch-owner',
   'encoding-type', 'x-id', 'versionId', 'response-content-type', 'response-content-disposition', 'response-cache-control',
-  'response-content-encoding', 'response-content-language', 'response-expires', 'partNumber', 'uploadId',
+  'response-content-encoding', 'response-content-language', 'response-expires', 'partNumber', 'uploadId', 'max-buckets',
+  'bucket-region',
 ]);
 
 function hasUnsupportedSubresource(query: URLSearchParams): boolean {

@@ -289,8 +289,13 @@ function scopeOf(credential: Credential): string {
   return `${credential.date}/${credential.region}/${credential.service}/aws4_request`;
 }
 
+/**
+ * The canonical request is hashed as the bytes the client signed. Everything in it is ASCII (the path and query are
+ * percent-encoded) except header values, which node hands over one character per byte received (Latin-1): turned
+ * back into those bytes, a raw byte such as 0xFC in an x-amz-meta-* value is hashed as sent, not as its UTF-8.
+ */
 function stringToSign(amzDate: string, scope: string, canonical: string): string {
-  return [ALGORITHM, amzDate, scope, sha256Hex(canonical)].join('\n');
+  return [ALGORITHM, amzDate, scope, sha256Hex(Buffer.from(canonical, 'latin1'))].join('\n');
 }
 
 export function hmac(key: Buffer, data: string): Buffer {

@@ -1,18 +1,72 @@
 // S3 speaks XML: response documents are built from plain objects (arrays become repeated elements) and request
 // bodies (DeleteObjects, CompleteMultipartUpload) parsed with fast-xml-parser, keeping every value a string so a key
-// such as "0123" or " padded " comes through exactly.
-import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+// such as "0123" or " padded " comes through exactly. Text is decoded by XML's own rules (xmlTextDecoder below), not
+// the parser's defaults: clients escape differently (Go writes a quote as &#34;, Java as &quot;, the JS SDK a line
+// feed as &#x0A;) and every spelling must arrive as the same character, or a key or an ETag silently differs.
+import { XMLBuilder, XMLParser, type EntityDecoderOptions } from 'fast-xml-parser';
 import { S3Error } from './s3-error.js';
 
 export const S3_XML_NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/';
 const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
 
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', suppressEmptyNode: false });
+/**
+ * XML 1.0's references and nothing else (§ 4.1, § 4.6): the five predefined entities and character references, decimal
+ * (&#34;) or hexadecimal (&#x22;), each naming a character XML allows. Anything else — an entity a DTD would have to
+ * declare, a reference to NUL or to half a surrogate pair, a bare "&" — is not well-formed, and the body is refused as
+ * MalformedXML rather than passed on half decoded. DTDs themselves are refused (no entity expansion from a request).
+ * CDATA sections never reach the decoder: their text is literal, as XML says. (Attributes are ignored.)
+ */
+const xmlTextDecoder: EntityDecoderOptions = {
+  setExternalEntities: () => undefined,
+  addInputEntities: () => {
+    throw new Error('a DOCTYPE with entity declarations');
+  },
+  reset: () => undefined,
+  setXmlVersion: () => undefined,
+  decode: decodeXmlText,
+};
+
+const PREDEFINED_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+const REFERENCE = /&([^;&]*);?/g;
+
+/**
+ * The text of an element as XML defines it: line ends as written normalised to "\n" (§ 2.11; a carriage return
+ * meant as one is sent as &#13;), then every reference replaced by its character.
+ */
+export function decodeXmlText(text: string): string {
+  const normalised = text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
+  if (!normalised.includes('&')) return normalised;
+  return normalised.replace(REFERENCE, (whole, name: string) => {
+    if (!whole.endsWith(';')) throw new Error('an "&" that starts no reference');
+    const predefined = PREDEFINED_ENTITIES[name];
+    if (predefined !== undefined) return predefined;
+    const numeric = /^#(?:([0-9]{1,7})|x([0-9a-fA-F]{1,6}))$/.exec(name);
+    if (!numeric) throw new Error(`an undeclared entity &${name};`);
+    const codePoint = numeric[1] !== undefined ? Number.parseInt(numeric[1], 10) : Number.parseInt(numeric[2] as string, 16);
+    if (!isXmlChar(codePoint)) throw new Error(`a reference to a character XML does not allow (${codePoint})`);
+    return String.fromCodePoint(codePoint);
+  });
+}
+
+/** XML 1.0's Char production: tab, line feed, carriage return, and U+0020 up, without surrogates, U+FFFE and U+FFFF. */
+function isXmlChar(codePoint: number): boolean {
+  return (
+    codePoint === 0x9 ||
+    codePoint === 0xa ||
+    codePoint === 0xd ||
+    (codePoint >= 0x20 && codePoint <= 0xd7ff) ||
+    (codePoint >= 0xe000 && codePoint <= 0xfffd) ||
+    (codePoint >= 0x10000 && codePoint <= 0x10ffff)
+  );
+}
+
 const parser = new XMLParser({
   ignoreAttributes: true,
   parseTagValue: false,
   trimValues: false,
   processEntities: true,
+  entityDecoder: xmlTextDecoder,
   isArray: (name) => name === 'Object' || name === 'Part',
 });
 

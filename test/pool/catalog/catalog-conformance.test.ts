@@ -329,8 +329,9 @@ for (const engine of ENGINES) {
       assert.deepEqual((await catalog.listGarbage()).slice(-1), ['marker'], 'markers are listed last');
       assert.equal(await catalog.garbageWaits('marker'), true);
       assert.equal(await catalog.garbageWaits('late'), false);
-      assert.deepEqual(await catalog.markersWaitingOn('late'), ['marker']);
-      assert.deepEqual(await catalog.markersWaitingOn('marker'), [], 'markers never wait on each other');
+      assert.equal(await catalog.garbageKey('late'), 'k');
+      assert.equal(await catalog.garbageKey('nothing'), undefined);
+      assert.deepEqual(await catalog.removalMarkersOf('k'), ['marker']);
       assert.deepEqual((await catalog.extentsOf('marker')), [], 'a manifest is not a data extent');
       assert.equal((await catalog.extentOf('marker', MANIFEST_EXTENT_INDEX))?.fragments.length, 1);
       // The put that started before the removal commits after it: replaced at once.
@@ -455,12 +456,19 @@ for (const engine of ENGINES) {
       assert.equal(await catalog.s3.getBucket('c'), undefined);
       await put(catalog, 'b/object', 'v1', [1]);
       await put(catalog, 'b0', 'v2', [1]); // not in bucket b
-      assert.equal(await catalog.s3.deleteBucket('b'), false);
+      assert.equal(await catalog.s3.deleteBucket('b', 'parts/'), undefined);
       await catalog.removeObject('b/object');
-      assert.equal(await catalog.s3.deleteBucket('b'), true);
+      assert.deepEqual(await catalog.s3.deleteBucket('b', 'parts/'), []);
       assert.equal(await catalog.s3.getBucket('b'), undefined);
+      // A bucket holding only unfinished uploads goes with them, and their part objects are queued as garbage.
       await catalog.s3.insertUpload({ uploadId: 'u1', bucket: 'a-ü', key: 'k', contentType: undefined, userMetadata: {}, createdAtMs: 1 });
-      assert.equal(await catalog.s3.deleteBucket('a-ü'), false, 'an upload in progress keeps its bucket');
+      await put(catalog, 'parts/u1/00001-x', 'v-part', [1]);
+      await catalog.s3.replacePart({ uploadId: 'u1', partNumber: 1, partKey: 'parts/u1/00001-x', etag: '"e"', sizeBytes: 1 });
+      assert.deepEqual(await catalog.s3.deleteBucket('a-ü', 'parts/'), ['v-part']);
+      assert.equal(await catalog.s3.getUpload('u1'), undefined);
+      assert.equal(await catalog.getObject('parts/u1/00001-x'), undefined);
+      assert.ok((await catalog.listGarbage()).includes('v-part'));
+      assert.equal(await catalog.s3.createBucket('a-ü'), true);
       const alice = { name: 'alice', accessKeyId: 'AKIA1', secretAccessKey: 'secret-1', createdAtMs: 5 };
       assert.equal(await catalog.s3.insertUser(alice), true);
       assert.equal(await catalog.s3.insertUser({ ...alice, accessKeyId: 'AKIA2' }), false);
@@ -483,6 +491,21 @@ for (const engine of ENGINES) {
       await catalog.s3.insertUpload({ ...upload, uploadId: 'u3', key: 'other', createdAtMs: 12 });
       assert.deepEqual(await catalog.s3.getUpload('u1'), upload);
       assert.equal(await catalog.s3.getUpload('nope'), undefined);
+      const withHeaders = { ...upload, uploadId: 'u0', key: 'z', contentHeaders: { 'content-language': 'de' } };
+      await catalog.s3.insertUpload(withHeaders);
+      assert.deepEqual(await catalog.s3.getUpload('u0'), withHeaders);
+      // S3's stored headers and a multipart object's part sizes, and what a commit's inCommit is told.
+      const multipart = { etag: '"e-2"', contentType: undefined, userMetadata: {}, contentHeaders: { 'cache-control': 'no-cache', expires: 'Thu, 01 Jan 2037 00:00:00 GMT' }, partSizesBytes: [5242880, 7] };
+      const told: unknown[] = [];
+      for (const versionId of ['m1', 'm2']) {
+        await catalog.inBatch((tx) =>
+          tx.commitObject(newObject('b/multipart', versionId, [1], { metadata: multipart }), async (_tx, commit) => {
+            told.push(commit);
+          }),
+        );
+      }
+      assert.deepEqual(told, [{ replacedVersionId: undefined }, { replacedVersionId: 'm1' }]);
+      assert.deepEqual(await catalog.objectMetadata('m2'), multipart);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/', 10)).map((row) => row.uploadId), ['u2', 'u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/ä', 10)).map((row) => row.uploadId), ['u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', '', 2)).map((row) => row.uploadId), ['u2', 'u1']);
