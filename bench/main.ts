@@ -21,6 +21,7 @@ import { createCodec } from '../src/redundancy/create-codec.js';
 import { parsePolicy } from '../src/redundancy/policy.js';
 import { formatReport, runTorture } from '../test/torture/workload.js';
 import { type CatalogEnginesReport, formatCatalogEngines, measureCatalogEngines } from './catalog-engines.js';
+import { formatManifestCost, measureImport, measureManifestCost, type ManifestCost } from './manifests.js';
 import { cleanupAll } from './cleanup.js';
 import { type FioLimit, measureFioLimit } from './fio.js';
 import { peerCephMode } from './peer-ceph.js';
@@ -229,6 +230,8 @@ async function main(): Promise<void> {
     const pool = await openPool(poolDir);
     const large = { totalBytes: mode.largeTotalBytes, objectBytes: mode.largeObjectBytes };
     let results: { put: Figure; get: Figure; small: Figure; perFlush: number; scrubRate: number; degraded: Figure; rebuildRate: number; failedUsed: number };
+    let manifestCost: ManifestCost | undefined;
+    let importDisks: string[] = [];
     try {
       // Each round reads back what it just wrote, as the raw baseline reads what it just wrote: the host under these
       // loop devices may cache recent writes, and both sides must meet it alike.
@@ -249,6 +252,8 @@ async function main(): Promise<void> {
       const scrubRate = scrub.bytesRead / seconds(scrubStarted);
       const small = await measure(mode.repeats, async () => (await smallPuts(pool, mode.smallPuts, `small/${(round += 1)}`)).putsPerSecond);
       const perFlush = (await smallPuts(pool, mode.smallPuts, 'small/flush')).putsPerFlush;
+      // What the commit records on the disks cost: the same puts with and without them, rounds alternating.
+      manifestCost = await measureManifestCost(pool, { rounds: Math.max(3, mode.repeats), smallPuts: mode.smallPuts, largeObjectBytes: mode.largeObjectBytes, largeObjects: Math.max(1, Math.floor(mode.largeTotalBytes / mode.largeObjectBytes / 2)) });
       // Degraded: one device failed (reads rebuild around it), then rebuilt by draining it onto... the others are
       // full-width for ec:4+2, so the rebuild target is a seventh disk added now.
       await pool.failDisk('1');
@@ -262,9 +267,13 @@ async function main(): Promise<void> {
       await drainDisk(pool, '1', { forget: false });
       const rebuildRate = failedUsed / seconds(rebuildStarted);
       results = { put, get, small, perFlush, scrubRate, degraded, rebuildRate, failedUsed };
+      importDisks = pool.listMembers().filter((member) => member.row.state === 'healthy').map((member) => member.row.path);
     } finally {
       await pool.close();
     }
+    // And what they buy: the pool rebuilt from its disks alone.
+    const importCost = await measureImport(importDisks, rig.root);
+    for (const line of formatManifestCost(manifestCost as ManifestCost, importCost)) log(line);
 
     // The catalog engines side by side, on the same devices (each round remakes the pool on them), rounds alternating.
     const catalogEngines: CatalogEnginesReport = await measureCatalogEngines({ root: rig.root, devices: rig.devices, putsPerRound: mode.smallPuts, rounds: Math.max(3, mode.repeats), log, note });
@@ -353,6 +362,7 @@ async function main(): Promise<void> {
       hashGBps: hash,
       catalogCommitsPerSecond: commits,
       catalogEngines,
+      versionManifests: { ...manifestCost, import: importCost },
       peakRssMiB: rss,
       peakRssStreamBytes: mode.rssStreamBytes,
       ratios,
