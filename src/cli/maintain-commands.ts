@@ -138,12 +138,14 @@ export function registerMaintainCommands(program: Command): void {
     .addOption(poolOption())
     .option('--cleanup', 'delete orphans and release strays (missing fragments are left to reads and repair)')
     .option('--scan-only', 'only list which objects\' fragments the disks hold, from their headers; needs no catalog')
+    .option('--verify-catalog', 'compare the catalog with what the version manifests on the disks prove, key by key, and report every difference')
     .addOption(new Option('--disk <path...>', 'with --scan-only: the disks to scan when the catalog is lost'))
     .addOption(jsonOption())
     .addHelpText(
       'after',
       '\nExamples:\n  $ shardpool recover --pool /srv/pool\n  $ shardpool recover --pool /srv/pool --cleanup\n' +
         '  $ shardpool recover --scan-only --json --disk /dev/sdb --disk /dev/sdc --disk /mnt/disk3\n' +
+        '  $ shardpool recover --pool /srv/pool --verify-catalog\n' +
         '\nExit codes: 0 nothing found, 1 problems found (and cleaned with --cleanup), 2 error.',
     )
     .action(async (_options: unknown, command: Command) => {
@@ -155,6 +157,23 @@ export function registerMaintainCommands(program: Command): void {
         return;
       }
       if (options.disk) throw new ShardpoolError('USAGE_INVALID', '--disk is only for --scan-only; recover checks every disk of the pool');
+      if (options.verifyCatalog) {
+        if (options.cleanup) throw new ShardpoolError('USAGE_INVALID', '--verify-catalog only reports; it cannot be combined with --cleanup');
+        const { verifyCatalog } = await import('../maintain/verify-catalog.js');
+        const verified = await withPool(options, 'write', (pool) => verifyCatalog(pool));
+        if (options.json) printJson(verified);
+        else {
+          for (const difference of verified.differences) printLine(`${JSON.stringify(difference.key)}: catalog has ${difference.catalog}; the disks prove ${difference.disks}`);
+          printLine(
+            `${verified.keysChecked} keys checked against the disks: ${verified.differences.length} differences` +
+              (verified.changedDuringCheck > 0 ? `, ${verified.changedDuringCheck} changed during the check (skipped)` : '') +
+              (verified.withoutManifest > 0 ? `, ${verified.withoutManifest} written before version manifests (nothing to compare)` : '') +
+              (verified.unprovable > 0 ? `, ${verified.unprovable} not provable (disks ${verified.disksNotScanned.join(', ')} not scanned)` : ''),
+          );
+        }
+        if (verified.differences.length > 0) terminal().exitCode = EXIT_PROBLEMS_FOUND;
+        return;
+      }
       const report = await withPool(options, 'write', (pool) => recoverPool(pool, { cleanup: options.cleanup === true }));
       if (options.json) printJson(report);
       else printLine(formatReport(report));

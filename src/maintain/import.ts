@@ -71,12 +71,12 @@ export interface ImportReport {
   readonly buckets: ReadonlyArray<string>;
 }
 
-interface ScannedDisk {
+export interface ScannedDisk {
   readonly disk: Disk;
   readonly path: string;
 }
 
-interface FoundRecord {
+export interface FoundRecord {
   readonly diskIndex: number;
   readonly found: FoundFragment;
 }
@@ -165,7 +165,7 @@ function choosePool(opened: ReadonlyArray<ScannedDisk>, poolUuid: string | undef
 
 // ── reading what the disks hold ───────────────────────────────────────────────────────────────────────────────
 
-async function scanDisks(
+export async function scanDisks(
   disks: ReadonlyArray<ScannedDisk>,
   onProgress: ImportOptions['onProgress'],
 ): Promise<{ manifests: Map<string, { manifest: Manifest; copies: FoundRecord[] }>; fragments: Map<string, FoundRecord[]>; recordsFound: number }> {
@@ -199,9 +199,9 @@ async function scanDisks(
 
 // ── deciding, key by key ──────────────────────────────────────────────────────────────────────────────────────
 
-type VersionFate = 'complete' | 'degraded' | 'torn' | 'unreadable';
+export type VersionFate = 'complete' | 'degraded' | 'torn' | 'unreadable';
 
-interface PlannedVersion {
+export interface PlannedVersion {
   readonly manifest: VersionManifest;
   readonly copies: FoundRecord[];
   readonly fate: VersionFate;
@@ -210,12 +210,12 @@ interface PlannedVersion {
   readonly why: string;
 }
 
-interface PlannedRemoval {
+export interface PlannedRemoval {
   readonly manifest: Manifest & { kind: 'removal' };
   readonly copies: FoundRecord[];
 }
 
-interface ImportPlan {
+export interface ImportPlan {
   /** Per key, in sequence order. */
   readonly keys: ReadonlyMap<string, ReadonlyArray<PlannedVersion | PlannedRemoval>>;
   readonly versions: ReadonlyArray<PlannedVersion>;
@@ -223,7 +223,7 @@ interface ImportPlan {
   readonly fragments: ReadonlyMap<string, FoundRecord[]>;
 }
 
-function planImport(
+export function planImport(
   manifests: ReadonlyMap<string, { manifest: Manifest; copies: FoundRecord[] }>,
   fragments: ReadonlyMap<string, FoundRecord[]>,
   disks: ReadonlyArray<ScannedDisk>,

@@ -290,6 +290,8 @@ export interface CatalogOperations {
   garbageKey(versionId: string): Promise<string | undefined>;
   /** The removal markers of a key still in garbage (each may wait for the key's older versions: garbageWaits). */
   removalMarkersOf(key: string): Promise<string[]>;
+  /** The last sequence number handed out (0 before the first). */
+  lastSequence(): Promise<number>;
   /** The next sequence number to hand out is above `sequence` (after an import). */
   raiseSequence(sequence: number): Promise<void>;
   /** Removes the key and returns its object as it was (its version queued as garbage), or undefined if none. */

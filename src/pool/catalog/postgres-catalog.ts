@@ -501,6 +501,7 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     garbageKey: (versionId) => rows.garbageKey(versionId),
     removalMarkersOf: (key) => rows.removalMarkersOf(key),
     raiseSequence: (sequence) => rows.raiseSequence(sequence),
+    lastSequence: () => rows.lastSequence(),
     takeObject: (key) => rows.takeObject(key),
     listGarbage: () => rows.listGarbage(),
     isGarbage: (versionId) => rows.isGarbage(versionId),
@@ -621,6 +622,10 @@ class PostgresRows {
       await session.run(`INSERT INTO intents (version_id, key, started_at_ms, sequence) VALUES ($1, $2, $3, $4)`, [versionId, key, Date.now(), next.value]);
       return next.value;
     });
+  }
+
+  async lastSequence(): Promise<number> {
+    return (await this.session.rows<{ value: number }>(`SELECT value FROM sequences WHERE name = 'commit'`, []))[0]?.value ?? 0;
   }
 
   async raiseSequence(sequence: number): Promise<void> {

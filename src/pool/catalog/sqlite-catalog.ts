@@ -134,6 +134,10 @@ class SqliteRows {
     })();
   }
 
+  lastSequence(): number {
+    return (this.db.prepare(`SELECT value FROM sequences WHERE name = 'commit'`).get() as { value: number } | undefined)?.value ?? 0;
+  }
+
   raiseSequence(sequence: number): void {
     this.db
       .prepare(`INSERT INTO sequences (name, value) VALUES ('commit', ?) ON CONFLICT (name) DO UPDATE SET value = max(sequences.value, excluded.value)`)
