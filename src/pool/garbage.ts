@@ -103,15 +103,20 @@ export async function finishMove(
  */
 export async function reconcilePendingAllocations(pool: Pool): Promise<void> {
   const movingTargets = new Set((await pool.catalog.listMoves()).map((move) => `${move.targetDiskId}:${move.versionId}.${move.extentIndex}.${move.fragmentIndex}`));
+  // Looked up together (one catalog read per disk, not one per allocation): a device opens with every allocation
+  // journaled since its last checkpoint pending, most of them long committed.
+  const intents = new Set((await pool.catalog.listIntents()).map((intent) => intent.versionId));
   for (const member of pool.listMembers()) {
     const disk = member.disk;
     if (!disk || member.row.state === 'failed') continue;
+    const allocations = disk.pendingAllocations();
+    const rows = await pool.catalog.fragmentRows(allocations);
     let freed = 0;
-    for (const allocation of disk.pendingAllocations()) {
-      const row = await pool.catalog.fragmentRow(allocation);
+    for (const [index, allocation] of allocations.entries()) {
+      const row = rows[index];
       if (row && row.diskId === member.row.id && row.locationBytes === allocation.locationBytes) {
         disk.settle([allocation]);
-      } else if (await pool.catalog.hasIntent(allocation.versionId)) {
+      } else if (intents.has(allocation.versionId)) {
         continue; // its put's cleanup deletes it
       } else if (movingTargets.has(`${member.row.id}:${allocation.versionId}.${allocation.extentIndex}.${allocation.fragmentIndex}`)) {
         continue; // its drain's cleanup decides

@@ -49,6 +49,7 @@ class SqliteRows {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      prepareOnce(db);
     } catch (error) {
       throw new ShardpoolError('CATALOG_FAILED', `cannot open catalog ${filePath}: ${String(error)}`, { path: filePath }, {
         cause: error,
@@ -397,6 +398,10 @@ class SqliteRows {
       .get(address.versionId, address.extentIndex, address.fragmentIndex) as FragmentRow | undefined;
   }
 
+  fragmentRows(addresses: ReadonlyArray<FragmentAddress>): Array<FragmentRow | undefined> {
+    return this.db.transaction(() => addresses.map((address) => this.fragmentRow(address)))();
+  }
+
   /** Every fragment row naming this disk (current and garbage versions), for recover. */
   fragmentsOnDisk(diskId: number): FragmentRow[] {
     return this.db.prepare(`${FRAGMENT_SELECT} WHERE disk_id = ?`).all(diskId) as FragmentRow[];
@@ -740,6 +745,23 @@ export class SqliteCatalog {
   }
 }
 
+
+/**
+ * Each statement is prepared once per connection: preparing costs more than running most of them (a write-open looks
+ * up a journal's worth of fragments, one statement each). A statement still stepping through rows (an iteration in
+ * progress) is never handed out twice: a second caller meanwhile gets a fresh one.
+ */
+function prepareOnce(db: Database.Database): void {
+  const prepare = db.prepare.bind(db);
+  const prepared = new Map<string, Database.Statement>();
+  db.prepare = ((source: string) => {
+    const cached = prepared.get(source);
+    if (cached && !cached.busy) return cached;
+    const statement = prepare(source);
+    if (!cached) prepared.set(source, statement);
+    return statement;
+  }) as typeof db.prepare;
+}
 
 /** Every method of the view (its prototype's included), as own properties. */
 function bindAll<T extends object>(view: T): T {
