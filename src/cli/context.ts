@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
 import { DIRECT_IO_MODES, type DirectIoMode } from '../io/block-io.js';
-import { Pool, type PoolAccess } from '../pool/pool.js';
+import type { Pool, PoolAccess } from '../pool/pool.js';
 import { resolveUserPath, terminal } from './terminal.js';
 
 export interface CommonOptions {
@@ -83,11 +83,28 @@ export async function withPool<T>(
     if (access === 'read') return action(served.pool);
     return writeConcurrency === 'shared' ? served.shared(() => action(served.pool)) : served.maintenance(() => action(served.pool));
   }
+  const { Pool } = await import('../pool/pool.js');
   const pool = await Pool.open(poolDirectory(options), {
     access,
     lockWaitMs: lockWaitMs(options),
     directIo: directIoMode(options),
   });
+  try {
+    return await action(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+/**
+ * withPool for a command that reads the catalog alone (ls): not one disk is opened (in the daemon, its open pool
+ * serves as it is).
+ */
+export async function withPoolCatalog<T>(options: CommonOptions, action: (pool: Pool) => Promise<T>): Promise<T> {
+  const served = terminal().served;
+  if (served) return action(served.pool);
+  const { Pool } = await import('../pool/pool.js');
+  const pool = await Pool.open(poolDirectory(options), { access: 'read', lockWaitMs: 0, disks: 'none' });
   try {
     return await action(pool);
   } finally {

@@ -38,7 +38,8 @@ export async function poolIsServed(poolDirectory: string): Promise<boolean> {
   return socket !== undefined;
 }
 
-function commandName(argv: string[]): string | undefined {
+/** The command an argument list names (its first word that is no global option or its value). */
+export function commandName(argv: ReadonlyArray<string>): string | undefined {
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] as string;
     if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {

@@ -4,16 +4,18 @@
 // A pool directory holds pool.json (identity and defaults), catalog.sqlite (objects, extents, fragment placements,
 // disks) and pool.lock. Commands that change the pool open it with access 'write', which takes the pool lock and
 // first finishes what an interrupted process left behind (uncommitted puts, undeleted garbage).
+//
+// Opening costs what the access needs, not what the pool holds: a read-open (ls, stat, get) loads neither the writer,
+// the collector nor the code of a disk kind the pool does not have, and replays no device journal.
 import * as path from 'node:path';
 import { assert } from '../assert.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
 import type { Disk } from '../disk/disk.js';
-import { DISCARD_MODES, DeviceDisk, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
-import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
+import { DISCARD_MODES, type DiscardMode } from '../disk/discard-mode.js';
 import { trackDiskUse, type TrackedDisk } from '../disk/disk-users.js';
 import { meterDisk } from '../disk/metered-disk.js';
 import type { DirectIoMode } from '../io/block-io.js';
-import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
+import type { AddDeviceOptions } from './add-device.js';
 import { POOL_CONFIG_FILE_NAME, encodePoolConfig, poolConfigVersionFor, redactPassword, type CatalogLocation, type PoolConfig } from '../format/pool-config.js';
 import { newUuid } from '../format/uuid.js';
 import {
@@ -28,15 +30,11 @@ import {
 import type { Policy } from '../redundancy/policy.js';
 import { CATALOG_FILE_NAME, type Catalog, type CatalogTransaction, type DiskRow, type ObjectMetadata, type ObjectRow } from './catalog/catalog.js';
 import { openCatalog, readPoolConfig } from './catalog/open-catalog.js';
-import {
-  cleanUpInterruptedMoves,
-  cleanUpInterruptedPuts,
-  collectGarbageVersion,
-  reconcilePendingAllocations,
-} from './garbage.js';
+import type * as Garbage from './garbage.js';
 import { isReservedKey, validateKey, validatePrefix, validateUserKey } from './keys.js';
 import { openObjectReader, type ByteRange, type ObjectReader } from './object-reader.js';
-import { writeObject, type ObjectSource, type PutResult } from './object-writer.js';
+import type * as ObjectWriter from './object-writer.js';
+import type { ObjectSource, PutResult } from './object-writer.js';
 import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
 import { describeObject, describePool, type ObjectDescription, type PoolDescription } from './status.js';
 
@@ -65,11 +63,18 @@ export interface OpenOptions {
   readonly lockWaitMs: number;
   /** How block devices are opened (O_DIRECT with O_SYNC fallback by default). */
   readonly directIo?: DirectIoMode;
+  /**
+   * 'none': open no disk at all, for a reader of the catalog alone (ls): nothing is read from any device, and asking
+   * the pool for a member is a bug. Only with access 'read'. Default 'all'.
+   */
+  readonly disks?: 'all' | 'none';
 }
 
 export class Pool {
   private lifecycle: PoolState = 'opening';
   private members = new Map<number, Member>();
+  /** False for a pool opened with disks 'none' (a catalog reader): no member may be asked for. */
+  private membersOpened = false;
   private readonly versionPins = new Map<string, number>();
   /** Garbage collections in flight, one per version (single-flight): only its collector frees a version's fragments. */
   private readonly collections = new Map<string, Promise<boolean>>();
@@ -82,6 +87,8 @@ export class Pool {
   private discard: DiscardMode = 'batch';
   /** Disks forgetMember is taking out of the pool right now. */
   private readonly leaving = new Set<number>();
+  /** What only a write-open needs, loaded by it (a put and a collection start synchronously from it). */
+  private writing: { readonly writer: typeof ObjectWriter; readonly garbage: typeof Garbage } | undefined;
 
   private constructor(
     readonly directory: string,
@@ -141,6 +148,7 @@ export class Pool {
   }
 
   static async open(directory: string, options: OpenOptions): Promise<Pool> {
+    assert(options.disks !== 'none' || options.access === 'read', 'only a read-open may leave the disks closed');
     const config = await readPoolConfig(directory);
     const lock = options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined;
     let catalog: Catalog | undefined;
@@ -157,11 +165,13 @@ export class Pool {
       }
       pool = new Pool(directory, config, catalog, options.access, lock, options.directIo ?? 'auto');
       await pool.loadSettings();
-      await pool.openMembers();
+      if (options.disks !== 'none') await pool.openMembers();
       if (options.access === 'write') {
-        await cleanUpInterruptedPuts(pool);
-        await cleanUpInterruptedMoves(pool);
-        await reconcilePendingAllocations(pool);
+        const [writer, garbage] = await Promise.all([import('./object-writer.js'), import('./garbage.js')]);
+        pool.writing = { writer, garbage };
+        await garbage.cleanUpInterruptedPuts(pool);
+        await garbage.cleanUpInterruptedMoves(pool);
+        await garbage.reconcilePendingAllocations(pool);
         await pool.collectAllGarbage();
       }
       pool.lifecycle = 'open';
@@ -192,10 +202,12 @@ export class Pool {
   // ── membership ────────────────────────────────────────────────────────────────────────────────────────────────
 
   listMembers(): Member[] {
+    this.assertMembersOpened();
     return [...this.members.values()];
   }
 
   member(diskId: number): Member {
+    this.assertMembersOpened();
     const member = this.members.get(diskId);
     assert(member !== undefined, 'every disk id in the catalog has a member');
     return member;
@@ -203,6 +215,7 @@ export class Pool {
 
   /** Disks that may be read: not failed, and reachable. */
   readableDisk(diskId: number): Disk | undefined {
+    this.assertMembersOpened();
     const member = this.members.get(diskId);
     return member && member.row.state !== 'failed' ? member.disk : undefined;
   }
@@ -223,6 +236,7 @@ export class Pool {
 
   /** Finds a disk by catalog id, uuid or path. */
   async findMember(reference: string): Promise<Member> {
+    this.assertMembersOpened();
     const byId = /^\d+$/.test(reference) ? this.members.get(Number(reference)) : undefined;
     if (byId) return byId;
     const resolved = await realPath(reference).catch(() => path.resolve(reference));
@@ -284,6 +298,7 @@ export class Pool {
       }
     }
     const diskUuid = newUuid();
+    const { admitAndFormatDevice } = await import('./add-device.js');
     const probe = await admitAndFormatDevice(resolved, { poolUuid: this.config.poolUuid, diskUuid }, options);
     const row = await this.catalog.addDisk({ uuid: diskUuid, kind: 'block-device', path: probe.realPath });
     await this.openMember(row);
@@ -305,6 +320,7 @@ export class Pool {
       }
     }
     const diskUuid = newUuid();
+    const { formatDirectoryDisk, openDirectoryDisk } = await import('../disk/directory/directory-disk.js');
     await formatDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
     const row = await this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
     const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
@@ -349,6 +365,7 @@ export class Pool {
     this.assertWritable();
     await this.catalog.setSetting(DISCARD_SETTING, mode);
     this.discard = mode;
+    const { DeviceDisk } = await import('../disk/device/device-disk.js');
     for (const member of this.members.values()) {
       if (member.disk instanceof DeviceDisk) member.disk.discardMode = mode;
     }
@@ -397,7 +414,7 @@ export class Pool {
 
   async put(key: string, source: ObjectSource, options: PutOptions = {}): Promise<PutResult> {
     this.assertWritable();
-    const put = writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
+    const put = this.writeModules().writer.writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
       policy: options.policy ?? this.config.defaultPolicy,
       onProgress: options.onProgress,
       metadata: options.metadata,
@@ -468,7 +485,7 @@ export class Pool {
     // Decided here, not inside the collection: a caller must never join a collection that skipped the version because
     // a reader held it, or the reader's release (which starts the real collection) could join that skip instead.
     if (this.isVersionPinned(versionId)) return Promise.resolve(false); // the last reader to let go collects it
-    const collection = collectGarbageVersion(this, versionId).finally(() => {
+    const collection = this.writeModules().garbage.collectGarbageVersion(this, versionId).finally(() => {
       assert(this.collections.get(versionId) === collection, 'one collection per version at a time');
       this.collections.delete(versionId);
     });
@@ -567,11 +584,21 @@ export class Pool {
     assert(this.access === 'write', 'changes need a pool opened for writing (holding the pool lock)');
   }
 
+  private writeModules(): NonNullable<Pool['writing']> {
+    assert(this.writing !== undefined, 'writes and collections need a pool opened for writing');
+    return this.writing;
+  }
+
   private assertOpen(): void {
     assert(this.lifecycle === 'open' || this.lifecycle === 'opening', `pool is ${this.lifecycle}`);
   }
 
+  private assertMembersOpened(): void {
+    assert(this.membersOpened, 'this pool was opened without its disks (a catalog reader): it has no members to give');
+  }
+
   private async openMembers(): Promise<void> {
+    this.membersOpened = true;
     this.members = new Map();
     for (const row of await this.catalog.listDisks()) await this.openMember(row);
   }
@@ -586,8 +613,8 @@ export class Pool {
     try {
       const disk =
         row.kind === 'directory'
-          ? await openDirectoryDisk(row.path, identity)
-          : await openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
+          ? await (await import('../disk/directory/directory-disk.js')).openDirectoryDisk(row.path, identity)
+          : await (await import('../disk/device/device-disk.js')).openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
       this.members.set(row.id, { row, disk: this.tracked(disk), offlineReason: undefined });
     } catch (error) {
       if (!isShardpoolError(error)) throw error;

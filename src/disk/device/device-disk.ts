@@ -42,8 +42,8 @@ const HEADER_PROBE_BYTES = roundUp(FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_
 const DISCARD_HOLD = 'discard-hold';
 
 /** When freed units are discarded (TRIM): at once after their free is durable, by `shardpool trim`, or never. */
-export type DiscardMode = 'online' | 'batch' | 'off';
-export const DISCARD_MODES: ReadonlyArray<DiscardMode> = ['online', 'batch', 'off'];
+import type { DiscardMode } from '../discard-mode.js';
+export { DISCARD_MODES, type DiscardMode } from '../discard-mode.js';
 
 export interface DeviceOpenOptions {
   readonly directIo: DirectIoMode;
