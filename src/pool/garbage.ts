@@ -6,7 +6,7 @@
 // already gone, which the next collection deletes again harmlessly (deletes are idempotent).
 import { assert } from '../assert.js';
 import { isShardpoolError } from '../errors.js';
-import type { FragmentAddress } from '../disk/disk.js';
+import type { Disk, FragmentAddress, FragmentLocation } from '../disk/disk.js';
 import type { FragmentRow } from './catalog/catalog.js';
 import { forEachBounded } from './concurrency.js';
 import { killPoint } from './kill-points.js';
@@ -103,17 +103,20 @@ export async function finishMove(
  */
 export async function reconcilePendingAllocations(pool: Pool): Promise<void> {
   const movingTargets = new Set((await pool.catalog.listMoves()).map((move) => `${move.targetDiskId}:${move.versionId}.${move.extentIndex}.${move.fragmentIndex}`));
-  // Looked up together (one catalog read per disk, not one per allocation): a device opens with every allocation
-  // journaled since its last checkpoint pending, most of them long committed.
+  // Looked up together (one catalog read, not one per allocation): a device opens with every allocation journaled
+  // since its last checkpoint pending, most of them long committed.
   const intents = new Set((await pool.catalog.listIntents()).map((intent) => intent.versionId));
-  for (const member of pool.listMembers()) {
-    const disk = member.disk;
-    if (!disk || member.row.state === 'failed') continue;
-    const allocations = disk.pendingAllocations();
-    const rows = await pool.catalog.fragmentRows(allocations);
+  const members = pool.listMembers().filter((member) => member.disk !== undefined && member.row.state !== 'failed');
+  const allocationsOf = members.map((member) => (member.disk as Disk).pendingAllocations());
+  const rows = await pool.catalog.fragmentRows(allocationsOf.flat());
+  let looked = 0;
+  for (const [memberIndex, member] of members.entries()) {
+    const disk = member.disk as Disk;
+    const allocations = allocationsOf[memberIndex] as FragmentLocation[];
     let freed = 0;
-    for (const [index, allocation] of allocations.entries()) {
-      const row = rows[index];
+    for (const allocation of allocations) {
+      const row = rows[looked];
+      looked += 1;
       if (row && row.diskId === member.row.id && row.locationBytes === allocation.locationBytes) {
         disk.settle([allocation]);
       } else if (intents.has(allocation.versionId)) {

@@ -18,6 +18,7 @@ import {
   verifyFragmentIdentity,
   type FragmentHeader,
 } from '../../format/fragment-header.js';
+import { checkpointLengthBytes } from '../../format/allocator-checkpoint.js';
 import { PENDING_ALLOCATIONS_MAX_COUNT, roundUp } from '../../format/device-layout.js';
 import type { JournalEntry } from '../../format/journal-record.js';
 import { isAligned } from '../../io/aligned-buffer.js';
@@ -652,14 +653,20 @@ export class DeviceDisk implements Disk {
   private released = false;
 
   /**
-   * A writer flushes; past a quarter-full journal it also checkpoints, so an open never replays much. (Not at every
-   * close: a checkpoint rewrites the whole bitmap, 8 MiB per TiB, too much to pay for every small command.)
+   * A writer flushes; it also checkpoints past a quarter-full journal, or once the journal is longer than a
+   * checkpoint would be, so an open never replays much. The next write-open replays the journal and looks every
+   * allocation in it up in the catalog (its pending allocations); a checkpoint records the settled ones as what they
+   * are. Not at every close: a checkpoint rewrites the whole bitmap, 8 MiB per TiB, too much to pay for every small
+   * command on a large device — but on a small one it costs less than the next open's replay would.
    */
   async close(): Promise<void> {
     try {
       if (this.allocator && !this.failure && !this.released) {
         await this.flush();
-        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL) await this.runAlone(() => this.checkpoint());
+        const checkpointBytes = checkpointLengthBytes(this.metadata.regions.dataUnits, this.pending.size);
+        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL || this.metadata.journalUsedBytes >= checkpointBytes) {
+          await this.runAlone(() => this.checkpoint());
+        }
       }
     } finally {
       await this.storage.close();

@@ -131,12 +131,16 @@ export class DeviceMetadata {
       allocator = new UnitAllocator(regions.dataUnits, checkpoint.bitmap);
       for (const entry of checkpoint.pending) pending.set(pendingKey(entry), entry);
     }
+    // Which pending allocation starts at a unit: a free finds its allocation at once (a scan of every pending one
+    // per free made replaying a journal of many small puts and deletes quadratic).
+    const startingAt = new Map<number, string>();
+    for (const [key, allocation] of pending) startingAt.set(allocation.startUnit, key);
     let replayedRecords = 0;
     const window: JournalWindow = { offsetBytes: 0, bytes: Buffer.alloc(0) };
     for (;;) {
       const record = await this.readRecordAt(this.journalTailBytes, window);
       if (!record || record.sequence !== this.nextSequence || record.deviceUuid !== this.label.deviceUuid) break;
-      for (const entry of record.entries) this.apply(allocator, pending, entry);
+      for (const entry of record.entries) this.apply(allocator, pending, startingAt, entry);
       this.journalTailBytes += record.lengthBytes;
       this.nextSequence += 1;
       replayedRecords += 1;
@@ -151,6 +155,11 @@ export class DeviceMetadata {
 
   get journalIsEmpty(): boolean {
     return this.journalTailBytes === 0;
+  }
+
+  /** Journal bytes written since the active checkpoint (what the next open replays). */
+  get journalUsedBytes(): number {
+    return this.journalTailBytes;
   }
 
   /** How much of the journal region is in use, 0 to 1. */
@@ -216,7 +225,7 @@ export class DeviceMetadata {
     this.label = next;
   }
 
-  private apply(allocator: UnitAllocator, pending: Map<string, PendingAllocation>, entry: JournalEntry): void {
+  private apply(allocator: UnitAllocator, pending: Map<string, PendingAllocation>, startingAt: Map<number, string>, entry: JournalEntry): void {
     const inRange = entry.startUnit + entry.unitCount <= allocator.unitCount;
     if (!inRange) throw this.metadataError(`journal entry for units ${entry.startUnit}+${entry.unitCount} is outside the device`);
     if (entry.type === 'allocate') {
@@ -225,15 +234,18 @@ export class DeviceMetadata {
       }
       allocator.markAllocated(entry.startUnit, entry.unitCount);
       pending.set(pendingKey(entry), entry);
+      startingAt.set(entry.startUnit, pendingKey(entry));
       return;
     }
     for (let unit = entry.startUnit; unit < entry.startUnit + entry.unitCount; unit += 1) {
       if (!allocator.isAllocated(unit)) throw this.metadataError(`journal frees unit ${unit}, which is free`);
     }
     allocator.free(entry.startUnit, entry.unitCount);
-    for (const [key, allocation] of pending) {
-      if (allocation.startUnit === entry.startUnit) pending.delete(key);
-    }
+    const key = startingAt.get(entry.startUnit);
+    startingAt.delete(entry.startUnit);
+    // The key may name a newer allocation of the same fragment elsewhere (a move within the device): only the one
+    // starting here is freed.
+    if (key !== undefined && pending.get(key)?.startUnit === entry.startUnit) pending.delete(key);
   }
 
   private async readCheckpoint(slot: number): Promise<ReturnType<typeof decodeAllocatorCheckpoint>> {

@@ -399,7 +399,18 @@ class SqliteRows {
   }
 
   fragmentRows(addresses: ReadonlyArray<FragmentAddress>): Array<FragmentRow | undefined> {
-    return this.db.transaction(() => addresses.map((address) => this.fragmentRow(address)))();
+    // One query per version, not per fragment: the addresses come in whole puts (every fragment of a large one).
+    return this.db.transaction(() => {
+      const byVersion = new Map<string, Map<string, FragmentRow>>();
+      return addresses.map((address) => {
+        let rows = byVersion.get(address.versionId);
+        if (!rows) {
+          rows = new Map(this.fragmentsOfVersion(address.versionId).map((row) => [`${row.extentIndex}.${row.fragmentIndex}`, row]));
+          byVersion.set(address.versionId, rows);
+        }
+        return rows.get(`${address.extentIndex}.${address.fragmentIndex}`);
+      });
+    })();
   }
 
   /** Every fragment row naming this disk (current and garbage versions), for recover. */
