@@ -4,6 +4,8 @@ import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
 import { DIRECT_IO_MODES, type DirectIoMode } from '../io/block-io.js';
 import type { Pool, PoolAccess } from '../pool/pool.js';
+import type { CommandRunner } from '../serve/command-socket.js';
+import type { HandOffOwner, HandOffRoute } from './hand-off.js';
 import { resolveUserPath, terminal } from './terminal.js';
 
 export interface CommonOptions {
@@ -83,6 +85,11 @@ export async function withPool<T>(
     if (access === 'read') return action(served.pool);
     return writeConcurrency === 'shared' ? served.shared(() => action(served.pool)) : served.maintenance(() => action(served.pool));
   }
+  if (handOff && access === 'write' && writeConcurrency === 'shared') {
+    const { HandOffOwner } = await import('./hand-off.js');
+    handOff.owner ??= await HandOffOwner.open(handOff.route, { directIo: directIoMode(options), runCommand: handOff.runCommand });
+    return handOff.owner.runOwn(action);
+  }
   const { Pool } = await import('../pool/pool.js');
   const pool = await Pool.open(poolDirectory(options), {
     access,
@@ -94,6 +101,23 @@ export async function withPool<T>(
   } finally {
     await pool.close();
   }
+}
+
+/** This process holds the pool lock for its object write and takes others' (cli/hand-off.ts), once it is opened. */
+let handOff: { route: Extract<HandOffRoute, { kind: 'owner' }>; runCommand: CommandRunner; owner?: HandOffOwner } | undefined;
+
+/** Called by main when the hand-off made this process the owner: withPool then opens the pool with that lock. */
+export function holdHandOff(route: Extract<HandOffRoute, { kind: 'owner' }>, runCommand: CommandRunner): void {
+  handOff = { route, runCommand };
+}
+
+/** After the command: the owner finishes what it took for others and lets the pool (and its lock) go. */
+export async function endHandOff(): Promise<void> {
+  const ending = handOff;
+  handOff = undefined;
+  if (!ending) return;
+  if (ending.owner) await ending.owner.close();
+  else await ending.route.lock.unlock(); // the command ended before opening the pool (a usage error, a missing file)
 }
 
 /**

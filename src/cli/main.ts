@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
 import { commandName, forwardToDaemon } from './forward.js';
+import { handsOff } from './hand-off.js';
 
 import { EXIT_ERROR, EXIT_INTERNAL_ERROR, EXIT_OK } from './exit-codes.js';
 import { terminal } from './terminal.js';
@@ -74,12 +75,24 @@ Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation),
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  let owner = false;
+  let exitCode: number;
   try {
     // While `shardpool serve` holds the pool, the daemon runs the command (but never forwards what it runs itself).
     // Tried before anything else is loaded: a forwarded command needs nothing here but the socket.
     if (terminal().served === undefined) {
       const forwardedExitCode = await forwardToDaemon(argv);
       if (forwardedExitCode !== undefined) return forwardedExitCode;
+      // Without a daemon, an object write runs in the process that holds the pool for one, or becomes that process.
+      if (handsOff(argv)) {
+        const { handOff } = await import('./hand-off.js');
+        const route = await handOff(argv);
+        if (route.kind === 'ran-elsewhere') return route.exitCode;
+        if (route.kind === 'owner') {
+          (await import('./context.js')).holdHandOff(route, main);
+          owner = true;
+        }
+      }
     }
     if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
       terminal().stdout.write(`${packageVersion()}\n`); // what commander prints, without loading it
@@ -87,10 +100,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     const program = await buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });
-    return terminal().exitCode ?? EXIT_OK;
+    exitCode = terminal().exitCode ?? EXIT_OK;
   } catch (error) {
-    return reportError(error, debug);
+    exitCode = reportError(error, debug);
   }
+  if (owner) {
+    // The owner's own output is out; it now finishes the commands it took for others and lets the pool go.
+    try {
+      await (await import('./context.js')).endHandOff();
+    } catch (error) {
+      const closeExitCode = reportError(error, debug);
+      if (exitCode === EXIT_OK) exitCode = closeExitCode;
+    }
+  }
+  return exitCode;
 }
 
 function reportError(error: unknown, debug: boolean): number {

@@ -68,6 +68,8 @@ export interface OpenOptions {
    * the pool for a member is a bug. Only with access 'read'. Default 'all'.
    */
   readonly disks?: 'all' | 'none';
+  /** The pool lock, already taken by this process for `directory` (a CLI hand-off); the pool releases it at close. */
+  readonly lock?: PoolLock;
 }
 
 export class Pool {
@@ -150,7 +152,8 @@ export class Pool {
   static async open(directory: string, options: OpenOptions): Promise<Pool> {
     assert(options.disks !== 'none' || options.access === 'read', 'only a read-open may leave the disks closed');
     const config = await readPoolConfig(directory);
-    const lock = options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined;
+    assert(options.lock === undefined || options.access === 'write', 'a lock is taken for writing');
+    const lock = options.lock ?? (options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined);
     let catalog: Catalog | undefined;
     let pool: Pool | undefined;
     try {
