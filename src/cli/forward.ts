@@ -1,8 +1,9 @@
 // The client end of the daemon's command socket: when `shardpool serve` holds the pool named on the command line,
 // the command is sent to it and run there (see serve/command-protocol.ts) instead of failing with POOL_BUSY.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import * as path from 'node:path';
 import { ShardpoolError } from '../errors.js';
+import { pathKind } from '../io/durable-files.js';
 import { COMMAND_SOCKET_NAME, FRAME, FrameReader, encodeFrame, type CommandHello } from '../serve/command-protocol.js';
 
 /**
@@ -66,6 +67,9 @@ export function poolOf(argv: ReadonlyArray<string>): string | undefined {
 }
 
 export async function connectToDaemon(socketPath: string): Promise<Socket | undefined> {
+  // No socket file, no daemon: most commands run where no daemon is, and need no networking code at all.
+  if ((await pathKind(socketPath).catch(() => 'other')) === 'missing') return undefined;
+  const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
     socket.once('connect', () => resolve(socket));

@@ -90,6 +90,7 @@ test('ls on a SQLite pool opens no disk and loads neither pg, the disk code, the
     '/dist/src/maintain/',
     '/dist/src/serve/s3/',
     '/dist/src/serve/daemon.js',
+    'node:net', // no daemon socket in the pool directory: nothing to connect to
   ]) {
     assert.deepEqual(loadedAny(modules, unwanted), [], `ls loads nothing of ${unwanted}`);
   }
