@@ -2,11 +2,13 @@
 // rounds alternating so the machine's noise meets both sides alike.
 // - start-up: `shardpool --version`, `ls` and `stat KEY` wall time ÷ a bare `node -e 0` in the same round;
 // - a large put: `shardpool put KEY FILE` (the whole process: start-up, pool open, put, close) ÷ the same put
-//   in-process (pool.put of the same file on a pool already open);
+//   in-process (pool.put of the same file on a pool already open), and beside a fresh node process doing the same
+//   put with the library directly (what start-up and cold code cost, CLI or not);
 // - concurrent small puts: 32 `shardpool put` processes of 4 KiB started at once, with `shardpool serve` running
 //   (they forward to its command socket) and without one (they hand off to the first of them that takes the pool
 //   lock), and 32 concurrent `node -e 0` beside them: no node-based client can start faster than that.
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -19,6 +21,7 @@ import { type Figure, figureOf, formatFigure, seconds } from './stats.js';
 import { trackChild } from './cleanup.js';
 
 const MiB = 1024 * 1024;
+const COLD_PUT_CHILD = fileURLToPath(new URL('./cold-put-child.js', import.meta.url));
 /** Issue 17's figure: 32 processes at once (the smoke run uses fewer). */
 export const CONCURRENT_CLI_PUTS = 32;
 const SMALL_PUT_BYTES = 4096;
@@ -28,7 +31,15 @@ export interface CliReport {
   /** Wall seconds of each command and of `node -e 0`, and each command's ratio to node in the same round. */
   readonly startupSeconds: { readonly node: Figure; readonly version: Figure; readonly ls: Figure; readonly stat: Figure };
   readonly startupVsNode: { readonly version: Figure; readonly ls: Figure; readonly stat: Figure };
-  readonly largePut: { readonly objectBytes: number; readonly cliMiBps: Figure; readonly inProcessMiBps: Figure; readonly cliVsInProcess: Figure };
+  readonly largePut: {
+    readonly objectBytes: number;
+    readonly cliMiBps: Figure;
+    readonly inProcessMiBps: Figure;
+    readonly cliVsInProcess: Figure;
+    /** A fresh node process putting with the library (start-up, open, put, close), whole-process MiB/s. */
+    readonly freshProcessMiBps: Figure;
+    readonly cliVsFreshProcess: Figure;
+  };
   readonly concurrentPuts: {
     readonly count: number;
     readonly withDaemonPerSecond: Figure;
@@ -64,6 +75,7 @@ export async function measureCli(options: {
   const ratios = { version: [] as number[], ls: [] as number[], stat: [] as number[] };
   const cliPut: number[] = [];
   const inProcessPut: number[] = [];
+  const freshProcessPut: number[] = [];
   const withDaemon: number[] = [];
   const withoutDaemon: number[] = [];
   const bareNode: number[] = [];
@@ -87,8 +99,9 @@ export async function measureCli(options: {
     const sides = [
       async () => cliPut.push(options.largeObjectBytes / MiB / (await timed(process.execPath, [SHARDPOOL_BIN, 'put', `cli/large-${round}`, largeFile, '--no-progress'], env))),
       async () => inProcessPut.push(options.largeObjectBytes / MiB / (await inProcessPutSeconds(poolDirectory, `cli/in-process-${round}`, largeFile))),
+      async () => freshProcessPut.push(options.largeObjectBytes / MiB / (await timed(process.execPath, [COLD_PUT_CHILD, poolDirectory, `cli/fresh-${round}`, largeFile], {}))),
     ];
-    for (const side of round % 2 === 0 ? sides : sides.reverse()) await side();
+    for (let index = 0; index < sides.length; index += 1) await (sides[(index + round) % sides.length] as () => Promise<number>)();
 
     // Concurrent small puts: without a daemon, with one, and bare node beside them (order rotating).
     const concurrent = [
@@ -99,16 +112,24 @@ export async function measureCli(options: {
     for (let index = 0; index < concurrent.length; index += 1) await (concurrent[(index + round) % concurrent.length] as () => Promise<number>)();
     options.log(
       `cli round ${round + 1}/${rounds}: node -e 0 ${ms(times.node)}, --version ${ms(times.version)}, ls ${ms(times.ls)}, stat ${ms(times.stat)}; ` +
-        `put ${(options.largeObjectBytes / MiB).toFixed(0)} MiB cli ${(cliPut.at(-1) as number).toFixed(0)} vs in-process ${(inProcessPut.at(-1) as number).toFixed(0)} MiB/s; ` +
+        `put ${(options.largeObjectBytes / MiB).toFixed(0)} MiB cli ${(cliPut.at(-1) as number).toFixed(0)} vs in-process ${(inProcessPut.at(-1) as number).toFixed(0)} (fresh process ${(freshProcessPut.at(-1) as number).toFixed(0)}) MiB/s; ` +
         `${count} concurrent 4 KiB puts/s: served ${(withDaemon.at(-1) as number).toFixed(1)}, alone ${(withoutDaemon.at(-1) as number).toFixed(1)} (bare node ${(bareNode.at(-1) as number).toFixed(1)}/s)`,
     );
   }
   const cliVsInProcess = cliPut.map((rate, index) => rate / (inProcessPut[index] as number));
+  const cliVsFreshProcess = cliPut.map((rate, index) => rate / (freshProcessPut[index] as number));
   return {
     rounds,
     startupSeconds: { node: figureOf(startup.node), version: figureOf(startup.version), ls: figureOf(startup.ls), stat: figureOf(startup.stat) },
     startupVsNode: { version: figureOf(ratios.version), ls: figureOf(ratios.ls), stat: figureOf(ratios.stat) },
-    largePut: { objectBytes: options.largeObjectBytes, cliMiBps: figureOf(cliPut), inProcessMiBps: figureOf(inProcessPut), cliVsInProcess: figureOf(cliVsInProcess) },
+    largePut: {
+      objectBytes: options.largeObjectBytes,
+      cliMiBps: figureOf(cliPut),
+      inProcessMiBps: figureOf(inProcessPut),
+      cliVsInProcess: figureOf(cliVsInProcess),
+      freshProcessMiBps: figureOf(freshProcessPut),
+      cliVsFreshProcess: figureOf(cliVsFreshProcess),
+    },
     concurrentPuts: { count, withDaemonPerSecond: figureOf(withDaemon), withoutDaemonPerSecond: figureOf(withoutDaemon), bareNodePerSecond: figureOf(bareNode) },
   };
 }
@@ -120,7 +141,8 @@ export function formatCli(report: CliReport): string {
     `the paths users run (issue 17 item 3; medians of ${report.rounds} alternating rounds, min–max):`,
     `  start-up ÷ node -e 0 (${formatFigure({ median: report.startupSeconds.node.median * 1000, min: report.startupSeconds.node.min * 1000, max: report.startupSeconds.node.max * 1000 })} ms): ` +
       `--version ${r(report.startupVsNode.version)}, ls ${r(report.startupVsNode.ls)}, stat ${r(report.startupVsNode.stat)}   (target ≤ 2)`,
-    `  ${(report.largePut.objectBytes / MiB).toFixed(0)} MiB put: CLI ${n(report.largePut.cliMiBps)} MiB/s, in-process ${n(report.largePut.inProcessMiBps)} MiB/s → ${r(report.largePut.cliVsInProcess)}   (target ≥ 0.8)`,
+    `  ${(report.largePut.objectBytes / MiB).toFixed(0)} MiB put: CLI ${n(report.largePut.cliMiBps)} MiB/s, in-process ${n(report.largePut.inProcessMiBps)} MiB/s → ${r(report.largePut.cliVsInProcess)}   (target ≥ 0.8); ` +
+      `a fresh node process with the library ${n(report.largePut.freshProcessMiBps)} MiB/s → CLI ${r(report.largePut.cliVsFreshProcess)} of it`,
     `  ${report.concurrentPuts.count} concurrent CLI puts of 4 KiB: ${n(report.concurrentPuts.withDaemonPerSecond)}/s with shardpool serve (target ≥ 100), ` +
       `${n(report.concurrentPuts.withoutDaemonPerSecond)}/s without (target ≥ 20); ${report.concurrentPuts.count} concurrent bare node -e 0: ${n(report.concurrentPuts.bareNodePerSecond)}/s`,
   ].join('\n');

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
-import { DIRECT_IO_MODES, type DirectIoMode } from '../io/block-io.js';
+import { DIRECT_IO_MODES, type DirectIoMode } from '../io/direct-io-mode.js';
 import type { Pool, PoolAccess } from '../pool/pool.js';
 import type { CommandRunner } from '../serve/command-socket.js';
 import type { HandOffOwner, HandOffRoute } from './hand-off.js';

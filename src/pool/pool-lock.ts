@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import { POOL_LOCK_POLL_INTERVAL_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
 import { openLockFile } from '../io/durable-files.js';
-import { lockFile } from '../io/file-lock.js';
 
 export const POOL_LOCK_FILE_NAME = 'pool.lock';
 
@@ -28,6 +27,7 @@ export class PoolLock {
   static async tryAcquire(poolDirectory: string): Promise<PoolLock | undefined> {
     const handle = await openLockFile(path.join(poolDirectory, POOL_LOCK_FILE_NAME));
     try {
+      const { lockFile } = await import('../io/file-lock.js'); // native code: loaded by writers only
       if (await lockFile(handle.fd, 'exclusive')) return new PoolLock(() => handle.close());
     } catch (error) {
       await handle.close();

@@ -32,7 +32,8 @@ import { CATALOG_FILE_NAME, type Catalog, type CatalogTransaction, type DiskRow,
 import { openCatalog, readPoolConfig } from './catalog/open-catalog.js';
 import type * as Garbage from './garbage.js';
 import { isReservedKey, validateKey, validatePrefix, validateUserKey } from './keys.js';
-import { openObjectReader, type ByteRange, type ObjectReader } from './object-reader.js';
+import type * as ObjectReaderModule from './object-reader.js';
+import type { ByteRange, ObjectReader } from './object-reader.js';
 import type * as ObjectWriter from './object-writer.js';
 import type { ObjectSource, PutResult } from './object-writer.js';
 import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
@@ -91,6 +92,8 @@ export class Pool {
   private readonly leaving = new Set<number>();
   /** What only a write-open needs, loaded by it (a put and a collection start synchronously from it). */
   private writing: { readonly writer: typeof ObjectWriter; readonly garbage: typeof Garbage } | undefined;
+  /** The reader, loaded with the disks (a catalog reader reads no object). */
+  private reading: typeof ObjectReaderModule | undefined;
 
   private constructor(
     readonly directory: string,
@@ -546,7 +549,8 @@ export class Pool {
   /** A reader of an object lookUpPinned returned; the reader lets go of the pin. */
   openPinned(object: ObjectRow, unpin: () => void, range?: ByteRange): ObjectReader {
     this.assertOpen();
-    return openObjectReader(this, object, unpin, range);
+    assert(this.reading !== undefined, 'objects are read from a pool opened with its disks');
+    return this.reading.openObjectReader(this, object, unpin, range);
   }
 
   async statObject(key: string): Promise<ObjectDescription> {
@@ -601,6 +605,7 @@ export class Pool {
   }
 
   private async openMembers(): Promise<void> {
+    this.reading = await import('./object-reader.js');
     this.membersOpened = true;
     this.members = new Map();
     for (const row of await this.catalog.listDisks()) await this.openMember(row);

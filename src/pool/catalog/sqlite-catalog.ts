@@ -25,7 +25,6 @@ import type {
 import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome } from './engine-common.js';
 import { CATALOG_MIGRATIONS } from './sqlite-schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
-import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
 
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -652,6 +651,7 @@ export class SqliteCatalog {
   /** Read through a connection of its own (sqlite-dump.ts), so this one stays free for other calls meanwhile. */
   async *dumpRecords(): AsyncGenerator<CatalogRecord> {
     try {
+      const { dumpSqliteRecords } = await import('./sqlite-dump.js');
       yield* dumpSqliteRecords(this.filePath);
     } catch (error) {
       throw catalogError(error, this.filePath);
@@ -662,6 +662,7 @@ export class SqliteCatalog {
   loadRecords(records: AsyncIterable<CatalogRecord>): Promise<Record<string, number>> {
     return this.alone(async () => {
       try {
+        const { loadSqliteRecords } = await import('./sqlite-dump.js');
         return await loadSqliteRecords(this.rows.db, records);
       } catch (error) {
         throw catalogError(error, this.filePath);
