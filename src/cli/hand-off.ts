@@ -16,7 +16,7 @@ import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { directoryChangeOrTimeout, removeFileIfExists } from '../io/durable-files.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolLock } from '../pool/pool-lock.js';
-import { HAND_OFF_SOCKET_NAME, COMMAND_SOCKET_NAME } from '../serve/command-protocol.js';
+import { COMMAND_SOCKET_NAME, HAND_OFF_SOCKET_NAME, SOCKET_PATH_MAX_BYTES } from '../serve/command-protocol.js';
 import type { CommandRunner, CommandSocket } from '../serve/command-socket.js';
 import { commandName, connectToDaemon, poolOf, runRemotely } from './forward.js';
 import type { ServedPool } from './terminal.js';
@@ -34,8 +34,6 @@ const HAND_OFF_POLL_INTERVAL_MS = 50;
  */
 const HAND_OFF_IDLE_MS = 50;
 const HAND_OFF_LINGER_MAX_MS = 1000;
-/** Longer socket paths cannot be bound (sun_path); such a pool's writers take turns on the lock, as before. */
-const SOCKET_PATH_MAX_BYTES = 100;
 
 export type HandOffRoute =
   | { readonly kind: 'ran-elsewhere'; readonly exitCode: number }
@@ -120,6 +118,7 @@ export class HandOffOwner {
     };
     const socketPath = path.join(route.poolDirectory, HAND_OFF_SOCKET_NAME);
     let socket: CommandSocket | undefined;
+    // A longer path cannot be bound: such a pool's writers take turns on the lock, as before.
     if (Buffer.byteLength(socketPath) <= SOCKET_PATH_MAX_BYTES) {
       socket = await listenForCommands({
         socketPath,

@@ -4,6 +4,8 @@
 // the exit code. Every message is a frame: 1 byte type, 4 bytes big-endian length, payload.
 
 export const COMMAND_SOCKET_NAME = 'serve.sock';
+/** The longest path a unix socket can be bound at (sun_path is 108 bytes, one of them the terminating zero). */
+export const SOCKET_PATH_MAX_BYTES = 107;
 
 /**
  * Without a daemon, the CLI process holding the pool lock for an object write (put, rm) takes the object writes of
