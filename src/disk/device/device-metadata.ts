@@ -297,8 +297,15 @@ export class DeviceMetadata {
     if (offsetBytes < window.offsetBytes || offsetBytes + lengthBytes > window.offsetBytes + window.bytes.length) {
       const room = regions.journalLengthBytes - offsetBytes;
       const windowBytes = Math.min(room - (room % this.journalBlockBytes), Math.max(lengthBytes, JOURNAL_REPLAY_WINDOW_BYTES));
-      const bytes = allocateAlignedBuffer(windowBytes);
-      await this.storage.read(bytes, 0, bytes.length, regions.journalOffsetBytes + offsetBytes);
+      let bytes = allocateAlignedBuffer(windowBytes);
+      try {
+        await this.storage.read(bytes, 0, bytes.length, regions.journalOffsetBytes + offsetBytes);
+      } catch {
+        // The window reaches past the records into journal space no replay needs; a bad sector there must not
+        // fail the open, so only the bytes asked for are read again (and a failure of those is the open's).
+        bytes = allocateAlignedBuffer(lengthBytes);
+        await this.storage.read(bytes, 0, bytes.length, regions.journalOffsetBytes + offsetBytes);
+      }
       window.offsetBytes = offsetBytes;
       window.bytes = bytes;
     }
