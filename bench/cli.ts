@@ -1,6 +1,7 @@
 // The paths users run (issue 17, item 3): `shardpool` processes beside what they are measured against, in one run,
 // rounds alternating so the machine's noise meets both sides alike.
-// - start-up: `shardpool --version`, `ls` and `stat KEY` wall time ÷ a bare `node -e 0` in the same round;
+// - start-up: `shardpool --version`, `ls` and `stat KEY` wall time ÷ a bare `node -e 0` in the same round (each the
+//   median of 5 interleaved runs);
 // - a large put: `shardpool put KEY FILE` (the whole process: start-up, pool open, put, close) ÷ the same put
 //   in-process (pool.put of the same file on a pool already open), and beside a fresh node process doing the same
 //   put with the library directly (what start-up and cold code cost, CLI or not);
@@ -21,6 +22,8 @@ import { type Figure, figureOf, formatFigure, seconds } from './stats.js';
 import { trackChild } from './cleanup.js';
 
 const MiB = 1024 * 1024;
+/** Runs of each start-up command per round (their median is the round's figure). */
+const STARTUP_RUNS_PER_ROUND = 5;
 const COLD_PUT_CHILD = fileURLToPath(new URL('./cold-put-child.js', import.meta.url));
 /** Issue 17's figure: 32 processes at once (the smoke run uses fewer). */
 export const CONCURRENT_CLI_PUTS = 32;
@@ -87,10 +90,18 @@ export async function measureCli(options: {
       ['ls', () => timed(process.execPath, [SHARDPOOL_BIN, 'ls', 'cli/'], env)],
       ['stat', () => timed(process.execPath, [SHARDPOOL_BIN, 'stat', 'cli/stat-me'], env)],
     ];
+    // Interleaved, several times each: one process start on a shared machine is noise; the round's figure for a
+    // command is the median of its runs, and its ratio is to node's median of the same round.
+    const samples: Record<keyof typeof startup, number[]> = { node: [], version: [], ls: [], stat: [] };
+    for (let repeat = 0; repeat < STARTUP_RUNS_PER_ROUND; repeat += 1) {
+      for (let index = 0; index < runs.length; index += 1) {
+        const [name, run] = runs[(index + round + repeat) % runs.length] as [keyof typeof startup, () => Promise<number>];
+        samples[name].push(await run());
+      }
+    }
     const times: Partial<Record<keyof typeof startup, number>> = {};
-    for (let index = 0; index < runs.length; index += 1) {
-      const [name, run] = runs[(index + round) % runs.length] as [keyof typeof startup, () => Promise<number>];
-      times[name] = await run();
+    for (const name of Object.keys(samples) as Array<keyof typeof startup>) {
+      times[name] = figureOf(samples[name]).median;
       startup[name].push(times[name]);
     }
     for (const name of ['version', 'ls', 'stat'] as const) ratios[name].push((times[name] as number) / (times.node as number));
