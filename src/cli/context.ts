@@ -72,7 +72,8 @@ export function directIoMode(options: CommonOptions): DirectIoMode {
 /**
  * Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. Inside the daemon the command
  * uses the daemon's open pool instead: reads run at once, object writes (`shared`) beside other writes, and every
- * other change as maintenance (one at a time, beside the writes).
+ * other change as maintenance (one at a time, beside the writes). A process that became the hand-off owner runs its
+ * object write in the pool it shares with other CLI processes; main closes that one after the command.
  */
 export async function withPool<T>(
   options: CommonOptions,
