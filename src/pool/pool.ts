@@ -608,25 +608,34 @@ export class Pool {
     this.reading = await import('./object-reader.js');
     this.membersOpened = true;
     this.members = new Map();
-    for (const row of await this.catalog.listDisks()) await this.openMember(row);
+    // All at once (each is its own device or directory): an open waits for the slowest disk, not for their sum.
+    // Every open that succeeded is kept before a failure is thrown, so Pool.open's clean-up closes it.
+    const rows = await this.catalog.listDisks();
+    const opened = await Promise.allSettled(rows.map((row) => this.openedMember(row)));
+    for (const outcome of opened) if (outcome.status === 'fulfilled') this.members.set(outcome.value.row.id, outcome.value);
+    const failed = opened.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
-  /** Opens one member; a disk that cannot be opened is recorded offline with the reason, never fatal. */
+  /** Opens one member and records it. */
   private async openMember(row: DiskRow): Promise<void> {
-    if (row.state === 'failed') {
-      this.members.set(row.id, { row, disk: undefined, offlineReason: 'marked failed' });
-      return;
-    }
+    const member = await this.openedMember(row);
+    this.members.set(member.row.id, member);
+  }
+
+  /** One member opened; a disk that cannot be opened is offline with the reason, never fatal. */
+  private async openedMember(row: DiskRow): Promise<Member> {
+    if (row.state === 'failed') return { row, disk: undefined, offlineReason: 'marked failed' };
     const identity = { poolUuid: this.config.poolUuid, diskUuid: row.uuid };
     try {
       const disk =
         row.kind === 'directory'
           ? await (await import('../disk/directory/directory-disk.js')).openDirectoryDisk(row.path, identity)
           : await (await import('../disk/device/device-disk.js')).openDeviceDisk(row.path, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
-      this.members.set(row.id, { row, disk: this.tracked(disk), offlineReason: undefined });
+      return { row, disk: this.tracked(disk), offlineReason: undefined };
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
-      this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
+      return { row, disk: undefined, offlineReason: error.message };
     }
   }
 
