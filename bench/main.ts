@@ -5,6 +5,8 @@
 // runs every scenario in seconds on device image files without root; it skips fio (saying why) and divides by dd.
 // Every run also measures the catalog engines side by side (bench/catalog-engines.ts: SQLite vs a durable PostgreSQL).
 // `--peer ceph [--quick] [--json]` (root) is the Ceph BlueStore comparison of bench/peer-ceph.ts.
+// `--only cli [--quick|--smoke]` runs only the paths users run (bench/cli.ts: CLI start-up, CLI put vs in-process,
+// concurrent CLI puts with and without a daemon) on a pool of its own; `--help` lists the modes.
 // `--torture [--seconds N] [--seed S]` is the long mode of the torture test (test/torture): 10 minutes of 24 S3 and
 // 2 CLI clients with maintenance on loop devices (device image files without root), then the checker and the audit.
 import { randomBytes } from 'node:crypto';
@@ -22,6 +24,7 @@ import { parsePolicy } from '../src/redundancy/policy.js';
 import { formatReport, runTorture } from '../test/torture/workload.js';
 import { type CatalogEnginesReport, formatCatalogEngines, measureCatalogEngines } from './catalog-engines.js';
 import { formatManifestCost, measureImport, measureManifestCost, type ManifestCost } from './manifests.js';
+import { type CliReport, CONCURRENT_CLI_PUTS, formatCli, measureCli } from './cli.js';
 import { cleanupAll } from './cleanup.js';
 import { type FioLimit, measureFioLimit } from './fio.js';
 import { peerCephMode } from './peer-ceph.js';
@@ -44,12 +47,15 @@ interface Mode {
   readonly loopDevices: boolean;
   /** Each fio run's length; fio always runs 3 rounds of its four workloads (median of 3). */
   readonly fioRuntimeSeconds: number;
+  /** Alternating rounds of the CLI workloads (bench/cli.ts), and how many CLI puts each starts at once. */
+  readonly cliRounds: number;
+  readonly cliConcurrentPuts: number;
 }
 
 const MODES: Record<Mode['name'], Mode> = {
-  full: { name: 'full', deviceBytes: 1536 * MiB, rawBytesPerDevice: 256 * MiB, largeTotalBytes: 1024 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 2048, rssStreamBytes: 10 * 1024 * MiB, repeats: 3, loopDevices: true, fioRuntimeSeconds: 4 },
-  quick: { name: 'quick', deviceBytes: 768 * MiB, rawBytesPerDevice: 64 * MiB, largeTotalBytes: 256 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 512, rssStreamBytes: 1024 * MiB, repeats: 1, loopDevices: true, fioRuntimeSeconds: 1 },
-  smoke: { name: 'smoke', deviceBytes: 96 * MiB, rawBytesPerDevice: 4 * MiB, largeTotalBytes: 8 * MiB, largeObjectBytes: 4 * MiB, smallPuts: 32, rssStreamBytes: 16 * MiB, repeats: 1, loopDevices: false, fioRuntimeSeconds: 0 },
+  full: { name: 'full', deviceBytes: 1536 * MiB, rawBytesPerDevice: 256 * MiB, largeTotalBytes: 1024 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 2048, rssStreamBytes: 10 * 1024 * MiB, repeats: 3, loopDevices: true, fioRuntimeSeconds: 4, cliRounds: 5, cliConcurrentPuts: CONCURRENT_CLI_PUTS },
+  quick: { name: 'quick', deviceBytes: 768 * MiB, rawBytesPerDevice: 64 * MiB, largeTotalBytes: 256 * MiB, largeObjectBytes: 64 * MiB, smallPuts: 512, rssStreamBytes: 1024 * MiB, repeats: 1, loopDevices: true, fioRuntimeSeconds: 1, cliRounds: 3, cliConcurrentPuts: CONCURRENT_CLI_PUTS },
+  smoke: { name: 'smoke', deviceBytes: 96 * MiB, rawBytesPerDevice: 4 * MiB, largeTotalBytes: 8 * MiB, largeObjectBytes: 4 * MiB, smallPuts: 32, rssStreamBytes: 16 * MiB, repeats: 1, loopDevices: false, fioRuntimeSeconds: 0, cliRounds: 1, cliConcurrentPuts: 4 },
 };
 
 const FIO_REPEATS = 3;
@@ -188,7 +194,13 @@ async function main(): Promise<void> {
     }
     return peerCephMode({ quick: args.includes('--quick'), json: args.includes('--json'), rounds: roundsArgument(args) });
   }
+  if (args.includes('--help')) {
+    process.stdout.write(HELP);
+    return;
+  }
   const mode = MODES[args.includes('--smoke') ? 'smoke' : args.includes('--quick') ? 'quick' : 'full'];
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+  if (only !== undefined && only !== 'cli') throw new Error(`--only ${only}: the only part that runs alone is cli (npm run bench -- --only cli [--quick])`);
   const json = args.includes('--json');
   if (mode.loopDevices && !isRoot()) {
     process.stderr.write('shardpool bench: needs root to create loop devices (run with sudo, or --smoke for a tiny run on image files)\n');
@@ -202,6 +214,13 @@ async function main(): Promise<void> {
   const note = (line: string) => (json ? process.stderr.write(`shardpool bench: ${line}\n`) : process.stdout.write(`${line}\n`));
   const rig = new Rig(await fs.mkdtemp(path.join(os.tmpdir(), 'shardpool-bench-')), { deviceBytes: mode.deviceBytes, loopDevices: mode.loopDevices });
   try {
+    if (only === 'cli') {
+      await rig.createDevices(6);
+      const cli = await cliOnFreshPool(rig, mode, log);
+      if (json) process.stdout.write(`${JSON.stringify({ mode: mode.name, only: 'cli', machine: machineFacts(), cli }, null, 2)}\n`);
+      else process.stdout.write(`\n${formatCli(cli)}\n`);
+      return;
+    }
     // CPU microbenchmarks first, before the I/O phases leave the machine busy with writeback.
     const rs42 = await medianOf(3, () => codecThroughput('ec:4+2'));
     const rs83 = await medianOf(3, () => codecThroughput('ec:8+3'));
@@ -275,6 +294,9 @@ async function main(): Promise<void> {
     const importCost = await measureImport(importDisks, rig.root);
     for (const line of formatManifestCost(manifestCost as ManifestCost, importCost)) log(line);
 
+    // The paths users run: CLI processes beside node -e 0 and beside the same put in-process, on a fresh pool.
+    const cli = await cliOnFreshPool(rig, mode, log);
+
     // The catalog engines side by side, on the same devices (each round remakes the pool on them), rounds alternating.
     const catalogEngines: CatalogEnginesReport = await measureCatalogEngines({ root: rig.root, devices: rig.devices, putsPerRound: mode.smallPuts, rounds: Math.max(3, mode.repeats), log, note });
 
@@ -332,7 +354,7 @@ async function main(): Promise<void> {
         : null;
     const report = {
       mode: mode.name,
-      machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version },
+      machine: machineFacts(),
       limit: { source: limit.source, writeMiBps: limit.writeBytesPerSecond / MiB, readMiBps: limit.readBytesPerSecond / MiB },
       fio: fio
         ? {
@@ -363,6 +385,7 @@ async function main(): Promise<void> {
       catalogCommitsPerSecond: commits,
       catalogEngines,
       versionManifests: { ...manifestCost, import: importCost },
+      cli,
       peakRssMiB: rss,
       peakRssStreamBytes: mode.rssStreamBytes,
       ratios,
@@ -384,6 +407,28 @@ async function main(): Promise<void> {
   } finally {
     await rig.teardown();
   }
+}
+
+const HELP = `npm run bench [-- OPTIONS]: the pool beside the physical limit of the same devices (root: loop devices)
+  (none)         the full run: fio, dd, large put/get, degraded get, scrub, small puts, rebuild, ext4 peer,
+                 the CLI (start-up, put, concurrent puts), the catalog engines, peak RSS
+  --quick        the same, smaller (about a minute or two)
+  --smoke        seconds, on image files without root (part of npm test; ratios to dd)
+  --only cli     only the paths users run (bench/cli.ts), on a pool of its own; with --quick or --smoke
+  --json         one JSON object on stdout
+  --peer ceph    Ceph BlueStore side by side (root; --quick, --rounds N)
+  --torture      the torture test's long mode (--seconds N, --seed S)
+`;
+
+function machineFacts(): Record<string, unknown> {
+  return { cores: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version, loadAverage: os.loadavg().map((value) => Number(value.toFixed(2))) };
+}
+
+/** The CLI workloads on a pool made afresh on the rig's six devices (ec:4+2, 1 MiB extents). */
+async function cliOnFreshPool(rig: Rig, mode: Mode, log: (line: string) => void): Promise<CliReport> {
+  const poolDirectory = path.join(rig.root, `cli-pool-${Date.now()}`);
+  await makePool(poolDirectory, rig.devices, 'device', { fillBytes: 256 * MiB });
+  return measureCli({ poolDirectory, scratch: rig.root, rounds: mode.cliRounds, largeObjectBytes: mode.largeObjectBytes, concurrentPuts: mode.cliConcurrentPuts, log });
 }
 
 function roundsArgument(args: ReadonlyArray<string>): number | undefined {
@@ -410,6 +455,7 @@ function printTable(report: Record<string, unknown> & { ratios: Record<string, n
   for (const [name, value, target] of rows) process.stdout.write(`${name.padEnd(30)}${value.padEnd(10)}${target}\n`);
   if (report.ratiosAtRecordSize) process.stdout.write(`\nratios to fio at the pool's record size: ${JSON.stringify(report.ratiosAtRecordSize, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toFixed(2)) : value))}\n`);
   process.stdout.write(`\n${formatCatalogEngines(report.catalogEngines as CatalogEnginesReport)}\n`);
+  process.stdout.write(`\n${formatCli(report.cli as CliReport)}\n`);
   process.stdout.write(`\nabsolute figures in MiB/s or per second (median, min, max): ${JSON.stringify({ limit: report.limit, fio: report.fio, raw: report.raw, largePutMiBps: report.largePutMiBps, largeGetMiBps: report.largeGetMiBps, degradedGetMiBps: report.degradedGetMiBps, scrubMiBps: report.scrubMiBps, rebuildMiBps: report.rebuildMiBps, smallPutsPerSecond: report.smallPutsPerSecond, directorySmallPutsPerSecond: report.directorySmallPutsPerSecond }, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toFixed(1)) : value))}\n`);
 }
 

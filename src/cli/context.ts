@@ -2,8 +2,10 @@
 import { Option, type Command } from 'commander';
 import { POOL_LOCK_WAIT_DEFAULT_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
-import { DIRECT_IO_MODES, type DirectIoMode } from '../io/block-io.js';
-import { Pool, type PoolAccess } from '../pool/pool.js';
+import { DIRECT_IO_MODES, type DirectIoMode } from '../io/direct-io-mode.js';
+import type { Pool, PoolAccess } from '../pool/pool.js';
+import type { CommandRunner } from '../serve/command-socket.js';
+import type { HandOffOwner, HandOffRoute } from './hand-off.js';
 import { resolveUserPath, terminal } from './terminal.js';
 
 export interface CommonOptions {
@@ -70,7 +72,8 @@ export function directIoMode(options: CommonOptions): DirectIoMode {
 /**
  * Opens the pool, runs `action`, and always closes it (releasing the lock) afterwards. Inside the daemon the command
  * uses the daemon's open pool instead: reads run at once, object writes (`shared`) beside other writes, and every
- * other change as maintenance (one at a time, beside the writes).
+ * other change as maintenance (one at a time, beside the writes). A process that became the hand-off owner runs its
+ * object write in the pool it shares with other CLI processes; main closes that one after the command.
  */
 export async function withPool<T>(
   options: CommonOptions,
@@ -83,12 +86,51 @@ export async function withPool<T>(
     if (access === 'read') return action(served.pool);
     return writeConcurrency === 'shared' ? served.shared(() => action(served.pool)) : served.maintenance(() => action(served.pool));
   }
+  if (handOff && access === 'write' && writeConcurrency === 'shared') {
+    const { HandOffOwner } = await import('./hand-off.js');
+    handOff.owner ??= await HandOffOwner.open(handOff.route, { directIo: directIoMode(options), runCommand: handOff.runCommand });
+    return handOff.owner.runOwn(action);
+  }
+  const { Pool } = await import('../pool/pool.js');
   const pool = await Pool.open(poolDirectory(options), {
     access,
     lockWaitMs: lockWaitMs(options),
     directIo: directIoMode(options),
   });
   for (const notice of pool.notices) warn(notice);
+  try {
+    return await action(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** This process holds the pool lock for its object write and takes others' (cli/hand-off.ts), once it is opened. */
+let handOff: { route: Extract<HandOffRoute, { kind: 'owner' }>; runCommand: CommandRunner; owner?: HandOffOwner } | undefined;
+
+/** Called by main when the hand-off made this process the owner: withPool then opens the pool with that lock. */
+export function holdHandOff(route: Extract<HandOffRoute, { kind: 'owner' }>, runCommand: CommandRunner): void {
+  handOff = { route, runCommand };
+}
+
+/** After the command: the owner finishes what it took for others and lets the pool (and its lock) go. */
+export async function endHandOff(): Promise<void> {
+  const ending = handOff;
+  handOff = undefined;
+  if (!ending) return;
+  if (ending.owner) await ending.owner.close();
+  else await ending.route.lock.unlock(); // the command ended before opening the pool (a usage error, a missing file)
+}
+
+/**
+ * withPool for a command that reads the catalog alone (ls): not one disk is opened (in the daemon, its open pool
+ * serves as it is).
+ */
+export async function withPoolCatalog<T>(options: CommonOptions, action: (pool: Pool) => Promise<T>): Promise<T> {
+  const served = terminal().served;
+  if (served) return action(served.pool);
+  const { Pool } = await import('../pool/pool.js');
+  const pool = await Pool.open(poolDirectory(options), { access: 'read', lockWaitMs: 0, disks: 'none' });
   try {
     return await action(pool);
   } finally {

@@ -1,8 +1,9 @@
 // The client end of the daemon's command socket: when `shardpool serve` holds the pool named on the command line,
 // the command is sent to it and run there (see serve/command-protocol.ts) instead of failing with POOL_BUSY.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import * as path from 'node:path';
 import { ShardpoolError } from '../errors.js';
+import { pathKind } from '../io/durable-files.js';
 import { COMMAND_SOCKET_NAME, FRAME, FrameReader, encodeFrame, type CommandHello } from '../serve/command-protocol.js';
 
 /**
@@ -23,7 +24,9 @@ export async function forwardToDaemon(argv: string[]): Promise<number | undefine
   if (poolDirectory === undefined) return undefined;
   const socket = await connectToDaemon(path.join(poolDirectory, COMMAND_SOCKET_NAME));
   if (!socket) return undefined;
-  return runRemotely(socket, argv);
+  const exitCode = await runRemotely(socket, argv);
+  if (exitCode === undefined) throw new Error('a daemon socket never declines'); // unreachable: no awaitStart
+  return exitCode;
 }
 
 /** True while `shardpool serve` holds the pool in `poolDirectory` (its command socket answers, whoever owns it). */
@@ -38,7 +41,8 @@ export async function poolIsServed(poolDirectory: string): Promise<boolean> {
   return socket !== undefined;
 }
 
-function commandName(argv: string[]): string | undefined {
+/** The command an argument list names (its first word that is no global option or its value). */
+export function commandName(argv: ReadonlyArray<string>): string | undefined {
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] as string;
     if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {
@@ -50,7 +54,8 @@ function commandName(argv: string[]): string | undefined {
   return undefined;
 }
 
-function poolOf(argv: string[]): string | undefined {
+/** The pool directory an argument list names (--pool, else SHARDPOOL_POOL), resolved. */
+export function poolOf(argv: ReadonlyArray<string>): string | undefined {
   for (let index = 0; index < argv.length; index += 1) {
     const arg = argv[index] as string;
     if (arg === '--') break;
@@ -61,7 +66,10 @@ function poolOf(argv: string[]): string | undefined {
   return fromEnvironment ? path.resolve(fromEnvironment) : undefined;
 }
 
-async function connectToDaemon(socketPath: string): Promise<Socket | undefined> {
+export async function connectToDaemon(socketPath: string): Promise<Socket | undefined> {
+  // No socket file, no daemon: most commands run where no daemon is, and need no networking code at all.
+  if ((await pathKind(socketPath).catch(() => 'other')) === 'missing') return undefined;
+  const { connect } = await import('node:net');
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
     socket.once('connect', () => resolve(socket));
@@ -82,7 +90,12 @@ async function connectToDaemon(socketPath: string): Promise<Socket | undefined> 
   });
 }
 
-async function runRemotely(socket: Socket, argv: string[]): Promise<number> {
+/**
+ * Runs `argv` over a connected command socket and returns its exit code. With `awaitStart` (a hand-off socket),
+ * standard input is sent only once the server said `started`, and a connection closed before that returns undefined:
+ * the command ran nowhere and its input is untouched, so it may be taken elsewhere.
+ */
+export async function runRemotely(socket: Socket, argv: string[], options: { awaitStart: boolean } = { awaitStart: false }): Promise<number | undefined> {
   const hello: CommandHello = {
     argv,
     cwd: process.cwd(),
@@ -101,7 +114,14 @@ async function runRemotely(socket: Socket, argv: string[]): Promise<number> {
   process.once('SIGINT', onInterrupt);
   // Standard input is sent only when it is not a terminal (a pipe or a file), or when the command asks to prompt.
   const sendsInput = !process.stdin.isTTY || argv.includes('add-disk') || argv.includes('replace-disk');
-  if (sendsInput) {
+  let inputStarted = false;
+  const sendInput = () => {
+    if (inputStarted) return;
+    inputStarted = true;
+    if (!sendsInput) {
+      socket.write(encodeFrame(FRAME.stdinEnd));
+      return;
+    }
     process.stdin.on('data', (chunk: Buffer) => {
       for (let offset = 0; offset < chunk.length; offset += STDIN_PIECE_BYTES) {
         if (!socket.write(encodeFrame(FRAME.stdin, chunk.subarray(offset, offset + STDIN_PIECE_BYTES)))) {
@@ -111,13 +131,18 @@ async function runRemotely(socket: Socket, argv: string[]): Promise<number> {
       }
     });
     process.stdin.once('end', () => socket.write(encodeFrame(FRAME.stdinEnd)));
-  } else socket.write(encodeFrame(FRAME.stdinEnd));
+  };
+  if (!options.awaitStart) sendInput();
+  let started = false;
   try {
-    return await new Promise<number>((resolve, reject) => {
+    return await new Promise<number | undefined>((resolve, reject) => {
       let exitCode: number | undefined;
       socket.on('data', (data: Buffer) => {
         for (const frame of reader.push(data)) {
-          if (frame.type === FRAME.stdout || frame.type === FRAME.stderr) {
+          if (frame.type === FRAME.started) {
+            started = true;
+            sendInput();
+          } else if (frame.type === FRAME.stdout || frame.type === FRAME.stderr) {
             const target = frame.type === FRAME.stdout ? process.stdout : process.stderr;
             if (!target.write(frame.payload)) {
               socket.pause();
@@ -130,13 +155,14 @@ async function runRemotely(socket: Socket, argv: string[]): Promise<number> {
       });
       socket.once('close', () => {
         if (exitCode !== undefined) resolve(exitCode);
+        else if (options.awaitStart && !started) resolve(undefined); // declined: nothing ran
         else reject(new ShardpoolError('DAEMON_UNREACHABLE', 'the daemon closed the command socket before the command finished (see its log)'));
       });
       socket.once('error', () => undefined);
     });
   } finally {
     process.off('SIGINT', onInterrupt);
-    if (sendsInput) {
+    if (sendsInput && inputStarted) {
       process.stdin.pause();
       process.stdin.destroy();
     }

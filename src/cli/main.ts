@@ -1,22 +1,37 @@
 // The shardpool command line: one file per command group registers its commands; this file wires them together and
 // turns every failure into one clear line on stderr and a stable exit code (never a stack trace unless --debug).
 import { createRequire } from 'node:module';
-import { Command, CommanderError, Option } from 'commander';
+import type { Command } from 'commander';
 import { AssertionFailure } from '../assert.js';
 import { ShardpoolError } from '../errors.js';
-import { registerImportCommands } from './import-commands.js';
-import { registerCatalogCommands } from './catalog-commands.js';
-import { registerDiskCommands } from './disk-commands.js';
-import { forwardToDaemon } from './forward.js';
-import { registerMaintainCommands } from './maintain-commands.js';
-import { registerObjectCommands } from './object-commands.js';
-import { registerPoolCommands } from './pool-commands.js';
-import { registerServeCommands } from './serve-commands.js';
+import { commandName, forwardToDaemon } from './forward.js';
+import { handsOff } from './hand-off.js';
 
 import { EXIT_ERROR, EXIT_INTERNAL_ERROR, EXIT_OK } from './exit-codes.js';
 import { terminal } from './terminal.js';
 
-export function buildProgram(): Command {
+/**
+ * Start-up is part of every command's latency, so each command group's module (and what it pulls in: the pool, the
+ * disks, the codecs, the daemon) is loaded only when one of its commands runs. Help, and a name that is no command,
+ * load them all. A test checks this table against what each group registers.
+ */
+export const COMMAND_GROUPS: ReadonlyArray<{ readonly commands: ReadonlyArray<string>; readonly register: (program: Command) => Promise<void> }> = [
+  { commands: ['init', 'config', 'status'], register: async (program) => (await import('./pool-commands.js')).registerPoolCommands(program) },
+  { commands: ['add-disk', 'list-disks', 'fail-disk', 'remove-disk', 'replace-disk', 'disk'], register: async (program) => (await import('./disk-commands.js')).registerDiskCommands(program) },
+  { commands: ['put', 'get', 'ls', 'stat', 'rm'], register: async (program) => (await import('./object-commands.js')).registerObjectCommands(program) },
+  { commands: ['scrub', 'rebuild', 'trim', 'defrag', 'recover'], register: async (program) => (await import('./maintain-commands.js')).registerMaintainCommands(program) },
+  { commands: ['serve', 'user'], register: async (program) => (await import('./serve-commands.js')).registerServeCommands(program, main) },
+  { commands: ['catalog'], register: async (program) => (await import('./catalog-commands.js')).registerCatalogCommands(program) },
+  { commands: ['import'], register: async (program) => (await import('./import-commands.js')).registerImportCommands(program) },
+];
+
+/** commander, once a command line is parsed (`--version` alone, or a forwarded command, needs none of it). */
+let commander: typeof import('commander') | undefined;
+
+/** The program with the commands `argv` names registered (none for --version; all when it names none, or no known one). */
+export async function buildProgram(argv: ReadonlyArray<string> = []): Promise<Command> {
+  commander ??= await import('commander');
+  const { Command, Option } = commander;
   const program = new Command('shardpool')
     .description(
       'A storage pool: objects are cut into extents, each stored as replicated or Reed–Solomon erasure-coded\n' +
@@ -45,13 +60,10 @@ Example, a pool on six directories:
 
 Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation), 3 internal error (a bug: please report it).`,
   );
-  registerPoolCommands(program);
-  registerDiskCommands(program);
-  registerObjectCommands(program);
-  registerMaintainCommands(program);
-  registerServeCommands(program, main);
-  registerCatalogCommands(program);
-  registerImportCommands(program);
+  const name = commandName(argv);
+  const group = name === undefined ? undefined : COMMAND_GROUPS.find((candidate) => candidate.commands.includes(name));
+  const versionOnly = name === undefined && argv.some((arg) => arg === '--version' || arg === '-V');
+  for (const each of group ? [group] : versionOnly ? [] : COMMAND_GROUPS) await each.register(program);
   const quiet = (command: Command): void => {
     for (const sub of command.commands) {
       sub.exitOverride().configureOutput({ outputError: () => undefined });
@@ -63,23 +75,50 @@ Exit codes: 0 success, 1 problems found (recover), 2 error (usage or operation),
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   const debug = argv.includes('--debug');
+  let owner = false;
+  let exitCode: number;
   try {
     // While `shardpool serve` holds the pool, the daemon runs the command (but never forwards what it runs itself).
+    // Tried before anything else is loaded: a forwarded command needs nothing here but the socket.
     if (terminal().served === undefined) {
       const forwardedExitCode = await forwardToDaemon(argv);
       if (forwardedExitCode !== undefined) return forwardedExitCode;
+      // Without a daemon, an object write runs in the process that holds the pool for one, or becomes that process.
+      if (handsOff(argv)) {
+        const { handOff } = await import('./hand-off.js');
+        const route = await handOff(argv);
+        if (route.kind === 'ran-elsewhere') return route.exitCode;
+        if (route.kind === 'owner') {
+          (await import('./context.js')).holdHandOff(route, main);
+          owner = true;
+        }
+      }
     }
+    if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+      terminal().stdout.write(`${packageVersion()}\n`); // what commander prints, without loading it
+      return EXIT_OK;
+    }
+    const program = await buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });
-    return terminal().exitCode ?? EXIT_OK;
+    exitCode = terminal().exitCode ?? EXIT_OK;
   } catch (error) {
-    return reportError(error, debug);
+    exitCode = reportError(error, debug);
   }
+  if (owner) {
+    // The owner's own output is out; it now finishes the commands it took for others and lets the pool go.
+    try {
+      await (await import('./context.js')).endHandOff();
+    } catch (error) {
+      const closeExitCode = reportError(error, debug);
+      if (exitCode === EXIT_OK) exitCode = closeExitCode;
+    }
+  }
+  return exitCode;
 }
 
 function reportError(error: unknown, debug: boolean): number {
-  if (error instanceof CommanderError) {
+  if (commander && error instanceof commander.CommanderError) {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
       return EXIT_OK;
     }

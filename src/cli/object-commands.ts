@@ -17,6 +17,7 @@ import {
   progressEnabled,
   warn,
   withPool,
+  withPoolCatalog,
   type CommonOptions,
 } from './context.js';
 import { startByteProgress } from './progress.js';
@@ -108,7 +109,7 @@ export function registerObjectCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ shardpool ls --pool /srv/pool photos/')
     .action(async (prefix: string, _options: unknown, command: Command) => {
       const options = optionsOf(command);
-      await withPool(options, 'read', async (pool) => {
+      await withPoolCatalog(options, async (pool) => {
         const objects: ObjectRow[] = [];
         for await (const object of pool.listObjects(prefix)) objects.push(object);
         if (options.json) {

@@ -2,9 +2,9 @@
 import { Option, type Command } from 'commander';
 import { EXTENT_SIZE_DEFAULT_BYTES } from '../constants.js';
 import { validateExtentSize, validatePostgresUrl, type CatalogLocation } from '../format/pool-config.js';
-import { Pool } from '../pool/pool.js';
+
 import type { PoolDescription } from '../pool/status.js';
-import { DISCARD_MODES, type DiscardMode } from '../disk/device/device-disk.js';
+import { DISCARD_MODES, type DiscardMode } from '../disk/discard-mode.js';
 import { ShardpoolError } from '../errors.js';
 import { DEFAULT_POLICY_TEXT, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { jsonOption, optionsOf, poolDirectory, poolOption, printJson, printLine, withPool } from './context.js';
@@ -38,6 +38,7 @@ export function registerPoolCommands(program: Command): void {
       const discard = parseDiscardMode(String(options.discard ?? 'batch'));
       const directory = poolDirectory(options);
       const catalog = parseCatalogAddress(String(options.catalog ?? 'sqlite'));
+      const { Pool } = await import('../pool/pool.js');
       const config = await Pool.create(directory, { policy, extentSizeBytes, catalog });
       await withPool(options, 'write', async (pool) => pool.setDiscardMode(discard));
       if (options.json) {

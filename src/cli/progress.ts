@@ -1,5 +1,6 @@
 // Progress bars for long operations: drawn on stderr when it is a terminal, silent when piped or with --json.
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type * as CliProgress from 'cli-progress';
 import { formatBytes } from './units.js';
 import { terminal } from './terminal.js';
 
@@ -10,11 +11,16 @@ export interface Progress {
 
 const SILENT: Progress = { update: () => undefined, stop: () => undefined };
 
+/** cli-progress (and its dependencies) are loaded only once a bar is drawn: most runs draw none. */
+function cliProgress(): typeof CliProgress {
+  return createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
+}
+
 export function startByteProgress(options: { label: string; totalBytes: number | undefined; enabled: boolean }): Progress {
   if (!options.enabled || !terminal().stderr.isTTY) return SILENT;
   const startedAtMs = Date.now();
   const known = options.totalBytes !== undefined && options.totalBytes > 0;
-  const bar = new cliProgress.SingleBar(
+  const bar = new (cliProgress().SingleBar)(
     {
       stream: terminal().stderr,
       format: known
@@ -24,7 +30,7 @@ export function startByteProgress(options: { label: string; totalBytes: number |
       clearOnComplete: true,
       etaBuffer: 50,
     },
-    cliProgress.Presets.shades_classic,
+    cliProgress().Presets.shades_classic,
   );
   const payload = (doneBytes: number) => {
     const seconds = Math.max((Date.now() - startedAtMs) / 1000, 0.001);
@@ -46,9 +52,9 @@ export function startCountProgress(options: { label: string; total: number; enab
   stop(): void;
 } {
   if (!options.enabled || !terminal().stderr.isTTY || options.total === 0) return SILENT;
-  const bar = new cliProgress.SingleBar(
+  const bar = new (cliProgress().SingleBar)(
     { stream: terminal().stderr, format: `${options.label} [{bar}] {value}/{total} ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
+    cliProgress().Presets.shades_classic,
   );
   bar.start(options.total, 0);
   return { update: (done) => bar.update(done), stop: () => bar.stop() };

@@ -5,6 +5,9 @@ import type { FragmentHeader } from '../format/fragment-header.js';
 
 export type DiskKind = 'directory' | 'block-device';
 
+/** The reason given (in an error's details) when the device at a path is not the disk that was expected there. */
+export const NOT_THIS_DISK = 'not-this-disk';
+
 export interface FragmentAddress {
   readonly versionId: string;
   readonly extentIndex: number;

@@ -10,9 +10,8 @@ import { ShardpoolError, systemErrorCode } from '../errors.js';
 import { isAligned } from './aligned-buffer.js';
 import { nativeIo, openDevice, type DeviceInfo } from './native.js';
 
-export type DirectIoMode = 'auto' | 'always' | 'never';
-
-export const DIRECT_IO_MODES: ReadonlyArray<DirectIoMode> = ['auto', 'always', 'never'];
+import type { DirectIoMode } from './direct-io-mode.js';
+export { DIRECT_IO_MODES, type DirectIoMode } from './direct-io-mode.js';
 
 /** Process-wide counters, exported as metrics later. */
 export const ioCounters = {

@@ -2,7 +2,7 @@
 // A file is durable only after: data written to a temp file in the same directory → fsync(file) → rename over the
 // final name → fsync(directory). Without the last step a power cut can forget the rename itself.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, constants as fsConstants } from 'node:fs';
+import { createReadStream, constants as fsConstants, watch } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -222,5 +222,30 @@ export async function readPrivateFile(filePath: string): Promise<string | undefi
     return await fs.readFile(filePath, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Resolves once one of `names` in `directoryPath` is created, removed or renamed (inotify), or after `timeoutMs`,
+ * whichever is first: a process waiting for another's socket sleeps instead of polling hard.
+ */
+export async function directoryChangeOrTimeout(directoryPath: string, names: ReadonlyArray<string>, timeoutMs: number): Promise<void> {
+  let watcher: ReturnType<typeof watch> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      try {
+        watcher = watch(directoryPath, { persistent: false }, (event, name) => {
+          if (event === 'rename' && (name === null || names.includes(String(name)))) resolve();
+        });
+        watcher.on('error', () => undefined);
+      } catch {
+        // No watch (no inotify left, an exotic filesystem): the timeout alone paces the wait.
+      }
+    });
+  } finally {
+    clearTimeout(timer);
+    watcher?.close();
   }
 }

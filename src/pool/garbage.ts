@@ -6,7 +6,7 @@
 // already gone, which the next collection deletes again harmlessly (deletes are idempotent).
 import { assert } from '../assert.js';
 import { isShardpoolError } from '../errors.js';
-import type { FragmentAddress } from '../disk/disk.js';
+import type { Disk, FragmentAddress, FragmentLocation } from '../disk/disk.js';
 import type { FragmentRow } from './catalog/catalog.js';
 import { forEachBounded } from './concurrency.js';
 import { killPoint } from './kill-points.js';
@@ -113,15 +113,23 @@ export async function finishMove(
  */
 export async function reconcilePendingAllocations(pool: Pool): Promise<void> {
   const movingTargets = new Set((await pool.catalog.listMoves()).map((move) => `${move.targetDiskId}:${move.versionId}.${move.extentIndex}.${move.fragmentIndex}`));
-  for (const member of pool.listMembers()) {
-    const disk = member.disk;
-    if (!disk || member.row.state === 'failed') continue;
+  // Looked up together (one catalog read, not one per allocation): a device opens with every allocation journaled
+  // since its last checkpoint pending, most of them long committed.
+  const intents = new Set((await pool.catalog.listIntents()).map((intent) => intent.versionId));
+  const members = pool.listMembers().filter((member) => member.disk !== undefined && member.row.state !== 'failed');
+  const allocationsOf = members.map((member) => (member.disk as Disk).pendingAllocations());
+  const rows = await pool.catalog.fragmentRows(allocationsOf.flat());
+  let looked = 0;
+  for (const [memberIndex, member] of members.entries()) {
+    const disk = member.disk as Disk;
+    const allocations = allocationsOf[memberIndex] as FragmentLocation[];
     let freed = 0;
-    for (const allocation of disk.pendingAllocations()) {
-      const row = await pool.catalog.fragmentRow(allocation);
+    for (const allocation of allocations) {
+      const row = rows[looked];
+      looked += 1;
       if (row && row.diskId === member.row.id && row.locationBytes === allocation.locationBytes) {
         disk.settle([allocation]);
-      } else if (await pool.catalog.hasIntent(allocation.versionId)) {
+      } else if (intents.has(allocation.versionId)) {
         continue; // its put's cleanup deletes it
       } else if (movingTargets.has(`${member.row.id}:${allocation.versionId}.${allocation.extentIndex}.${allocation.fragmentIndex}`)) {
         continue; // its drain's cleanup decides

@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import { POOL_LOCK_POLL_INTERVAL_MS } from '../constants.js';
 import { ShardpoolError } from '../errors.js';
 import { openLockFile } from '../io/durable-files.js';
-import { lockFile } from '../io/file-lock.js';
 
 export const POOL_LOCK_FILE_NAME = 'pool.lock';
 
@@ -14,20 +13,33 @@ export class PoolLock {
 
   /** Waits up to `waitMs` for the lock, polling; then fails with POOL_BUSY. */
   static async acquire(poolDirectory: string, waitMs: number): Promise<PoolLock> {
-    const handle = await openLockFile(path.join(poolDirectory, POOL_LOCK_FILE_NAME));
     const deadline = Date.now() + waitMs;
+    for (;;) {
+      const lock = await PoolLock.tryAcquire(poolDirectory);
+      if (lock) return lock;
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, POOL_LOCK_POLL_INTERVAL_MS));
+    }
+    throw PoolLock.busy(poolDirectory, waitMs);
+  }
+
+  /** The lock if no other process holds it now, else undefined (no waiting). */
+  static async tryAcquire(poolDirectory: string): Promise<PoolLock | undefined> {
+    const handle = await openLockFile(path.join(poolDirectory, POOL_LOCK_FILE_NAME));
     try {
-      for (;;) {
-        if (await lockFile(handle.fd, 'exclusive')) return new PoolLock(() => handle.close());
-        if (Date.now() >= deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, POOL_LOCK_POLL_INTERVAL_MS));
-      }
+      const { lockFile } = await import('../io/file-lock.js'); // native code: loaded by writers only
+      if (await lockFile(handle.fd, 'exclusive')) return new PoolLock(() => handle.close());
     } catch (error) {
       await handle.close();
       throw error;
     }
     await handle.close();
-    throw new ShardpoolError(
+    return undefined;
+  }
+
+  /** POOL_BUSY after waiting `waitMs` for the lock in vain. */
+  static busy(poolDirectory: string, waitMs: number): ShardpoolError {
+    return new ShardpoolError(
       'POOL_BUSY',
       `pool ${poolDirectory} is busy: another shardpool process is changing it (waited ${Math.round(waitMs / 1000)} s; ` +
         'raise --wait to wait longer)',
@@ -35,8 +47,12 @@ export class PoolLock {
     );
   }
 
-  /** Closing the file releases the flock. */
+  private released = false;
+
+  /** Closing the file releases the flock (once: a second unlock does nothing). */
   async unlock(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     await this.release();
   }
 }

@@ -4,17 +4,18 @@
 // A pool directory holds pool.json (identity and defaults), catalog.sqlite (objects, extents, fragment placements,
 // disks) and pool.lock. Commands that change the pool open it with access 'write', which takes the pool lock and
 // first finishes what an interrupted process left behind (uncommitted puts, undeleted garbage).
+//
+// Opening costs what the access needs, not what the pool holds: a read-open (ls, stat, get) loads neither the writer,
+// the collector nor the code of a disk kind the pool does not have, and replays no device journal.
 import * as path from 'node:path';
 import { assert } from '../assert.js';
 import { ShardpoolError, isShardpoolError } from '../errors.js';
-import type { Disk } from '../disk/disk.js';
-import { DISCARD_MODES, DeviceDisk, NOT_THIS_DISK, openDeviceDisk, type DiscardMode } from '../disk/device/device-disk.js';
-import { findPoolDevices } from '../disk/device/device-finder.js';
-import { formatDirectoryDisk, openDirectoryDisk } from '../disk/directory/directory-disk.js';
+import { NOT_THIS_DISK, type Disk } from '../disk/disk.js';
+import { DISCARD_MODES, type DiscardMode } from '../disk/discard-mode.js';
 import { trackDiskUse, type TrackedDisk } from '../disk/disk-users.js';
 import { meterDisk } from '../disk/metered-disk.js';
 import type { DirectIoMode } from '../io/block-io.js';
-import { admitAndFormatDevice, type AddDeviceOptions } from './add-device.js';
+import type { AddDeviceOptions } from './add-device.js';
 import { POOL_CONFIG_FILE_NAME, encodePoolConfig, poolConfigVersionFor, redactPassword, type CatalogLocation, type PoolConfig } from '../format/pool-config.js';
 import { newUuid } from '../format/uuid.js';
 import {
@@ -29,15 +30,12 @@ import {
 import type { Policy } from '../redundancy/policy.js';
 import { CATALOG_FILE_NAME, type Catalog, type DiskRow, type InCommit, type ObjectMetadata, type ObjectRow } from './catalog/catalog.js';
 import { openCatalog, readPoolConfig } from './catalog/open-catalog.js';
-import {
-  cleanUpInterruptedMoves,
-  cleanUpInterruptedPuts,
-  collectGarbageVersion,
-  reconcilePendingAllocations,
-} from './garbage.js';
+import type * as Garbage from './garbage.js';
 import { isReservedKey, validateKey, validatePrefix, validateUserKey } from './keys.js';
-import { openObjectReader, type ByteRange, type ObjectReader } from './object-reader.js';
-import { removeWithMarker, writeObject, type ObjectSource, type PutResult } from './object-writer.js';
+import type * as ObjectReaderModule from './object-reader.js';
+import type { ByteRange, ObjectReader } from './object-reader.js';
+import type * as ObjectWriter from './object-writer.js';
+import type { ObjectSource, PutResult } from './object-writer.js';
 import { POOL_LOCK_FILE_NAME, PoolLock } from './pool-lock.js';
 import { describeObject, describePool, type ObjectDescription, type PoolDescription } from './status.js';
 
@@ -66,12 +64,21 @@ export interface OpenOptions {
   readonly lockWaitMs: number;
   /** How block devices are opened (O_DIRECT with O_SYNC fallback by default). */
   readonly directIo?: DirectIoMode;
+  /**
+   * 'none': open no disk at all, for a reader of the catalog alone (ls): nothing is read from any device, and asking
+   * the pool for a member is a bug. Only with access 'read'. Default 'all'.
+   */
+  readonly disks?: 'all' | 'none';
+  /** The pool lock, already taken by this process for `directory` (a CLI hand-off); the pool releases it at close. */
+  readonly lock?: PoolLock;
 }
 
 export class Pool {
   private lifecycle: PoolState = 'opening';
   private members = new Map<number, Member>();
   private readonly openNotices: string[] = [];
+  /** False for a pool opened with disks 'none' (a catalog reader): no member may be asked for. */
+  private membersOpened = false;
   private readonly versionPins = new Map<string, number>();
   /** Garbage collections in flight, one per version (single-flight): only its collector frees a version's fragments. */
   private readonly collections = new Map<string, Promise<boolean>>();
@@ -84,6 +91,10 @@ export class Pool {
   private discard: DiscardMode = 'batch';
   /** Disks forgetMember is taking out of the pool right now. */
   private readonly leaving = new Set<number>();
+  /** What only a write-open needs, loaded by it (a put and a collection start synchronously from it). */
+  private writing: { readonly writer: typeof ObjectWriter; readonly garbage: typeof Garbage } | undefined;
+  /** The reader, loaded with the disks (a catalog reader reads no object). */
+  private reading: typeof ObjectReaderModule | undefined;
 
   private constructor(
     readonly directory: string,
@@ -146,8 +157,10 @@ export class Pool {
   }
 
   static async open(directory: string, options: OpenOptions): Promise<Pool> {
+    assert(options.disks !== 'none' || options.access === 'read', 'only a read-open may leave the disks closed');
     const config = await readPoolConfig(directory);
-    const lock = options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined;
+    assert(options.lock === undefined || options.access === 'write', 'a lock is taken for writing');
+    const lock = options.lock ?? (options.access === 'write' ? await PoolLock.acquire(directory, options.lockWaitMs) : undefined);
     let catalog: Catalog | undefined;
     let pool: Pool | undefined;
     try {
@@ -162,11 +175,13 @@ export class Pool {
       }
       pool = new Pool(directory, config, catalog, options.access, lock, options.directIo ?? 'auto');
       await pool.loadSettings();
-      await pool.openMembers();
+      if (options.disks !== 'none') await pool.openMembers();
       if (options.access === 'write') {
-        await cleanUpInterruptedPuts(pool);
-        await cleanUpInterruptedMoves(pool);
-        await reconcilePendingAllocations(pool);
+        const [writer, garbage] = await Promise.all([import('./object-writer.js'), import('./garbage.js')]);
+        pool.writing = { writer, garbage };
+        await garbage.cleanUpInterruptedPuts(pool);
+        await garbage.cleanUpInterruptedMoves(pool);
+        await garbage.reconcilePendingAllocations(pool);
         await pool.collectAllGarbage();
       }
       pool.lifecycle = 'open';
@@ -197,10 +212,12 @@ export class Pool {
   // ── membership ────────────────────────────────────────────────────────────────────────────────────────────────
 
   listMembers(): Member[] {
+    this.assertMembersOpened();
     return [...this.members.values()];
   }
 
   member(diskId: number): Member {
+    this.assertMembersOpened();
     const member = this.members.get(diskId);
     assert(member !== undefined, 'every disk id in the catalog has a member');
     return member;
@@ -208,6 +225,7 @@ export class Pool {
 
   /** Disks that may be read: not failed, and reachable. */
   readableDisk(diskId: number): Disk | undefined {
+    this.assertMembersOpened();
     const member = this.members.get(diskId);
     return member && member.row.state !== 'failed' ? member.disk : undefined;
   }
@@ -228,6 +246,7 @@ export class Pool {
 
   /** Finds a disk by catalog id, uuid or path. */
   async findMember(reference: string): Promise<Member> {
+    this.assertMembersOpened();
     const byId = /^\d+$/.test(reference) ? this.members.get(Number(reference)) : undefined;
     if (byId) return byId;
     const resolved = await realPath(reference).catch(() => path.resolve(reference));
@@ -289,6 +308,7 @@ export class Pool {
       }
     }
     const diskUuid = newUuid();
+    const { admitAndFormatDevice } = await import('./add-device.js');
     const probe = await admitAndFormatDevice(resolved, { poolUuid: this.config.poolUuid, diskUuid }, options);
     const row = await this.catalog.addDisk({ uuid: diskUuid, kind: 'block-device', path: probe.realPath });
     await this.openMember(row);
@@ -310,6 +330,7 @@ export class Pool {
       }
     }
     const diskUuid = newUuid();
+    const { formatDirectoryDisk, openDirectoryDisk } = await import('../disk/directory/directory-disk.js');
     await formatDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
     const row = await this.catalog.addDisk({ uuid: diskUuid, kind: 'directory', path: resolved });
     const disk = await openDirectoryDisk(resolved, { poolUuid: this.config.poolUuid, diskUuid });
@@ -354,6 +375,7 @@ export class Pool {
     this.assertWritable();
     await this.catalog.setSetting(DISCARD_SETTING, mode);
     this.discard = mode;
+    const { DeviceDisk } = await import('../disk/device/device-disk.js');
     for (const member of this.members.values()) {
       if (member.disk instanceof DeviceDisk) member.disk.discardMode = mode;
     }
@@ -402,7 +424,7 @@ export class Pool {
 
   async put(key: string, source: ObjectSource, options: PutOptions = {}): Promise<PutResult> {
     this.assertWritable();
-    const put = writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
+    const put = this.writeModules().writer.writeObject(this, options.internal ? validateKey(key) : validateUserKey(key), source, {
       policy: options.policy ?? this.config.defaultPolicy,
       onProgress: options.onProgress,
       metadata: options.metadata,
@@ -473,7 +495,7 @@ export class Pool {
     // Decided here, not inside the collection: a caller must never join a collection that skipped the version because
     // a reader held it, or the reader's release (which starts the real collection) could join that skip instead.
     if (this.isVersionPinned(versionId)) return Promise.resolve(false); // the last reader to let go collects it
-    const collection = collectGarbageVersion(this, versionId).finally(() => {
+    const collection = this.writeModules().garbage.collectGarbageVersion(this, versionId).finally(() => {
       assert(this.collections.get(versionId) === collection, 'one collection per version at a time');
       this.collections.delete(versionId);
     });
@@ -531,7 +553,8 @@ export class Pool {
   /** A reader of an object lookUpPinned returned; the reader lets go of the pin. */
   openPinned(object: ObjectRow, unpin: () => void, range?: ByteRange): ObjectReader {
     this.assertOpen();
-    return openObjectReader(this, object, unpin, range);
+    assert(this.reading !== undefined, 'objects are read from a pool opened with its disks');
+    return this.reading.openObjectReader(this, object, unpin, range);
   }
 
   async statObject(key: string): Promise<ObjectDescription> {
@@ -561,7 +584,7 @@ export class Pool {
     }
     const current = await this.catalog.getObject(key);
     if (!current) throw notFound();
-    const removed = await removeWithMarker(this, current);
+    const removed = await this.writeModules().writer.removeWithMarker(this, current);
     if (!removed) throw notFound();
     await this.collectVersion(removed.versionId);
     return removed;
@@ -583,44 +606,60 @@ export class Pool {
     assert(this.access === 'write', 'changes need a pool opened for writing (holding the pool lock)');
   }
 
+  private writeModules(): NonNullable<Pool['writing']> {
+    assert(this.writing !== undefined, 'writes and collections need a pool opened for writing');
+    return this.writing;
+  }
+
   private assertOpen(): void {
     assert(this.lifecycle === 'open' || this.lifecycle === 'opening', `pool is ${this.lifecycle}`);
   }
 
+  private assertMembersOpened(): void {
+    assert(this.membersOpened, 'this pool was opened without its disks (a catalog reader): it has no members to give');
+  }
+
   private async openMembers(): Promise<void> {
+    this.reading = await import('./object-reader.js');
+    this.membersOpened = true;
     this.members = new Map();
-    const misplaced: DiskRow[] = [];
-    for (const row of await this.catalog.listDisks()) {
-      if ((await this.openMember(row)) === 'not-at-path') misplaced.push(row);
-    }
+    // All at once (each is its own device or directory): an open waits for the slowest disk, not for their sum.
+    // Every open that succeeded is kept before a failure is thrown, so Pool.open's clean-up closes it.
+    const rows = await this.catalog.listDisks();
+    const opened = await Promise.allSettled(rows.map((row) => this.openedMember(row)));
+    for (const outcome of opened) if (outcome.status === 'fulfilled') this.members.set(outcome.value.member.row.id, outcome.value.member);
+    const failed = opened.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+    const misplaced = opened.flatMap((outcome) => (outcome.status === 'fulfilled' && outcome.value.notAtPath ? [outcome.value.member.row] : []));
     if (misplaced.length > 0) await this.findMisplacedDevices(misplaced);
   }
 
+  /** Opens one member and records it. */
+  private async openMember(row: DiskRow): Promise<void> {
+    const { member } = await this.openedMember(row);
+    this.members.set(member.row.id, member);
+  }
+
   /**
-   * Opens one member; a disk that cannot be opened is recorded offline with the reason, never fatal. Says
-   * 'not-at-path' when a block device's recorded path holds another device or nothing (it may be elsewhere).
+   * One member opened; a disk that cannot be opened is offline with the reason, never fatal. `notAtPath` when a
+   * block device's recorded path holds another device or nothing (it may be elsewhere: findMisplacedDevices).
    */
-  private async openMember(row: DiskRow): Promise<'open' | 'offline' | 'not-at-path'> {
-    if (row.state === 'failed') {
-      this.members.set(row.id, { row, disk: undefined, offlineReason: 'marked failed' });
-      return 'offline';
-    }
+  private async openedMember(row: DiskRow): Promise<{ member: Member; notAtPath: boolean }> {
+    if (row.state === 'failed') return { member: { row, disk: undefined, offlineReason: 'marked failed' }, notAtPath: false };
     try {
-      this.members.set(row.id, { row, disk: this.tracked(await this.openDisk(row, row.path)), offlineReason: undefined });
-      return 'open';
+      return { member: { row, disk: this.tracked(await this.openDisk(row, row.path)), offlineReason: undefined }, notAtPath: false };
     } catch (error) {
       if (!isShardpoolError(error)) throw error;
-      this.members.set(row.id, { row, disk: undefined, offlineReason: error.message });
       const elsewhere = error.code === 'DISK_NOT_FOUND' || error.details.reason === NOT_THIS_DISK;
-      return row.kind === 'block-device' && elsewhere ? 'not-at-path' : 'offline';
+      return { member: { row, disk: undefined, offlineReason: error.message }, notAtPath: row.kind === 'block-device' && elsewhere };
     }
   }
 
-  private openDisk(row: DiskRow, diskPath: string): Promise<Disk> {
+  private async openDisk(row: DiskRow, diskPath: string): Promise<Disk> {
     const identity = { poolUuid: this.config.poolUuid, diskUuid: row.uuid };
     return row.kind === 'directory'
-      ? openDirectoryDisk(diskPath, identity)
-      : openDeviceDisk(diskPath, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
+      ? (await import('../disk/directory/directory-disk.js')).openDirectoryDisk(diskPath, identity)
+      : (await import('../disk/device/device-disk.js')).openDeviceDisk(diskPath, identity, { directIo: this.directIo, access: this.access, discard: this.discardMode });
   }
 
   /**
@@ -634,6 +673,7 @@ export class Pool {
     for (const member of this.members.values()) {
       if (member.disk) held.add(await realPath(member.row.path).catch(() => member.row.path));
     }
+    const { findPoolDevices } = await import('../disk/device/device-finder.js');
     const devices = (await findPoolDevices(this.config.poolUuid, this.directIo)).filter((device) => !held.has(device.devicePath));
     const moved: Array<{ diskId: number; path: string }> = [];
     for (const row of misplaced) {

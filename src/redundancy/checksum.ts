@@ -22,14 +22,22 @@ interface XxhashAddon {
   XXHash128: { new (seed: Buffer): StreamingHash; hash(data: Uint8Array): Buffer };
 }
 
-const { XXHash128 } = createRequire(import.meta.url)('xxhash-addon') as XxhashAddon;
+// Loaded at the first checksum, not at import: a command that reads no fragment (ls, status) never loads the addon.
+let addon: { readonly XXHash128: XxhashAddon['XXHash128']; readonly streaming: StreamingHash } | undefined;
 
-// One streaming state for multi-part checksums, reset before each use. Hashing is synchronous and Node runs
-// JavaScript on one thread, so the state is never used by two callers at once.
-const streaming = new XXHash128(Buffer.alloc(8));
+function xxhash(): NonNullable<typeof addon> {
+  if (!addon) {
+    const { XXHash128 } = createRequire(import.meta.url)('xxhash-addon') as XxhashAddon;
+    // One streaming state for multi-part checksums, reset before each use. Hashing is synchronous and Node runs
+    // JavaScript on one thread, so the state is never used by two callers at once.
+    addon = { XXHash128, streaming: new XXHash128(Buffer.alloc(8)) };
+  }
+  return addon;
+}
 
 /** The xxh3-128 checksum (seed 0, canonical big-endian bytes) of the concatenation of `parts`, without copying them. */
 export function checksum128(...parts: Uint8Array[]): Buffer {
+  const { XXHash128, streaming } = xxhash();
   let digest: Buffer;
   if (parts.length === 1) {
     digest = XXHash128.hash(parts[0] as Uint8Array);

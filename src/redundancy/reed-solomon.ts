@@ -26,7 +26,13 @@ interface ReedSolomonLibrary {
   ): void;
 }
 
-const ReedSolomon = createRequire(import.meta.url)('@ronomon/reed-solomon') as ReedSolomonLibrary;
+// Loaded with the first codec, not at import: a command that codes nothing never loads the addon.
+let library: ReedSolomonLibrary | undefined;
+
+function reedSolomon(): ReedSolomonLibrary {
+  library ??= createRequire(import.meta.url)('@ronomon/reed-solomon') as ReedSolomonLibrary;
+  return library;
+}
 
 type EcPolicy = Extract<Policy, { kind: 'ec' }>;
 
@@ -38,7 +44,7 @@ export class ReedSolomonCodec implements Codec {
   constructor(readonly policy: EcPolicy) {
     this.fragmentsNeeded = policy.dataFragments;
     this.fragmentCount = policy.dataFragments + policy.parityFragments;
-    this.context = ReedSolomon.create(policy.dataFragments, policy.parityFragments);
+    this.context = reedSolomon().create(policy.dataFragments, policy.parityFragments);
   }
 
   fragmentLengthBytes(extentLengthBytes: number): number {
@@ -123,7 +129,7 @@ export class ReedSolomonCodec implements Codec {
 
   private run(data: Buffer, parity: Buffer, sources: number, targets: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      ReedSolomon.encode(this.context, sources, targets, data, 0, data.length, parity, 0, parity.length, (error) =>
+      reedSolomon().encode(this.context, sources, targets, data, 0, data.length, parity, 0, parity.length, (error) =>
         error ? reject(error) : resolve(),
       );
     });

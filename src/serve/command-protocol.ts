@@ -4,6 +4,16 @@
 // the exit code. Every message is a frame: 1 byte type, 4 bytes big-endian length, payload.
 
 export const COMMAND_SOCKET_NAME = 'serve.sock';
+/** The longest path a unix socket can be bound at (sun_path is 108 bytes, one of them the terminating zero). */
+export const SOCKET_PATH_MAX_BYTES = 107;
+
+/**
+ * Without a daemon, the CLI process holding the pool lock for an object write (put, rm) takes the object writes of
+ * other CLI processes on this socket while it runs (cli/hand-off.ts). Its clients wait for `started` before they
+ * send standard input, so a command it declines (closing the connection before `started`) ran nowhere and lost
+ * nothing, and the client may take it elsewhere. The daemon's socket keeps the protocol older clients speak.
+ */
+export const HAND_OFF_SOCKET_NAME = 'handoff.sock';
 
 export const FRAME = {
   /** client → daemon, first frame: JSON CommandHello. */
@@ -18,6 +28,8 @@ export const FRAME = {
   stderr: 0x52,
   /** daemon → client, last frame: JSON { exitCode }. */
   exit: 0x58,
+  /** daemon → client, first frame: the command runs now (see HAND_OFF_SOCKET_NAME); older clients ignore it. */
+  started: 0x53,
 } as const;
 
 export interface CommandHello {

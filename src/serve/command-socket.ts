@@ -4,11 +4,17 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
-import type { Logger } from 'pino';
 import { runInTerminal, type ServedPool, type Terminal, type TtyReadable, type TtyWritable } from '../cli/terminal.js';
 import { FRAME, FrameReader, encodeFrame, type CommandHello } from './command-protocol.js';
 
 export type CommandRunner = (argv: string[]) => Promise<number>;
+
+/** What the socket logs (the daemon's pino logger; a hand-off logs nothing). */
+export interface CommandLog {
+  info(fields: object, message: string): void;
+  warn(fieldsOrMessage: object | string, message?: string): void;
+  error(fields: object, message: string): void;
+}
 
 /** The listening command socket. */
 export interface CommandSocket {
@@ -17,18 +23,41 @@ export interface CommandSocket {
    * position), waits up to timeoutMs for them, then cuts the connections that are left.
    */
   close(timeoutMs: number): Promise<void>;
+  /** Stops accepting commands (a command whose hello comes later is declined) and waits for the running ones to end. */
+  finish(): Promise<void>;
+  /** Commands started so far, and running now. */
+  readonly started: number;
+  readonly running: number;
+  /** Resolves once no command runs (at once when none does). */
+  idle(): Promise<void>;
 }
 
 export async function listenForCommands(options: {
   socketPath: string;
   served: ServedPool;
   runCommand: CommandRunner;
-  log: Logger;
+  log: CommandLog;
+  /** Whether to run this command; one refused is declined: its connection closes before `started`. Default: all. */
+  accept?: (hello: CommandHello) => boolean;
 }): Promise<CommandSocket> {
   await unlink(options.socketPath).catch(() => undefined);
   const connections = new Map<Socket, () => void>();
+  const counts = { started: 0, running: 0 };
+  const idleWaiters: Array<() => void> = [];
+  let accepting = true;
+  const admit = (hello: CommandHello): boolean => {
+    if (!accepting || (options.accept !== undefined && !options.accept(hello))) return false;
+    counts.started += 1;
+    counts.running += 1;
+    return true;
+  };
+  const ended = () => {
+    counts.running -= 1;
+    if (counts.running === 0) for (const waiter of idleWaiters.splice(0)) waiter();
+  };
+  const idle = () => (counts.running === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve)));
   const server: Server = createServer((socket) => {
-    const interrupt = serveConnection(socket, options);
+    const interrupt = serveConnection(socket, { ...options, admit, ended });
     connections.set(socket, interrupt);
     socket.once('close', () => connections.delete(socket));
   });
@@ -41,7 +70,20 @@ export async function listenForCommands(options: {
   });
   await chmod(options.socketPath, 0o600);
   return {
+    get started() {
+      return counts.started;
+    },
+    get running() {
+      return counts.running;
+    },
+    idle,
+    finish: async () => {
+      accepting = false;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await idle();
+    },
     close: async (timeoutMs) => {
+      accepting = false;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const interrupt of connections.values()) interrupt();
       const timer = setTimeout(() => {
@@ -53,8 +95,18 @@ export async function listenForCommands(options: {
   };
 }
 
+interface ConnectionOptions {
+  served: ServedPool;
+  runCommand: CommandRunner;
+  log: CommandLog;
+  /** Counts the command in, or declines it (false). */
+  admit: (hello: CommandHello) => boolean;
+  /** Called once a command admitted has ended. */
+  ended: () => void;
+}
+
 /** Serves one client; returns what interrupts its command. */
-function serveConnection(socket: Socket, options: { served: ServedPool; runCommand: CommandRunner; log: Logger }): () => void {
+function serveConnection(socket: Socket, options: ConnectionOptions): () => void {
   const reader = new FrameReader();
   const interruptHandlers = new Set<() => void>();
   let stdin: Readable | undefined;
@@ -84,8 +136,12 @@ function serveConnection(socket: Socket, options: { served: ServedPool; runComma
           socket.destroy();
           return;
         }
+        if (!options.admit(hello)) {
+          socket.destroy(); // declined: closed before `started`, so the client knows nothing ran
+          return;
+        }
         stdin = new Readable({ read: () => socket.resume() });
-        void runCommand(socket, hello, stdin, interruptHandlers, options);
+        void runCommand(socket, hello, stdin, interruptHandlers, options).finally(options.ended);
         continue;
       }
       if (frame.type === FRAME.stdin && stdin) {
@@ -108,8 +164,9 @@ async function runCommand(
   hello: CommandHello,
   stdin: Readable,
   interruptHandlers: Set<() => void>,
-  options: { served: ServedPool; runCommand: CommandRunner; log: Logger },
+  options: ConnectionOptions,
 ): Promise<void> {
+  socket.write(encodeFrame(FRAME.started));
   const output = (type: number, isTty: boolean, columns: number | undefined): TtyWritable => {
     const stream: TtyWritable = new Writable({
       write(chunk: Buffer, _encoding, done) {

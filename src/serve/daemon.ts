@@ -13,7 +13,7 @@ import type { DirectIoMode } from '../io/block-io.js';
 import { Semaphore } from '../pool/concurrency.js';
 import { Pool } from '../pool/pool.js';
 import { BackgroundScrub, type BackgroundScrubOptions } from './background-scrub.js';
-import { COMMAND_SOCKET_NAME } from './command-protocol.js';
+import { COMMAND_SOCKET_NAME, SOCKET_PATH_MAX_BYTES } from './command-protocol.js';
 import { listenForCommands, type CommandRunner, type CommandSocket } from './command-socket.js';
 import { formatListenAddress, type ListenAddress } from './listen-address.js';
 import { PoolMetrics } from './metrics.js';
@@ -41,7 +41,6 @@ export interface DaemonOptions {
 }
 
 /** Unix socket paths are limited to 108 bytes including the terminating NUL. */
-const SOCKET_PATH_MAX_BYTES = 107;
 
 export class Daemon {
   private stopping: Promise<void> | undefined;

@@ -25,6 +25,11 @@ test('npm run bench -- --smoke --json runs every scenario and reports the ratios
     hashGBps: number;
     peakRssMiB: number;
     catalogEngines: { rounds: number; order: string[][]; sqlite: EngineFigures; postgresql: EngineFigures | { skipped: string } };
+    cli: {
+      startupVsNode: Record<'version' | 'ls' | 'stat', Figure>;
+      largePut: { cliVsInProcess: Figure };
+      concurrentPuts: { withDaemonPerSecond: Figure; withoutDaemonPerSecond: Figure; bareNodePerSecond: Figure };
+    };
   };
   for (const name of ['largePut', 'largeGet', 'degradedGet', 'smallPutsPerFlush', 'scrubVsRawRead', 'rebuildVsRawCopy']) {
     assert.ok(typeof report.ratios[name] === 'number' && (report.ratios[name] as number) > 0, `${name} measured`);
@@ -41,6 +46,11 @@ test('npm run bench -- --smoke --json runs every scenario and reports the ratios
     }
   };
   measured(engines.sqlite, 'SQLite');
+  // The paths users run: CLI start-up beside node -e 0, a CLI put beside the same put in-process, concurrent CLI puts.
+  const cli = report.cli;
+  for (const figure of [cli.startupVsNode.version, cli.startupVsNode.ls, cli.startupVsNode.stat, cli.largePut.cliVsInProcess, cli.concurrentPuts.withDaemonPerSecond, cli.concurrentPuts.withoutDaemonPerSecond, cli.concurrentPuts.bareNodePerSecond]) {
+    assert.ok(figure.min > 0 && figure.min <= figure.median && figure.median <= figure.max, 'CLI figures measured');
+  }
   if ('skipped' in engines.postgresql) assert.match(engines.postgresql.skipped, /PostgreSQL/);
   else measured(engines.postgresql, 'PostgreSQL');
 });

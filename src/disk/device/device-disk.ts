@@ -18,6 +18,7 @@ import {
   verifyFragmentIdentity,
   type FragmentHeader,
 } from '../../format/fragment-header.js';
+import { checkpointLengthBytes } from '../../format/allocator-checkpoint.js';
 import { PENDING_ALLOCATIONS_MAX_COUNT, roundUp } from '../../format/device-layout.js';
 import type { JournalEntry } from '../../format/journal-record.js';
 import { isAligned } from '../../io/aligned-buffer.js';
@@ -25,7 +26,7 @@ import { dataBuffers, withLentBuffer } from '../../io/buffer-pool.js';
 import { BlockFile, type DirectIoMode } from '../../io/block-io.js';
 import { lockFile } from '../../io/file-lock.js';
 import { killPoint } from '../../pool/kill-points.js';
-import type { Disk, DiskGeometry, DiskSpace, FoundFragment, Stray, FragmentAddress, FragmentLocation, FragmentToWrite } from '../disk.js';
+import { NOT_THIS_DISK, type Disk, type DiskGeometry, type DiskSpace, type FoundFragment, type Stray, type FragmentAddress, type FragmentLocation, type FragmentToWrite } from '../disk.js';
 import type { BlockStorage } from './block-storage.js';
 import { eraseDeviceLabel, readDeviceLabel } from './device-label-store.js';
 import { DeviceMetadata, pendingKey } from './device-metadata.js';
@@ -42,8 +43,8 @@ const HEADER_PROBE_BYTES = roundUp(FRAGMENT_HEADER_FIXED_BYTES + KEY_LENGTH_MAX_
 const DISCARD_HOLD = 'discard-hold';
 
 /** When freed units are discarded (TRIM): at once after their free is durable, by `shardpool trim`, or never. */
-export type DiscardMode = 'online' | 'batch' | 'off';
-export const DISCARD_MODES: ReadonlyArray<DiscardMode> = ['online', 'batch', 'off'];
+import type { DiscardMode } from '../discard-mode.js';
+export { DISCARD_MODES, type DiscardMode } from '../discard-mode.js';
 
 export interface DeviceOpenOptions {
   readonly directIo: DirectIoMode;
@@ -73,9 +74,6 @@ export async function formatDeviceStorage(storage: BlockStorage, identity: { poo
   const previousSequence = previous.state === 'labelled' ? previous.label.sequence : 0;
   await DeviceMetadata.format(storage, { poolUuid: identity.poolUuid, deviceUuid: identity.diskUuid, previousSequence });
 }
-
-/** The reason given (in an error's details) when the device at a path is not the disk that was expected there. */
-export const NOT_THIS_DISK = 'not-this-disk';
 
 export async function openDeviceDisk(
   devicePath: string,
@@ -655,14 +653,20 @@ export class DeviceDisk implements Disk {
   private released = false;
 
   /**
-   * A writer flushes; past a quarter-full journal it also checkpoints, so an open never replays much. (Not at every
-   * close: a checkpoint rewrites the whole bitmap, 8 MiB per TiB, too much to pay for every small command.)
+   * A writer flushes; it also checkpoints past a quarter-full journal, or once the journal is longer than a
+   * checkpoint would be, so an open never replays much. The next write-open replays the journal and looks every
+   * allocation in it up in the catalog (its pending allocations); a checkpoint records the settled ones as what they
+   * are. Not at every close: a checkpoint rewrites the whole bitmap, 8 MiB per TiB, too much to pay for every small
+   * command on a large device — but on a small one it costs less than the next open's replay would.
    */
   async close(): Promise<void> {
     try {
       if (this.allocator && !this.failure && !this.released) {
         await this.flush();
-        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL) await this.runAlone(() => this.checkpoint());
+        const checkpointBytes = checkpointLengthBytes(this.metadata.regions.dataUnits, this.pending.size);
+        if (this.metadata.journalFill >= CHECKPOINT_AT_CLOSE_JOURNAL_FILL || this.metadata.journalUsedBytes >= checkpointBytes) {
+          await this.runAlone(() => this.checkpoint());
+        }
       }
     } finally {
       await this.storage.close();

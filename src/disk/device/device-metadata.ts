@@ -38,6 +38,15 @@ export interface LoadedState {
   readonly replayedRecords: number;
 }
 
+/** Journal bytes one replay request reads (records are cut out of it). */
+const JOURNAL_REPLAY_WINDOW_BYTES = 256 * 1024;
+
+/** The part of the journal replay read last. */
+interface JournalWindow {
+  offsetBytes: number;
+  bytes: Buffer;
+}
+
 export function pendingKey(address: { versionId: string; extentIndex: number; fragmentIndex: number }): string {
   return `${address.versionId}.${address.extentIndex}.${address.fragmentIndex}`;
 }
@@ -123,11 +132,16 @@ export class DeviceMetadata {
       allocator = new UnitAllocator(regions.dataUnits, checkpoint.bitmap);
       for (const entry of checkpoint.pending) pending.set(pendingKey(entry), entry);
     }
+    // Which pending allocation starts at a unit: a free finds its allocation at once (a scan of every pending one
+    // per free made replaying a journal of many small puts and deletes quadratic).
+    const startingAt = new Map<number, string>();
+    for (const [key, allocation] of pending) startingAt.set(allocation.startUnit, key);
     let replayedRecords = 0;
+    const window: JournalWindow = { offsetBytes: 0, bytes: Buffer.alloc(0) };
     for (;;) {
-      const record = await this.readRecordAt(this.journalTailBytes);
+      const record = await this.readRecordAt(this.journalTailBytes, window);
       if (!record || record.sequence !== this.nextSequence || record.deviceUuid !== this.label.deviceUuid) break;
-      for (const entry of record.entries) this.apply(allocator, pending, entry);
+      for (const entry of record.entries) this.apply(allocator, pending, startingAt, entry);
       this.journalTailBytes += record.lengthBytes;
       this.nextSequence += 1;
       replayedRecords += 1;
@@ -142,6 +156,11 @@ export class DeviceMetadata {
 
   get journalIsEmpty(): boolean {
     return this.journalTailBytes === 0;
+  }
+
+  /** Journal bytes written since the active checkpoint (what the next open replays). */
+  get journalUsedBytes(): number {
+    return this.journalTailBytes;
   }
 
   /** How much of the journal region is in use, 0 to 1. */
@@ -207,7 +226,7 @@ export class DeviceMetadata {
     this.label = next;
   }
 
-  private apply(allocator: UnitAllocator, pending: Map<string, PendingAllocation>, entry: JournalEntry): void {
+  private apply(allocator: UnitAllocator, pending: Map<string, PendingAllocation>, startingAt: Map<number, string>, entry: JournalEntry): void {
     const inRange = entry.startUnit + entry.unitCount <= allocator.unitCount;
     if (!inRange) throw this.metadataError(`journal entry for units ${entry.startUnit}+${entry.unitCount} is outside the device`);
     if (entry.type === 'allocate') {
@@ -216,15 +235,18 @@ export class DeviceMetadata {
       }
       allocator.markAllocated(entry.startUnit, entry.unitCount);
       pending.set(pendingKey(entry), entry);
+      startingAt.set(entry.startUnit, pendingKey(entry));
       return;
     }
     for (let unit = entry.startUnit; unit < entry.startUnit + entry.unitCount; unit += 1) {
       if (!allocator.isAllocated(unit)) throw this.metadataError(`journal frees unit ${unit}, which is free`);
     }
     allocator.free(entry.startUnit, entry.unitCount);
-    for (const [key, allocation] of pending) {
-      if (allocation.startUnit === entry.startUnit) pending.delete(key);
-    }
+    const key = startingAt.get(entry.startUnit);
+    startingAt.delete(entry.startUnit);
+    // The key may name a newer allocation of the same fragment elsewhere (a move within the device): only the one
+    // starting here is freed.
+    if (key !== undefined && pending.get(key)?.startUnit === entry.startUnit) pending.delete(key);
   }
 
   private async readCheckpoint(slot: number): Promise<ReturnType<typeof decodeAllocatorCheckpoint>> {
@@ -244,17 +266,22 @@ export class DeviceMetadata {
     return decodeAllocatorCheckpoint(bytes, { dataUnits: regions.dataUnits, deviceUuid: this.label.deviceUuid }, `${this.storage.path} slot ${slot}`);
   }
 
-  /** The record at `offsetBytes` into the journal, or undefined at the end (nothing, torn, or corrupt). */
-  private async readRecordAt(offsetBytes: number): Promise<{ sequence: number; deviceUuid: string; entries: JournalEntry[]; lengthBytes: number } | undefined> {
+  /**
+   * The record at `offsetBytes` into the journal, or undefined at the end (nothing, torn, or corrupt). Replay reads
+   * the journal a window at a time (one request per JOURNAL_REPLAY_WINDOW_BYTES, not two per record): the bytes
+   * decoded are the same, only fewer requests fetch them.
+   */
+  private async readRecordAt(
+    offsetBytes: number,
+    window: JournalWindow,
+  ): Promise<{ sequence: number; deviceUuid: string; entries: JournalEntry[]; lengthBytes: number } | undefined> {
     const { regions } = this.label;
     const room = regions.journalLengthBytes - offsetBytes;
     if (room < this.journalBlockBytes) return undefined;
-    const block = allocateAlignedBuffer(this.journalBlockBytes);
-    await this.storage.read(block, 0, block.length, regions.journalOffsetBytes + offsetBytes);
-    const length = peekJournalRecordLength(block, this.journalBlockBytes, room);
+    const first = await this.journalBytes(window, offsetBytes, this.journalBlockBytes);
+    const length = peekJournalRecordLength(first, this.journalBlockBytes, room);
     if (length === undefined) return undefined;
-    const bytes = allocateAlignedBuffer(length);
-    await this.storage.read(bytes, 0, length, regions.journalOffsetBytes + offsetBytes);
+    const bytes = await this.journalBytes(window, offsetBytes, length);
     try {
       const record = decodeJournalRecord(bytes, `${this.storage.path} journal +${offsetBytes}`);
       return { ...record, lengthBytes: length };
@@ -262,6 +289,29 @@ export class DeviceMetadata {
       if (isShardpoolError(error, 'JOURNAL_RECORD_INVALID')) return undefined; // a torn tail: replay ends here
       throw error;
     }
+  }
+
+  /** `lengthBytes` of the journal from `offsetBytes` (both block-aligned and inside it), through the replay window. */
+  private async journalBytes(window: JournalWindow, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
+    const { regions } = this.label;
+    assert(offsetBytes % this.journalBlockBytes === 0 && offsetBytes + lengthBytes <= regions.journalLengthBytes, 'journal reads stay block-aligned inside the journal');
+    if (offsetBytes < window.offsetBytes || offsetBytes + lengthBytes > window.offsetBytes + window.bytes.length) {
+      const room = regions.journalLengthBytes - offsetBytes;
+      const windowBytes = Math.min(room - (room % this.journalBlockBytes), Math.max(lengthBytes, JOURNAL_REPLAY_WINDOW_BYTES));
+      let bytes = allocateAlignedBuffer(windowBytes);
+      try {
+        await this.storage.read(bytes, 0, bytes.length, regions.journalOffsetBytes + offsetBytes);
+      } catch {
+        // The window reaches past the records into journal space no replay needs; a bad sector there must not
+        // fail the open, so only the bytes asked for are read again (and a failure of those is the open's).
+        bytes = allocateAlignedBuffer(lengthBytes);
+        await this.storage.read(bytes, 0, bytes.length, regions.journalOffsetBytes + offsetBytes);
+      }
+      window.offsetBytes = offsetBytes;
+      window.bytes = bytes;
+    }
+    const start = offsetBytes - window.offsetBytes;
+    return window.bytes.subarray(start, start + lengthBytes);
   }
 
   private metadataError(why: string): ShardpoolError {

@@ -314,6 +314,8 @@ export interface CatalogOperations {
   /** The disk the catalog places a fragment on, or undefined when the fragment is no longer referenced. */
   diskOfFragment(address: FragmentAddress): Promise<number | undefined>;
   fragmentRow(address: FragmentAddress): Promise<FragmentRow | undefined>;
+  /** fragmentRow of each address, in the same order, in one read (a write-open settles a journal's worth at once). */
+  fragmentRows(addresses: ReadonlyArray<FragmentAddress>): Promise<Array<FragmentRow | undefined>>;
   /** Every fragment row naming this disk (current and garbage versions), for recover. */
   fragmentsOnDisk(diskId: number): Promise<FragmentRow[]>;
   /** True while a move of this fragment (or, without indexes, of any fragment of the version) is recorded. */

@@ -5,11 +5,14 @@ import { ShardpoolError } from '../../errors.js';
 import { POOL_CONFIG_FILE_NAME, decodePoolConfig, type CatalogLocation, type PoolConfig } from '../../format/pool-config.js';
 import { readFileIfExists } from '../../io/durable-files.js';
 import { CATALOG_FILE_NAME, type Catalog } from './catalog.js';
-import { SqliteCatalog } from './sqlite-catalog.js';
 
 /** `create`: make a new, empty catalog (init, load); otherwise the catalog must exist. */
 export async function openCatalog(poolDirectory: string, location: CatalogLocation, options: { create: boolean }): Promise<Catalog> {
-  if (location.engine === 'sqlite') return SqliteCatalog.open(path.join(poolDirectory, CATALOG_FILE_NAME), options);
+  // Each engine (and its driver: better-sqlite3, pg) is loaded only for a pool that uses it.
+  if (location.engine === 'sqlite') {
+    const { SqliteCatalog } = await import('./sqlite-catalog.js');
+    return SqliteCatalog.open(path.join(poolDirectory, CATALOG_FILE_NAME), options);
+  }
   const { openPostgresCatalog } = await import('./postgres-catalog.js');
   return openPostgresCatalog(location.url, options);
 }

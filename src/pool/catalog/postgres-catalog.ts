@@ -513,6 +513,7 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     listMoves: () => rows.listMoves(),
     diskOfFragment: (address) => rows.diskOfFragment(address),
     fragmentRow: (address) => rows.fragmentRow(address),
+    fragmentRows: (addresses) => rows.fragmentRows(addresses),
     fragmentsOnDisk: (diskId) => rows.fragmentsOnDisk(diskId),
     isMoving: (address) => rows.isMoving(address),
     hasIntent: (versionId) => rows.hasIntent(versionId),
@@ -1003,6 +1004,20 @@ class PostgresRows {
 
   async fragmentRow(address: FragmentAddress): Promise<FragmentRow | undefined> {
     return (await this.session.rows<FragmentRow>(`${FRAGMENT_SELECT} WHERE ${FRAGMENT_KEY}`, [address.versionId, address.extentIndex, address.fragmentIndex]))[0];
+  }
+
+  async fragmentRows(addresses: ReadonlyArray<FragmentAddress>): Promise<Array<FragmentRow | undefined>> {
+    if (addresses.length === 0) return [];
+    const found = await this.session.rows<FragmentRow & { position: string }>(
+      `SELECT wanted.position, f.version_id AS "versionId", f.extent_index AS "extentIndex", f.fragment_index AS "fragmentIndex",
+         f.disk_id AS "diskId", f.stored_bytes AS "storedBytes", f.location_bytes AS "locationBytes"
+       FROM unnest($1::text[], $2::integer[], $3::integer[]) WITH ORDINALITY AS wanted (version_id, extent_index, fragment_index, position)
+       JOIN fragments f ON f.version_id = wanted.version_id AND f.extent_index = wanted.extent_index AND f.fragment_index = wanted.fragment_index`,
+      [addresses.map((address) => address.versionId), addresses.map((address) => address.extentIndex), addresses.map((address) => address.fragmentIndex)],
+    );
+    const rows: Array<FragmentRow | undefined> = addresses.map(() => undefined);
+    for (const { position, ...row } of found) rows[Number(position) - 1] = row;
+    return rows;
   }
 
   fragmentsOnDisk(diskId: number): Promise<FragmentRow[]> {

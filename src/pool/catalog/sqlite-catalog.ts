@@ -26,7 +26,6 @@ import type {
 import { pagedObjects, settleBatch, type BatchPiece, type PieceOutcome, metadataOfStored, storedMetadata, type StoredMetadata } from './engine-common.js';
 import { catalogMigration, SQLITE_DIALECT } from './schema.js';
 import { SqliteS3Tables } from './sqlite-s3-tables.js';
-import { dumpSqliteRecords, loadSqliteRecords } from './sqlite-dump.js';
 
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -50,6 +49,7 @@ class SqliteRows {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      prepareOnce(db);
     } catch (error) {
       throw new ShardpoolError('CATALOG_FAILED', `cannot open catalog ${filePath}: ${String(error)}`, { path: filePath }, {
         cause: error,
@@ -475,6 +475,21 @@ class SqliteRows {
       .get(address.versionId, address.extentIndex, address.fragmentIndex) as FragmentRow | undefined;
   }
 
+  fragmentRows(addresses: ReadonlyArray<FragmentAddress>): Array<FragmentRow | undefined> {
+    // One query per version, not per fragment: the addresses come in whole puts (every fragment of a large one).
+    return this.db.transaction(() => {
+      const byVersion = new Map<string, Map<string, FragmentRow>>();
+      return addresses.map((address) => {
+        let rows = byVersion.get(address.versionId);
+        if (!rows) {
+          rows = new Map(this.fragmentsOfVersion(address.versionId).map((row) => [`${row.extentIndex}.${row.fragmentIndex}`, row]));
+          byVersion.set(address.versionId, rows);
+        }
+        return rows.get(`${address.extentIndex}.${address.fragmentIndex}`);
+      });
+    })();
+  }
+
   /** Every fragment row naming this disk (current and garbage versions), for recover. */
   fragmentsOnDisk(diskId: number): FragmentRow[] {
     return this.db.prepare(`${FRAGMENT_SELECT} WHERE disk_id = ?`).all(diskId) as FragmentRow[];
@@ -718,6 +733,7 @@ export class SqliteCatalog {
   /** Read through a connection of its own (sqlite-dump.ts), so this one stays free for other calls meanwhile. */
   async *dumpRecords(): AsyncGenerator<CatalogRecord> {
     try {
+      const { dumpSqliteRecords } = await import('./sqlite-dump.js');
       yield* dumpSqliteRecords(this.filePath);
     } catch (error) {
       throw catalogError(error, this.filePath);
@@ -728,6 +744,7 @@ export class SqliteCatalog {
   loadRecords(records: AsyncIterable<CatalogRecord>): Promise<Record<string, number>> {
     return this.alone(async () => {
       try {
+        const { loadSqliteRecords } = await import('./sqlite-dump.js');
         return await loadSqliteRecords(this.rows.db, records);
       } catch (error) {
         throw catalogError(error, this.filePath);
@@ -823,6 +840,23 @@ export class SqliteCatalog {
   }
 }
 
+
+/**
+ * Each statement is prepared once per connection: preparing costs more than running most of them (a write-open looks
+ * up a journal's worth of fragments, one statement each). A statement still stepping through rows (an iteration in
+ * progress) is never handed out twice: a second caller meanwhile gets a fresh one.
+ */
+function prepareOnce(db: Database.Database): void {
+  const prepare = db.prepare.bind(db);
+  const prepared = new Map<string, Database.Statement>();
+  db.prepare = ((source: string) => {
+    const cached = prepared.get(source);
+    if (cached && !cached.busy) return cached;
+    const statement = prepare(source);
+    if (!cached) prepared.set(source, statement);
+    return statement;
+  }) as typeof db.prepare;
+}
 
 /** Every method of the view (its prototype's included), as own properties. */
 function bindAll<T extends object>(view: T): T {

@@ -391,6 +391,11 @@ for (const engine of ENGINES) {
       assert.equal((await catalog.fragmentsToMove(2, 1)).length, 1);
       const fragment = (await catalog.fragmentRow({ versionId: 'v1', extentIndex: 0, fragmentIndex: 1 }))!;
       assert.deepEqual(fragment, { versionId: 'v1', extentIndex: 0, fragmentIndex: 1, diskId: 2, storedBytes: 2049, locationBytes: 4_294_967_296 });
+      const missing = { versionId: 'nope', extentIndex: 0, fragmentIndex: 0 };
+      const looked = await catalog.fragmentRows([missing, { versionId: 'v1', extentIndex: 0, fragmentIndex: 1 }, missing, { versionId: 'v2', extentIndex: 1, fragmentIndex: 0 }]);
+      assert.deepEqual(looked, [undefined, fragment, undefined, await catalog.fragmentRow({ versionId: 'v2', extentIndex: 1, fragmentIndex: 0 })]);
+      assert.notEqual(looked[3], undefined);
+      assert.deepEqual(await catalog.fragmentRows([]), []);
       await catalog.inBatch((tx) => tx.beginMove(fragment, 3));
       await catalog.inBatch((tx) => tx.beginMove(fragment, 3)); // again: replaces the row
       assert.deepEqual(await catalog.listMoves(), [{ versionId: 'v1', extentIndex: 0, fragmentIndex: 1, sourceDiskId: 2, targetDiskId: 3, sourceLocationBytes: 4_294_967_296 }]);
