@@ -5,6 +5,7 @@
 // (the old copy freed only after the catalog points at the new one). Resumable: progress is saved in the pool
 // directory, and an interrupted scrub continues after the last object it finished.
 import * as path from 'node:path';
+import { MANIFEST_EXTENT_INDEX } from '../constants.js';
 import { DeviceDisk } from '../disk/device/device-disk.js';
 import { isShardpoolError } from '../errors.js';
 import { readFileIfExists, removeFileIfExists, writeFileDurable } from '../io/durable-files.js';
@@ -124,7 +125,12 @@ const EXTENTS_CHECKED_IN_PARALLEL = 4;
 async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, options: ScrubOptions): Promise<void> {
   const policy = parsePolicy(object.policy);
   const tolerance = faultTolerance(policy);
-  const extents = (await pool.catalog.extentsOf(object.versionId)).filter((extent) => options.diskId === undefined || extent.fragments.some((fragment) => fragment.diskId === options.diskId));
+  // The version's manifest copies too (docs/format.md § Version manifest): as many as the policy tolerates losing,
+  // plus one, so the same tolerance decides whether they can be repaired (from a copy that verifies).
+  const manifest = await pool.catalog.extentOf(object.versionId, MANIFEST_EXTENT_INDEX);
+  const extents = [...(await pool.catalog.extentsOf(object.versionId)), ...(manifest ? [manifest] : [])].filter(
+    (extent) => options.diskId === undefined || extent.fragments.some((fragment) => fragment.diskId === options.diskId),
+  );
   // Read and verify all fragments of several extents concurrently; repairs (which change the catalog) run after.
   const checked: Array<{ extent: ExtentRow; bad: Array<{ fragment: FragmentRow; finding: Finding }> }> = [];
   await forEachBounded(extents, EXTENTS_CHECKED_IN_PARALLEL, async (extent) => {
@@ -136,7 +142,7 @@ async function scrubObject(pool: Pool, object: ObjectRow, report: ScrubReport, o
   });
   checked.sort((a, b) => a.extent.extentIndex - b.extent.extentIndex);
   for (const { extent, bad } of checked) {
-    report.extentsScrubbed += 1;
+    if (extent.extentIndex !== MANIFEST_EXTENT_INDEX) report.extentsScrubbed += 1;
     for (const { fragment, finding } of bad) {
       if (options.diskId === undefined || fragment.diskId === options.diskId) record(report, finding);
     }

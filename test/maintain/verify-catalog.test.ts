@@ -67,3 +67,27 @@ async function isPostgres(pool: string): Promise<boolean> {
   const config = JSON.parse(await fs.readFile(path.join(pool, 'pool.json'), 'utf8')) as { catalog?: { engine: string } };
   return config.catalog?.engine === 'postgresql';
 }
+
+test('scrub verifies version manifest copies and --repair rewrites a damaged one from another copy', async (t) => {
+  const root = await makeTempDir(t, 'scrub-manifest');
+  const pool = await createCliPool(root, { disks: 4, policy: 'ec:2+1' });
+  await runCliOk(['put', '--pool', pool, 'k', '-'], { input: seededBytes(100_000, 3) });
+  const copies: string[] = [];
+  for (let index = 1; index <= 4; index += 1) {
+    for (const entry of await fs.readdir(path.join(root, `disk${index}`), { recursive: true })) {
+      if (String(entry).endsWith('.2147483647.0.frag')) copies.push(path.join(root, `disk${index}`, String(entry)));
+    }
+  }
+  assert.equal(copies.length, 1, 'one copy 0 of the manifest');
+  const bytes = await fs.readFile(copies[0] as string);
+  bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0xff; // in the manifest's JSON, past the header
+  await fs.writeFile(copies[0] as string, bytes);
+  const found = await runCli(['scrub', '--pool', pool, '--json']);
+  const report = JSON.parse(found.stdout.toString()) as { counts: Record<string, number>; extentsScrubbed: number };
+  assert.equal(report.counts.corrupt, 1, 'the damaged copy is found');
+  assert.equal(report.extentsScrubbed, 2, 'data extents are counted, manifests are not');
+  await runCliOk(['scrub', '--pool', pool, '--repair', '--json']);
+  const clean = JSON.parse((await runCliOk(['scrub', '--pool', pool, '--json'])).stdout.toString()) as { counts: Record<string, number> };
+  assert.ok(Object.values(clean.counts).every((count) => count === 0), `clean after repair: ${JSON.stringify(clean.counts)}`);
+  assert.equal((await runCliOk(['recover', '--pool', pool, '--verify-catalog', '--json'])).code, 0);
+});
