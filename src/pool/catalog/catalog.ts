@@ -208,7 +208,17 @@ export type CatalogTransaction = CatalogOperations;
  * runs between the decision and the commit — so a precondition on what the key held (S3's If-None-Match: *) is
  * checked here atomically with the commit, and a throw refuses it.
  */
-export type InCommit = (tx: CatalogTransaction, commit: { readonly replacedVersionId: string | undefined }) => Promise<ReadonlyArray<string> | void>;
+export type InCommit = (
+  tx: CatalogTransaction,
+  commit: {
+    readonly replacedVersionId: string | undefined;
+    /**
+     * True when a put or removal of the key that started later has already committed: this version is queued as
+     * garbage at once (ordered before that later one), so a precondition on what the key held cannot be met.
+     */
+    readonly superseded: boolean;
+  },
+) => Promise<ReadonlyArray<string> | void>;
 
 export interface CatalogOperations {
   /** The S3 layer's tables, in the same database (and transactions) as the pool's. */

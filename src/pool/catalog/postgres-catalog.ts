@@ -478,7 +478,7 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
       rows.session.transaction(async (session) => {
         const inside = new PostgresRows(session);
         const { replaced, superseded } = await inside.commitObjectRows(newObject);
-        const alsoQueued = (await inCommit?.(operationsOf(inside), { replacedVersionId: replaced })) ?? [];
+        const alsoQueued = (await inCommit?.(operationsOf(inside), { replacedVersionId: replaced, superseded })) ?? [];
         // A version replaced at once by a later put is collected by its own put, like one it replaced.
         return { replacedVersionId: replaced, alsoQueued: superseded ? [...alsoQueued, newObject.object.versionId] : alsoQueued };
       }),

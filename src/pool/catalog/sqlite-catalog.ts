@@ -828,7 +828,7 @@ export class SqliteCatalog {
       commitObject: (newObject: NewObject, inCommit?: InCommit) =>
         commit(async (tx) => {
           const { replaced, superseded } = rows.commitObjectRows(newObject);
-          const alsoQueued = (await inCommit?.(tx, { replacedVersionId: replaced })) ?? [];
+          const alsoQueued = (await inCommit?.(tx, { replacedVersionId: replaced, superseded })) ?? [];
           // A version replaced at once by a later put is collected by its own put, like one it replaced.
           return { replacedVersionId: replaced, alsoQueued: superseded ? [...alsoQueued, newObject.object.versionId] : alsoQueued };
         }),

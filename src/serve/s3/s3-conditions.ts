@@ -72,9 +72,12 @@ export function writeConditionOf(call: S3Call): WriteCondition | undefined {
 export async function checkWriteCondition(
   catalog: Pick<CatalogOperations, 'objectMetadata'>,
   condition: WriteCondition | undefined,
-  current: { versionId: string | undefined; key: string },
+  current: { versionId: string | undefined; key: string; superseded?: boolean },
 ): Promise<void> {
   if (condition === undefined) return;
+  // A put or removal of the key that started later has committed first: whatever this write expected the key to
+  // hold, the key has moved on (this one could only be ordered before that one, whose own condition then saw it).
+  if (current.superseded === true) throw preconditionFailed();
   if (condition.absent && current.versionId !== undefined) throw preconditionFailed();
   if (condition.etags === undefined) return;
   if (current.versionId === undefined) throw new S3Error('NoSuchKey', 404, 'The specified key does not exist.', { Key: current.key });

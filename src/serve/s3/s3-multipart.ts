@@ -242,7 +242,7 @@ async function writeCompletedObject(
     }),
     inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);
-      await checkWriteCondition(tx, completion.condition, { versionId: commit.replacedVersionId, key: upload.key });
+      await checkWriteCondition(tx, completion.condition, { versionId: commit.replacedVersionId, key: upload.key, superseded: commit.superseded });
       const removed = await S3Catalog.within(tx).finishUpload(upload.uploadId);
       if (removed === undefined) throw noSuchUpload(upload.uploadId);
       queued = removed;

@@ -43,7 +43,7 @@ export async function putObject(call: S3Call): Promise<void> {
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
       metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders }),
-      inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
+      inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
     }),
   );
   sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
@@ -82,7 +82,7 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
                 partSizesBytes: sourceMetadata.partSizesBytes,
               }
             : sourceMetadata,
-        inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId }),
+        inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
       }),
     );
     sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
@@ -228,10 +228,10 @@ export async function refuseFailingWriteEarly(call: S3Call, poolKey: string, key
 /** A PutObject's or CopyObject's commit: the bucket still exists, and the key held what the condition asks. */
 async function writeInCommit(
   tx: CatalogTransaction,
-  options: { bucket: string; key: string; condition: WriteCondition | undefined; replacedVersionId: string | undefined },
+  options: { bucket: string; key: string; condition: WriteCondition | undefined; replacedVersionId: string | undefined; superseded: boolean },
 ): Promise<void> {
   await requireBucketInCommit(tx, options.bucket);
-  await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key });
+  await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key, superseded: options.superseded });
 }
 
 function lastModified(object: ObjectRow): Record<string, string> {

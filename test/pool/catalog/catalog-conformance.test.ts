@@ -308,8 +308,12 @@ for (const engine of ENGINES) {
       const late = await catalog.inBatch((tx) => tx.beginIntent('late', 'k'));
       assert.ok(late > early, 'sequence numbers increase');
       await catalog.commitObject(newObject('k', 'late', [1], { extentCount: 1, sequence: late }));
-      const result = await catalog.commitObject(newObject('k', 'early', [2], { extentCount: 1, sequence: early }));
+      const told: Array<{ replacedVersionId: string | undefined; superseded: boolean }> = [];
+      const result = await catalog.commitObject(newObject('k', 'early', [2], { extentCount: 1, sequence: early }), async (_tx, commit) => {
+        told.push({ ...commit });
+      });
       assert.deepEqual(result, { replacedVersionId: undefined, alsoQueued: ['early'] }, 'the older put is replaced at once');
+      assert.deepEqual(told, [{ replacedVersionId: undefined, superseded: true }], 'its inCommit is told (a precondition then fails)');
       assert.equal((await catalog.getObject('k'))?.versionId, 'late');
       assert.deepEqual(await catalog.listIntents(), []);
 
@@ -509,7 +513,7 @@ for (const engine of ENGINES) {
           }),
         );
       }
-      assert.deepEqual(told, [{ replacedVersionId: undefined }, { replacedVersionId: 'm1' }]);
+      assert.deepEqual(told, [{ replacedVersionId: undefined, superseded: false }, { replacedVersionId: 'm1', superseded: false }]);
       assert.deepEqual(await catalog.objectMetadata('m2'), multipart);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/', 10)).map((row) => row.uploadId), ['u2', 'u1']);
       assert.deepEqual((await catalog.s3.listUploads('b', 'dir/ä', 10)).map((row) => row.uploadId), ['u1']);
