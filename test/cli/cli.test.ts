@@ -167,3 +167,15 @@ test('get piped into a reader that stops early exits quietly', async (t) => {
   assert.equal(result.stderr.toString(), '', 'nothing on stderr');
   assert.equal(result.status, 0);
 });
+
+test('a reader that closes the pipe early ends the command quietly, not with an unhandled EPIPE', async () => {
+  const { spawn } = await import('node:child_process');
+  const { SHARDPOOL_BIN } = await import('../support/cli.js');
+  const child = spawn(process.execPath, [SHARDPOOL_BIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
+});
