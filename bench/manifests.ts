@@ -9,6 +9,7 @@ import { importPool } from '../src/maintain/import.js';
 import type { Pool } from '../src/pool/pool.js';
 import { RESERVED_KEY_PREFIX } from '../src/pool/keys.js';
 import { type Figure, figureOf, formatFigure, seconds } from './stats.js';
+import { smallPuts } from './workloads.js';
 
 const MiB = 1024 * 1024;
 
@@ -26,21 +27,6 @@ export interface ImportCost {
   readonly secondsPerMillionRecords: number;
   readonly records: number;
   readonly seconds: number;
-}
-
-async function smallRound(pool: Pool, count: number, prefix: string, internal: boolean): Promise<number> {
-  const started = process.hrtime.bigint();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 32 }, async () => {
-      while (next < count) {
-        const index = next;
-        next += 1;
-        await pool.put(`${prefix}/${index}`, [randomBytes(4096)], { internal });
-      }
-    }),
-  );
-  return count / seconds(started);
 }
 
 async function largeRound(pool: Pool, objectBytes: number, objects: number, prefix: string, internal: boolean): Promise<number> {
@@ -67,7 +53,7 @@ export async function measureManifestCost(
   for (let round = 0; round < options.rounds; round += 1) {
     for (const internal of round % 2 === 0 ? [false, true] : [true, false]) {
       const prefix = internal ? `${RESERVED_KEY_PREFIX}bench/${round}` : `manifest-bench/${round}`;
-      (internal ? smallWithout : smallWith).push(await smallRound(pool, options.smallPuts, `${prefix}/small`, internal));
+      (internal ? smallWithout : smallWith).push((await smallPuts(pool, options.smallPuts, `${prefix}/small`, { internal })).putsPerSecond);
       (internal ? largeWithout : largeWith).push(await largeRound(pool, options.largeObjectBytes, options.largeObjects, `${prefix}/large`, internal));
     }
   }

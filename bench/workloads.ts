@@ -71,8 +71,11 @@ export async function largeGet(pool: Pool, options: { readonly totalBytes: numbe
   return bytes / seconds(started);
 }
 
-/** 4 KiB puts, 32 at a time; returns puts per second and acknowledged puts per device flush. */
-export async function smallPuts(pool: Pool, count: number, prefix: string): Promise<{ putsPerSecond: number; putsPerFlush: number }> {
+/**
+ * 4 KiB puts, 32 at a time; returns puts per second and acknowledged puts per device flush. `internal`: keys under
+ * the reserved prefix, which the pool writes without a version manifest (bench/manifests.ts compares the two).
+ */
+export async function smallPuts(pool: Pool, count: number, prefix: string, options: { readonly internal?: boolean } = {}): Promise<{ putsPerSecond: number; putsPerFlush: number }> {
   const devices = pool.listMembers().map((member) => member.disk).filter((disk): disk is DeviceDisk => disk instanceof DeviceDisk);
   const flushesBefore = devices.reduce((sum, disk) => sum + disk.stats.flushes, 0);
   const started = process.hrtime.bigint();
@@ -82,7 +85,7 @@ export async function smallPuts(pool: Pool, count: number, prefix: string): Prom
       while (next < count) {
         const index = next;
         next += 1;
-        await pool.put(`${prefix}/${index}`, [randomBytes(4096)]);
+        await pool.put(`${prefix}/${index}`, [randomBytes(4096)], { internal: options.internal === true });
       }
     }),
   );
