@@ -28,6 +28,12 @@ export const ERROR_CODES = {
   DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",
   USER_ALREADY_EXISTS: 'user add was given a name that already has an access key',
   USER_NOT_FOUND: 'user rm was given a name with no access key',
+  // server-side encryption (S3 SSE)
+  SSE_KEY_FILE_INVALID: 'the pool key file sse-keys.json is unreadable, corrupt or fails validation',
+  SSE_KEY_FILE_EXPOSED: 'the pool key file sse-keys.json may be read by others than its owner (its mode is not 0600)',
+  SSE_KEY_UNKNOWN: "an SSE-S3 object's data key was wrapped with a pool key the key file does not hold",
+  SSE_RECORD_INVALID: "an encrypted object's encryption record (catalog or manifest metadata) is malformed",
+  SSE_CIPHERTEXT_INVALID: "an encrypted object's stored bytes fail authentication: tampered, or not what was written",
   // disks
   DISK_NOT_FOUND: 'the named disk is not part of the pool, or its path does not exist',
   DISK_NOT_A_DIRECTORY: 'a disk path that should be a directory is something else',

@@ -115,6 +115,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       text('user_metadata'),
       addedText('content_headers', 4, '{}'),
       addedOptionalText('part_sizes', 4),
+      addedOptionalText('encryption', 6),
     ],
   },
   {
@@ -176,6 +177,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       text('user_metadata'),
       integer('created_at_ms'),
       addedText('content_headers', 4, '{}'),
+      addedOptionalText('encryption', 6),
     ],
   },
   {

@@ -484,9 +484,13 @@ function objectMetadata(manifest: VersionManifest): ObjectMetadata | undefined {
   if (metadata === undefined) return undefined;
   const contentType = metadata.contentType;
   const userMetadata = metadata.userMetadata;
+  const encryption = metadata.encryption;
   return {
     ...metadata,
     etag: metadata.etag,
+    // What an encrypted version needs to decrypt travels in its manifest (never a key in the clear): kept as written,
+    // and verified by the S3 layer whenever it reads it.
+    encryption: typeof encryption === 'object' && encryption !== null && !Array.isArray(encryption) ? (encryption as Record<string, unknown>) : undefined,
     contentType: typeof contentType === 'string' ? contentType : undefined,
     userMetadata: typeof userMetadata === 'object' && userMetadata !== null ? (userMetadata as Record<string, string>) : {},
   };

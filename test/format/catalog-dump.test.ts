@@ -42,6 +42,7 @@ const RECORDS: CatalogRecord[] = [
       user_metadata: '{}',
       content_headers: '{"cache-control":"no-cache"}',
       part_sizes: '[5242880,3]',
+      encryption: null,
     },
   },
   { table: 'extents', row: { version_id: 'v1', extent_index: 0, length_bytes: 10, checksum: Buffer.from('00ff10', 'hex') } },
@@ -149,6 +150,10 @@ test('the version 1 fixture reads forever, writes back to the same bytes and loa
           assert.equal(record.row['part_sizes'], null);
         }
         for (const record of records.filter((candidate) => candidate.table === 'multipart_uploads')) assert.equal(record.row['content_headers'], '{}');
+      }
+      // Objects and uploads from before encryption at rest are plaintext.
+      for (const record of records.filter((candidate) => candidate.table === 'object_metadata' || candidate.table === 'multipart_uploads')) {
+        assert.equal(record.row['encryption'], null);
       }
       // Versions from before version manifests have sequence 0.
       for (const record of records.filter((candidate) => candidate.table === 'objects')) assert.equal(record.row['sequence'], 0);

@@ -61,6 +61,11 @@ export interface ObjectMetadata {
   readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
   /** The sizes of a multipart object's parts, in order; absent for an object put whole. */
   readonly partSizesBytes?: ReadonlyArray<number> | undefined;
+  /**
+   * How the stored bytes decrypt, for an object encrypted at rest (format/sse-layout.ts, verified by the S3 layer that
+   * reads it); absent for a plaintext one. Kept as given, like the version manifest keeps it.
+   */
+  readonly encryption?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface NewObject {
@@ -104,6 +109,8 @@ export interface UploadRow {
   readonly createdAtMs: number;
   /** As ObjectMetadata.contentHeaders, for the object the upload will make; absent when none. */
   readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
+  /** The encryption its parts and its object get (S3 layer's JSON: kind, customer key MD5); absent when none. */
+  readonly encryption?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface PartRow {

@@ -57,6 +57,7 @@ export interface StoredMetadata {
   readonly userMetadata: string;
   readonly contentHeaders: string;
   readonly partSizes: string | null;
+  readonly encryption: string | null;
 }
 
 export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
@@ -66,6 +67,7 @@ export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
     userMetadata: JSON.stringify(metadata.userMetadata),
     contentHeaders: JSON.stringify(metadata.contentHeaders ?? {}),
     partSizes: metadata.partSizesBytes === undefined ? null : JSON.stringify(metadata.partSizesBytes),
+    encryption: metadata.encryption === undefined ? null : JSON.stringify(metadata.encryption),
   };
 }
 
@@ -78,22 +80,39 @@ export function metadataOfStored(row: StoredMetadata): ObjectMetadata {
     userMetadata: JSON.parse(row.userMetadata) as Record<string, string>,
     ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
     ...(row.partSizes === null ? {} : { partSizesBytes: JSON.parse(row.partSizes) as number[] }),
+    ...(row.encryption === null ? {} : { encryption: JSON.parse(row.encryption) as Record<string, unknown> }),
   };
 }
 
-export type StoredUpload = Omit<UploadRow, 'userMetadata' | 'contentType' | 'contentHeaders'> & {
+export type StoredUpload = Omit<UploadRow, 'userMetadata' | 'contentType' | 'contentHeaders' | 'encryption'> & {
   userMetadata: string;
   contentType: string | null;
   contentHeaders: string;
+  encryption: string | null;
 };
 
 export function uploadOfStored(row: StoredUpload): UploadRow {
-  const { contentHeaders: storedHeaders, contentType, userMetadata, ...rest } = row;
+  const { contentHeaders: storedHeaders, contentType, userMetadata, encryption, ...rest } = row;
   const contentHeaders = JSON.parse(storedHeaders) as Record<string, string>;
   return {
     ...rest,
     contentType: contentType ?? undefined,
     userMetadata: JSON.parse(userMetadata) as Record<string, string>,
     ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
+    ...(encryption === null ? {} : { encryption: JSON.parse(encryption) as Record<string, unknown> }),
   };
+}
+
+/** The values of a multipart_uploads row, in the order of the engines' INSERT. */
+export function storedUploadValues(row: UploadRow): Array<string | number | null> {
+  return [
+    row.uploadId,
+    row.bucket,
+    row.key,
+    row.contentType ?? null,
+    JSON.stringify(row.userMetadata),
+    row.createdAtMs,
+    JSON.stringify(row.contentHeaders ?? {}),
+    row.encryption === undefined ? null : JSON.stringify(row.encryption),
+  ];
 }

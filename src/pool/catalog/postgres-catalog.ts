@@ -66,7 +66,7 @@ import type {
   UploadRow,
   UserRow,
 } from './catalog.js';
-import { metadataOfStored, pagedObjects, settleBatch, storedMetadata, uploadOfStored, type BatchPiece, type PieceOutcome, type StoredMetadata, type StoredUpload } from './engine-common.js';
+import { metadataOfStored, pagedObjects, settleBatch, storedMetadata, storedUploadValues, uploadOfStored, type BatchPiece, type PieceOutcome, type StoredMetadata, type StoredUpload } from './engine-common.js';
 import { catalogMigration, POSTGRES_DIALECT } from './schema.js';
 
 /** The table holding the schema version; not part of the catalog's rows (the dump skips it). */
@@ -660,8 +660,8 @@ class PostgresRows {
     if (newObject.metadata) {
       const metadata = storedMetadata(newObject.metadata);
       await session.run(
-        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [object.versionId, metadata.etag, metadata.contentType, metadata.userMetadata, metadata.contentHeaders, metadata.partSizes],
+        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes, encryption) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [object.versionId, metadata.etag, metadata.contentType, metadata.userMetadata, metadata.contentHeaders, metadata.partSizes, metadata.encryption],
       );
     }
     const values = [
@@ -776,7 +776,8 @@ class PostgresRows {
 
   async objectMetadata(versionId: string): Promise<ObjectMetadata | undefined> {
     const [row] = await this.session.rows<StoredMetadata>(
-      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata", content_headers AS "contentHeaders", part_sizes AS "partSizes"
+      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata", content_headers AS "contentHeaders", part_sizes AS "partSizes",
+              encryption
        FROM object_metadata WHERE version_id = $1`,
       [versionId],
     );
@@ -1132,7 +1133,7 @@ class PostgresRows {
 const USER_SELECT = `SELECT name, access_key_id AS "accessKeyId", secret_access_key AS "secretAccessKey",
   created_at_ms AS "createdAtMs" FROM users`;
 const UPLOAD_SELECT = `SELECT upload_id AS "uploadId", bucket, key, content_type AS "contentType",
-  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs", content_headers AS "contentHeaders" FROM multipart_uploads`;
+  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs", content_headers AS "contentHeaders", encryption FROM multipart_uploads`;
 
 type RawUpload = StoredUpload;
 const decodeUpload = uploadOfStored;
@@ -1199,9 +1200,9 @@ class PostgresS3Tables implements S3Tables {
 
   async insertUpload(row: UploadRow): Promise<void> {
     await this.session.run(
-      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {})],
+      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers, encryption)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      storedUploadValues(row),
     );
   }
 

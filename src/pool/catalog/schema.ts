@@ -188,6 +188,14 @@ const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
     value ${d.int64} NOT NULL
   )${d.keyed};
   `,
+  // 5 → 6: server-side encryption at rest (docs/format.md § Encrypted objects). An encrypted version's record (how
+  // its stored bytes decrypt: kind, wrapped data keys, nonce bases, plaintext sizes — never a key in the clear) is a
+  // JSON column of its metadata, NULL for a plaintext one; an upload remembers the encryption its parts and its
+  // object get (a JSON column: kind, and the customer key's MD5 for SSE-C), NULL for none.
+  (d) => `
+  ALTER TABLE object_metadata ADD COLUMN encryption ${d.text};
+  ALTER TABLE multipart_uploads ADD COLUMN encryption ${d.text};
+  `,
 ];
 
 /** The migration that takes schema version `from` to `from + 1`, in the dialect of one engine. */

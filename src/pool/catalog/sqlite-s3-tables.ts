@@ -3,7 +3,7 @@
 // Only rows here: names, keys and upload ids are made and checked by the S3 layer (serve/s3/s3-catalog.ts).
 import type Database from 'better-sqlite3';
 import type { BucketRow, PartRow, UploadRow, UserRow } from './catalog.js';
-import { uploadOfStored, type StoredUpload } from './engine-common.js';
+import { storedUploadValues, uploadOfStored, type StoredUpload } from './engine-common.js';
 
 /** What the S3 tables need of the pool's own tables, inside the same transaction. */
 interface PoolObjects {
@@ -85,10 +85,10 @@ export class SqliteS3Tables {
   insertUpload(row: UploadRow): void {
     this.db
       .prepare(
-        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers, encryption)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {}));
+      .run(...storedUploadValues(row));
   }
 
   getUpload(uploadId: string): UploadRow | undefined {
@@ -212,7 +212,7 @@ export class SqliteS3Tables {
 const USER_SELECT = `SELECT name, access_key_id AS accessKeyId, secret_access_key AS secretAccessKey,
   created_at_ms AS createdAtMs FROM users`;
 const UPLOAD_SELECT = `SELECT upload_id AS uploadId, bucket, key, content_type AS contentType,
-  user_metadata AS userMetadata, created_at_ms AS createdAtMs, content_headers AS contentHeaders FROM multipart_uploads`;
+  user_metadata AS userMetadata, created_at_ms AS createdAtMs, content_headers AS contentHeaders, encryption FROM multipart_uploads`;
 
 type RawUpload = StoredUpload;
 const decodeUpload = uploadOfStored;

@@ -1,7 +1,9 @@
 // Bucket operations and listings: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation and
 // ListObjects (V1 and V2, with prefix, delimiter and paging).
 import type { ObjectRow } from '../../pool/catalog/catalog.js';
-import { etagOf, isoDate, queryCount, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
+import type { ObjectMetadata } from '../../pool/catalog/catalog.js';
+import { plaintextSizeOf } from './s3-sse.js';
+import { metadataOf, isoDate, queryCount, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
 import { S3Error } from './s3-error.js';
 import { bucketPrefix, validateBucketName } from './s3-names.js';
 import { xmlDocument, type XmlElement } from './xml.js';
@@ -90,12 +92,13 @@ export async function listObjects(call: S3Call): Promise<void> {
   const startAfter = v2 ? (continuationToken !== undefined ? decodeToken(continuationToken) : (query.get('start-after') ?? '')) : (query.get('marker') ?? '');
   const page = await listPage(call, { bucket, prefix, delimiter, maxKeys, startAfter });
   const encode = (text: string) => (urlEncode ? encodeURIComponent(text).replace(/%2F/g, '/') : text);
-  const etags = await Promise.all(page.objects.map((entry) => etagOf(call.context, entry.object)));
+  const described = await Promise.all(page.objects.map((entry) => metadataOf(call.context, entry.object)));
   const contents = page.objects.map((entry, index) => ({
     Key: encode(entry.key),
     LastModified: isoDate(entry.object.createdAtMs),
-    ETag: etags[index],
-    Size: entry.object.sizeBytes,
+    ETag: (described[index] as ObjectMetadata).etag,
+    // An encrypted object's size is its plaintext's, as S3 lists it.
+    Size: plaintextSizeOf(described[index], entry.object.sizeBytes, entry.key),
     StorageClass: 'STANDARD',
     ...(v2 && query.get('fetch-owner') !== 'true' ? {} : { Owner: OWNER }),
   }));

@@ -1,5 +1,6 @@
 // Object operations: PutObject (and CopyObject), GetObject with ranges and conditions, HeadObject, DeleteObject and
 // DeleteObjects. Writes run through the pool gate so maintenance that needs the pool alone can wait for them.
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
@@ -25,6 +26,22 @@ import {
 import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
 import { S3Error } from './s3-error.js';
 import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
+import {
+  encryptSegment,
+  encryptionField,
+  etagFor,
+  openForRead,
+  recordOf,
+  recordOfMetadata,
+  sealerFor,
+  sseOfWrite,
+  sseResponseHeaders,
+  storedReadOf,
+  uploadEncryptionOf,
+  type EncryptedSegment,
+  type UploadEncryption,
+} from './s3-sse.js';
+import { recordPlaintextBytes } from '../../format/sse-layout.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
 
 const DELETE_OBJECTS_MAX = 1000;
@@ -38,15 +55,20 @@ export async function putObject(call: S3Call): Promise<void> {
   const contentType = header(call, 'content-type');
   const userMetadata = userMetadataFrom(call);
   const contentHeaders = contentHeadersFrom(call);
+  const sse = sseOfWrite(call);
   const condition = await refuseFailingWriteEarly(call, poolKey, key);
+  const sealer = await sealerFor(call.context.pool.directory, sse);
   const body = call.body();
+  const encrypted = sealer && encryptSegment(body.stream, sealer);
+  const etag = () => etagFor(sse?.kind, { plaintextMd5Hex: () => body.md5Hex(), storedMd5Hex: () => (encrypted as EncryptedSegment).storedMd5Hex() });
+  const record = () => (sse && encrypted ? recordOf(uploadEncryptionOf(sse) as UploadEncryption, [encrypted.segment()]) : undefined);
   const result = await call.context.gate.shared(() =>
-    call.context.pool.put(poolKey, body.stream, {
-      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders }),
+    call.context.pool.put(poolKey, encrypted?.stream ?? body.stream, {
+      metadata: () => ({ etag: etag(), contentType, userMetadata, contentHeaders, ...encryptionField(record()) }),
       inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
     }),
   );
-  sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
+  sendEmpty(call, 200, { ETag: etag(), 'x-amz-version-id': 'null', ...lastModified(result.object), ...sseResponseHeaders(uploadEncryptionOf(sse)) });
 }
 
 async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
@@ -55,7 +77,9 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
     throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: source.bucket });
   }
   const replace = (header(call, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase() === 'REPLACE';
-  if (!replace && source.bucket === bucket && source.key === key) {
+  const sse = sseOfWrite(call);
+  // Copying an object onto itself to change its encryption is a change, as S3 allows.
+  if (!replace && sse === undefined && source.bucket === bucket && source.key === key) {
     throw new S3Error('InvalidRequest', 400, 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata.');
   }
   // Pinned as it is looked up: an overwrite of a hot source while this copy waits for the gate cannot take the
@@ -65,27 +89,38 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   let result;
   try {
     const sourceMetadata = await metadataOf(call.context, sourceObject);
+    // The source decrypts with its own key (x-amz-copy-source-server-side-encryption-customer-*, or the pool's);
+    // the target is encrypted as this request asks, whatever the source's was (as S3 does).
+    const sourceRecord = recordOfMetadata(sourceMetadata, `${source.bucket}/${source.key}`);
+    const opened = await openForRead(call, call.context.pool.directory, sourceRecord, { copySource: true });
     // The conditions are on the version pinned here, the one whose bytes are copied.
     checkCopySourceConditions(call, sourceMetadata.etag, sourceObject.createdAtMs);
     const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
+    const sealer = await sealerFor(call.context.pool.directory, sse);
+    const plaintext = hashed(opened ? storedReadOf(opened, undefined).decrypt(reader.chunks()) : reader.chunks());
+    const encrypted = sealer && encryptSegment(plaintext.chunks, sealer);
+    // The bytes, and so the ETag and the part layout it names, are the source's — but an SSE-C ETag is no MD5 of the
+    // plaintext: a copy to SSE-C, or from an SSE-C object put whole, gets the ETag its own encryption gives it (a
+    // multipart one keeps its parts' ETag).
+    const ownEtag = sse?.kind === 'SSE-C' || (sourceRecord?.kind === 'SSE-C' && sourceMetadata.partSizesBytes === undefined);
+    const etag = () =>
+      ownEtag ? etagFor(sse?.kind, { plaintextMd5Hex: plaintext.md5Hex, storedMd5Hex: () => (encrypted as EncryptedSegment).storedMd5Hex() }) : sourceMetadata.etag;
+    const encryption = () => encryptionField(sse && encrypted ? recordOf(uploadEncryptionOf(sse) as UploadEncryption, [encrypted.segment()]) : undefined);
     result = await call.context.gate.shared(() =>
-      call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
+      call.context.pool.put(poolKeyOf(bucket, key), encrypted?.stream ?? Readable.from(plaintext.chunks), {
         // COPY keeps everything the source was stored with; REPLACE takes the request's type, headers and user
-        // metadata. The bytes, and so the ETag and the part layout it names, are the source's either way.
-        metadata: () =>
-          replace
-            ? {
-                etag: sourceMetadata.etag,
-                contentType: header(call, 'content-type'),
-                userMetadata: userMetadataFrom(call),
-                contentHeaders: contentHeadersFrom(call),
-                partSizesBytes: sourceMetadata.partSizesBytes,
-              }
-            : sourceMetadata,
+        // metadata.
+        metadata: () => {
+          const { encryption: _sourceEncryption, ...kept } = sourceMetadata;
+          const described = replace
+            ? { contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call), contentHeaders: contentHeadersFrom(call), partSizesBytes: sourceMetadata.partSizesBytes }
+            : kept;
+          return { ...described, etag: etag(), ...encryption() };
+        },
         inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
       }),
     );
-    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
+    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: etag() }), sseResponseHeaders(uploadEncryptionOf(sse)));
   } finally {
     reader.close();
   }
@@ -99,7 +134,11 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
   const { object, unpin } = await lookUpPinned(call, call.bucket as string, key);
   try {
     const metadata = await metadataOf(call.context, object);
+    // SSE-C: the right key or nothing, before anything about the object is answered (conditions included).
+    const opened = await openForRead(call, call.context.pool.directory, recordOfMetadata(metadata, `${call.bucket as string}/${key}`), { copySource: false });
+    const sizeBytes = opened ? recordPlaintextBytes(opened.record) : object.sizeBytes;
     const headers: Record<string, string> = {
+      ...sseResponseHeaders(opened?.record),
       ETag: metadata.etag,
       'Last-Modified': httpDate(object.createdAtMs),
       'Accept-Ranges': 'bytes',
@@ -114,13 +153,13 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       return;
     }
     applyResponseOverrides(call, headers);
-    const part = partRange(call, metadata, object.sizeBytes);
+    const part = partRange(call, metadata, sizeBytes);
     if (part?.partsCount !== undefined) headers['x-amz-mp-parts-count'] = String(part.partsCount);
-    const range = part ? part.range : parseRange(header(call, 'range'), object.sizeBytes);
+    const range = part ? part.range : parseRange(header(call, 'range'), sizeBytes);
     if (range) {
-      headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
+      headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${sizeBytes}`;
     }
-    const length = range ? range.endByteExclusive - range.startByte : object.sizeBytes;
+    const length = range ? range.endByteExclusive - range.startByte : sizeBytes;
     headers['Content-Length'] = String(length);
     const status = range ? 206 : 200;
     if (options.head) {
@@ -128,8 +167,10 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       call.response.end();
       return;
     }
-    const reader = call.context.pool.openPinned(object, unpin, range);
-    const chunks = reader.chunks();
+    // An encrypted object is read in whole chunks around the range, each authenticated before a byte of it goes out.
+    const stored = opened && storedReadOf(opened, range);
+    const reader = call.context.pool.openPinned(object, unpin, stored ? stored.storedRange : range);
+    const chunks = stored ? stored.decrypt(reader.chunks()) : reader.chunks();
     // Read the first extent before the status line goes out, so a read that fails at once is a proper S3 error.
     const first = await chunks.next();
     call.response.writeHead(status, headers);
@@ -317,4 +358,18 @@ export function parseRange(value: string | undefined, sizeBytes: number): ByteRa
   const end = match[2] === '' ? sizeBytes - 1 : Math.min(Number(match[2]), sizeBytes - 1);
   if (end < start) return undefined;
   return { startByte: start, endByteExclusive: end + 1 };
+}
+
+/** A stream of bytes with the MD5 of what went through it (once it ended). */
+function hashed(source: AsyncIterable<Buffer>): { chunks: AsyncGenerator<Buffer>; md5Hex: () => string } {
+  const md5 = createHash('md5');
+  return {
+    chunks: (async function* () {
+      for await (const chunk of source) {
+        md5.update(chunk);
+        yield chunk;
+      }
+    })(),
+    md5Hex: () => md5.copy().digest('hex'),
+  };
 }
