@@ -2,7 +2,7 @@
 // and SSE-C round trips, ranges, multipart uploads, copies between kinds, what S3 refuses (a missing or wrong key,
 // SSE-KMS, bucket default encryption), and the bytes on the disks never holding the plaintext.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -23,34 +23,10 @@ import { createCliPool } from '../support/cli-pool.js';
 import { addUser, startDaemon } from '../support/daemon.js';
 import { bodyBytes, md5, s3Client, s3Error } from '../support/s3-client.js';
 import { rawS3Request } from '../support/s3-raw.js';
+import { customerKey, filesHolding, markedBytes, MARKER } from '../support/sse.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 const MiB = 1024 * 1024;
-const MARKER = Buffer.from('<<shardpool-sse-plaintext-marker:0123456789abcdef>>');
-
-/** `length` bytes of the marker repeated: a plaintext any fragment holding it in the clear would show. */
-export function markedBytes(length: number): Buffer {
-  const data = Buffer.alloc(length);
-  for (let offset = 0; offset < length; offset += MARKER.length) MARKER.copy(data, offset);
-  return data;
-}
-
-/** Every file under the disk directories holding `needle`. */
-export async function filesHolding(root: string, needle: Buffer): Promise<string[]> {
-  const found: string[] = [];
-  for (const entry of await fs.readdir(root, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile() || !/^disk\d+$/.test(path.relative(root, entry.parentPath).split(path.sep)[0] ?? '')) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    if ((await fs.readFile(file)).includes(needle)) found.push(file);
-  }
-  return found;
-}
-
-export function customerKey(): { SSECustomerAlgorithm: 'AES256'; SSECustomerKey: string; md5: string } {
-  const key = randomBytes(32);
-  return { SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64'), md5: createHash('md5').update(key).digest('base64') };
-}
-
 const ssec = (key: ReturnType<typeof customerKey>) => ({ SSECustomerAlgorithm: key.SSECustomerAlgorithm, SSECustomerKey: key.SSECustomerKey });
 const copySourceSsec = (key: ReturnType<typeof customerKey>) => ({
   CopySourceSSECustomerAlgorithm: key.SSECustomerAlgorithm,
