@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   SSE_KEY_FILE_EXPOSED: 'the pool key file sse-keys.json may be read by others than its owner (its mode is not 0600)',
   SSE_KEY_UNKNOWN: "an SSE-S3 object's data key was wrapped with a pool key the key file does not hold",
   SSE_RECORD_INVALID: "an encrypted object's encryption record (catalog or manifest metadata) is malformed",
+  OBJECT_ENCRYPTED: 'get was asked for an object the S3 API encrypted at rest: only S3 decrypts it',
   SSE_CIPHERTEXT_INVALID: "an encrypted object's stored bytes fail authentication: tampered, or not what was written",
   // disks
   DISK_NOT_FOUND: 'the named disk is not part of the pool, or its path does not exist',

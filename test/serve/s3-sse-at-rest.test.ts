@@ -79,6 +79,10 @@ test('encrypted objects survive scrub, rebuild, key rotation and import, and a t
     }
   }
   assert.deepEqual(await filesHolding(root, MARKER), [], 'no disk holds the plaintext');
+  const get = await runCli(['get', '--pool', pool, 'bkt/early', '-']);
+  assert.equal(get.code, 2);
+  assert.match(get.stderr.toString(), /OBJECT_ENCRYPTED/, 'shardpool get refuses what only S3 decrypts');
+  assert.equal(get.stdout.length, 0);
   const scrub = JSON.parse((await runCliOk(['scrub', '--pool', pool, '--json'])).stdout.toString()) as { counts: Record<string, number> };
   assert.ok(Object.values(scrub.counts).every((count) => count === 0), `scrub verifies the ciphertext clean: ${JSON.stringify(scrub.counts)}`);
 

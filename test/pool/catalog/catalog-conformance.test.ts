@@ -503,6 +503,13 @@ for (const engine of ENGINES) {
       const withHeaders = { ...upload, uploadId: 'u0', key: 'z', contentHeaders: { 'content-language': 'de' } };
       await catalog.s3.insertUpload(withHeaders);
       assert.deepEqual(await catalog.s3.getUpload('u0'), withHeaders);
+      // An encrypted upload remembers its encryption, and an encrypted object its record (JSON, kept as given).
+      const encryptedUpload = { ...upload, uploadId: 'u00', key: 'enc', encryption: { kind: 'SSE-C', customerKeyMd5: 'ow4jVwzDupHzHI4MquSMuQ==' } };
+      await catalog.s3.insertUpload(encryptedUpload);
+      assert.deepEqual(await catalog.s3.getUpload('u00'), encryptedUpload);
+      const encrypted = { etag: '"e"', contentType: undefined, userMetadata: {}, encryption: { formatVersion: 1, kind: 'SSE-S3', segments: [{ plaintextBytes: 7, keyId: '0123456789abcdef' }] } };
+      await catalog.inBatch((tx) => tx.commitObject(newObject('b/encrypted', 'enc1', [1], { metadata: encrypted })));
+      assert.deepEqual(await catalog.objectMetadata('enc1'), encrypted);
       // S3's stored headers and a multipart object's part sizes, and what a commit's inCommit is told.
       const multipart = { etag: '"e-2"', contentType: undefined, userMetadata: {}, contentHeaders: { 'cache-control': 'no-cache', expires: 'Thu, 01 Jan 2037 00:00:00 GMT' }, partSizesBytes: [5242880, 7] };
       const told: unknown[] = [];
@@ -577,6 +584,8 @@ async function fillEveryTable(catalog: Catalog): Promise<void> {
   await catalog.s3.createBucket('bucket-ü');
   await catalog.s3.insertUser({ name: 'alice', accessKeyId: 'AKIA1', secretAccessKey: 'secret', createdAtMs: 3 });
   await catalog.s3.insertUpload({ uploadId: 'u1', bucket: 'bucket-ü', key: 'k', contentType: undefined, userMetadata: {}, createdAtMs: 4 });
+  await catalog.s3.insertUpload({ uploadId: 'u2', bucket: 'bucket-ü', key: 'enc', contentType: undefined, userMetadata: {}, createdAtMs: 5, encryption: { kind: 'SSE-S3' } });
+  await put(catalog, 'encrypted', 'v-encrypted', [1, 2], { metadata: { etag: '"c"', contentType: undefined, userMetadata: {}, encryption: { kind: 'SSE-C', segments: [] } } });
   await catalog.inBatch(async (tx) => {
     await tx.beginIntent('v-part', '.parts/u1/1');
     await tx.commitObject(newObject('.parts/u1/1', 'v-part', [1]), async (inner) => (await inner.s3.replacePart({ uploadId: 'u1', partNumber: 1, partKey: '.parts/u1/1', etag: '"e"', sizeBytes: 9 })) ?? []);
@@ -622,7 +631,7 @@ test('a dump of SQLite loads into PostgreSQL and back, byte for byte; both engin
   const fromSqlite = await dumpText(sqlite.dumpRecords());
   assert.ok(fromSqlite.split('\n').length > 30);
   const counts = await postgres.loadRecords(sqlite.dumpRecords());
-  assert.equal(counts.objects, AWKWARD_KEYS.length + 1);
+  assert.equal(counts.objects, AWKWARD_KEYS.length + 2);
   assertSameDump(await dumpText(postgres.dumpRecords()), fromSqlite, 'PostgreSQL dumps what SQLite dumped');
   // And back into a new SQLite catalog.
   const again = (await sqliteEngine.open(t))!;
