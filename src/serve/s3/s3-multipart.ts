@@ -36,17 +36,14 @@ import { PART_NUMBER_MAX, partKeyOf, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, xmlError } from './xml.js';
 import {
   decodeUploadEncryption,
-  encryptSegment,
   encryptionField,
-  etagFor,
   recordOf,
   recordOfMetadata,
-  sealerFor,
+  sealBody,
   sseOfUploadRequest,
   sseOfWrite,
   sseResponseHeaders,
   uploadEncryptionOf,
-  type EncryptedSegment,
   type UploadEncryption,
 } from './s3-sse.js';
 import type { SseRecord, SseSegment } from '../../format/sse-layout.js';
@@ -86,19 +83,14 @@ export async function uploadPart(call: S3Call): Promise<void> {
   // Each part is its own segment of the object, with a data key of its own (SSE-C: wrapped with the key every part
   // carries, which must be the upload's).
   const encryption = decodeUploadEncryption(upload.encryption);
-  const sealer = await sealerFor(call.context.pool.directory, sseOfUploadRequest(call, encryption, { keyRequired: true }));
+  const request = sseOfUploadRequest(call, encryption, { keyRequired: true });
   const body = call.body();
-  const encrypted = sealer && encryptSegment(body.stream, sealer);
-  const etag = () => etagFor(encryption?.kind, { plaintextMd5Hex: () => body.md5Hex(), storedMd5Hex: () => (encrypted as EncryptedSegment).storedMd5Hex() });
+  const sealed = await sealBody(call.context.pool.directory, request, { stream: body.stream, plaintextMd5Hex: () => body.md5Hex() });
+  const etag = sealed.etag;
   await call.context.gate.shared(() =>
-    call.context.pool.put(partKey, encrypted?.stream ?? body.stream, {
+    call.context.pool.put(partKey, sealed.stream, {
       internal: true,
-      metadata: () => ({
-        etag: etag(),
-        contentType: undefined,
-        userMetadata: {},
-        ...encryptionField(encryption && encrypted ? recordOf(encryption, [encrypted.segment()]) : undefined),
-      }),
+      metadata: () => ({ etag: etag(), contentType: undefined, userMetadata: {}, ...sealed.encryption() }),
       // In the part's own commit: the row names these bytes, the part it replaces goes, and a part for an upload that
       // was aborted or completed while it arrived is refused, so nothing of it remains.
       inCommit: async (tx) => {
@@ -108,7 +100,7 @@ export async function uploadPart(call: S3Call): Promise<void> {
       },
     }),
   );
-  sendEmpty(call, 200, { ETag: etag(), ...sseResponseHeaders(encryption) });
+  sendEmpty(call, 200, { ETag: etag(), ...sealed.headers });
 }
 
 export async function listParts(call: S3Call): Promise<void> {

@@ -26,21 +26,7 @@ import {
 import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
 import { S3Error } from './s3-error.js';
 import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
-import {
-  encryptSegment,
-  encryptionField,
-  etagFor,
-  openForRead,
-  recordOf,
-  recordOfMetadata,
-  sealerFor,
-  sseOfWrite,
-  sseResponseHeaders,
-  storedReadOf,
-  uploadEncryptionOf,
-  type EncryptedSegment,
-  type UploadEncryption,
-} from './s3-sse.js';
+import { openForRead, recordOfMetadata, sealBody, sseOfWrite, sseResponseHeaders, storedReadOf } from './s3-sse.js';
 import { recordPlaintextBytes } from '../../format/sse-layout.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
 
@@ -57,18 +43,15 @@ export async function putObject(call: S3Call): Promise<void> {
   const contentHeaders = contentHeadersFrom(call);
   const sse = sseOfWrite(call);
   const condition = await refuseFailingWriteEarly(call, poolKey, key);
-  const sealer = await sealerFor(call.context.pool.directory, sse);
   const body = call.body();
-  const encrypted = sealer && encryptSegment(body.stream, sealer);
-  const etag = () => etagFor(sse?.kind, { plaintextMd5Hex: () => body.md5Hex(), storedMd5Hex: () => (encrypted as EncryptedSegment).storedMd5Hex() });
-  const record = () => (sse && encrypted ? recordOf(uploadEncryptionOf(sse) as UploadEncryption, [encrypted.segment()]) : undefined);
+  const sealed = await sealBody(call.context.pool.directory, sse, { stream: body.stream, plaintextMd5Hex: () => body.md5Hex() });
   const result = await call.context.gate.shared(() =>
-    call.context.pool.put(poolKey, encrypted?.stream ?? body.stream, {
-      metadata: () => ({ etag: etag(), contentType, userMetadata, contentHeaders, ...encryptionField(record()) }),
+    call.context.pool.put(poolKey, sealed.stream, {
+      metadata: () => ({ etag: sealed.etag(), contentType, userMetadata, contentHeaders, ...sealed.encryption() }),
       inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
     }),
   );
-  sendEmpty(call, 200, { ETag: etag(), 'x-amz-version-id': 'null', ...lastModified(result.object), ...sseResponseHeaders(uploadEncryptionOf(sse)) });
+  sendEmpty(call, 200, { ETag: sealed.etag(), 'x-amz-version-id': 'null', ...lastModified(result.object), ...sealed.headers });
 }
 
 async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
@@ -96,18 +79,15 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
     // The conditions are on the version pinned here, the one whose bytes are copied.
     checkCopySourceConditions(call, sourceMetadata.etag, sourceObject.createdAtMs);
     const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
-    const sealer = await sealerFor(call.context.pool.directory, sse);
     const plaintext = hashed(opened ? storedReadOf(opened, undefined).decrypt(reader.chunks()) : reader.chunks());
-    const encrypted = sealer && encryptSegment(plaintext.chunks, sealer);
+    const sealed = await sealBody(call.context.pool.directory, sse, { stream: plaintext.chunks, plaintextMd5Hex: plaintext.md5Hex });
     // The bytes, and so the ETag and the part layout it names, are the source's — but an SSE-C ETag is no MD5 of the
     // plaintext: a copy to SSE-C, or from an SSE-C object put whole, gets the ETag its own encryption gives it (a
     // multipart one keeps its parts' ETag).
     const ownEtag = sse?.kind === 'SSE-C' || (sourceRecord?.kind === 'SSE-C' && sourceMetadata.partSizesBytes === undefined);
-    const etag = () =>
-      ownEtag ? etagFor(sse?.kind, { plaintextMd5Hex: plaintext.md5Hex, storedMd5Hex: () => (encrypted as EncryptedSegment).storedMd5Hex() }) : sourceMetadata.etag;
-    const encryption = () => encryptionField(sse && encrypted ? recordOf(uploadEncryptionOf(sse) as UploadEncryption, [encrypted.segment()]) : undefined);
+    const etag = () => (ownEtag ? sealed.etag() : sourceMetadata.etag);
     result = await call.context.gate.shared(() =>
-      call.context.pool.put(poolKeyOf(bucket, key), encrypted?.stream ?? Readable.from(plaintext.chunks), {
+      call.context.pool.put(poolKeyOf(bucket, key), sealed.stream, {
         // COPY keeps everything the source was stored with; REPLACE takes the request's type, headers and user
         // metadata.
         metadata: () => {
@@ -115,12 +95,12 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
           const described = replace
             ? { contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call), contentHeaders: contentHeadersFrom(call), partSizesBytes: sourceMetadata.partSizesBytes }
             : kept;
-          return { ...described, etag: etag(), ...encryption() };
+          return { ...described, etag: etag(), ...sealed.encryption() };
         },
         inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
       }),
     );
-    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: etag() }), sseResponseHeaders(uploadEncryptionOf(sse)));
+    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: etag() }), sealed.headers);
   } finally {
     reader.close();
   }

@@ -155,14 +155,14 @@ export function sseOfUploadRequest(call: S3Call, upload: UploadEncryption | unde
 // ── writing ─────────────────────────────────────────────────────────────────────────────────────────────────────
 
 /** The key to seal new data keys with: the current pool key (SSE-S3) or the client's key (SSE-C). */
-export async function sealerFor(poolDirectory: string, request: SseRequest | undefined): Promise<Sealer | undefined> {
+async function sealerFor(poolDirectory: string, request: SseRequest | undefined): Promise<Sealer | undefined> {
   if (request === undefined) return undefined;
   if (request.kind === 'SSE-C') return { kind: 'SSE-C', kek: request.key, customerKeyMd5: request.keyMd5 };
   const poolKey = await currentPoolKey(poolDirectory);
   return { kind: 'SSE-S3', kek: poolKey.key, keyId: poolKey.id };
 }
 
-export interface EncryptedSegment {
+interface EncryptedSegment {
   /** The stored bytes: the source's, encrypted chunk by chunk as it arrives. */
   readonly stream: Readable;
   /** This segment as the record holds it; valid once the stream ended. */
@@ -172,7 +172,7 @@ export interface EncryptedSegment {
 }
 
 /** Encrypts `source` into one segment with a new data key. */
-export function encryptSegment(source: AsyncIterable<Buffer>, sealer: Sealer): EncryptedSegment {
+function encryptSegment(source: AsyncIterable<Buffer>, sealer: Sealer): EncryptedSegment {
   const { dataKey, nonceBase } = newDataKey();
   const wrappedKey = wrapDataKey(sealer.kek, dataKey, sealer.kind);
   const md5 = createHash('md5');
@@ -210,6 +210,31 @@ export function encryptSegment(source: AsyncIterable<Buffer>, sealer: Sealer): E
       assert(ended, 'the stored MD5 is known once the source ended');
       return md5.copy().digest('hex');
     },
+  };
+}
+
+/** A body on its way into the pool (PutObject, UploadPart, CopyObject's target), encrypted as its request asks. */
+export interface SealedBody {
+  /** What to store: the source itself when no encryption was asked for. */
+  readonly stream: AsyncIterable<Buffer>;
+  /** The ETag S3 gives it (once the stream ended): its plaintext's MD5, or for SSE-C its stored bytes'. */
+  etag(): string;
+  /** Its metadata's encryption field (once the stream ended): empty for a plaintext body. */
+  encryption(): { encryption?: Record<string, unknown> };
+  /** The headers S3 answers the write with. */
+  readonly headers: Record<string, string>;
+}
+
+/** Seals `source` into one segment with a new data key, or leaves it as it is when `request` asks for nothing. */
+export async function sealBody(poolDirectory: string, request: SseRequest | undefined, source: { stream: AsyncIterable<Buffer>; plaintextMd5Hex: () => string }): Promise<SealedBody> {
+  const kind = uploadEncryptionOf(request);
+  const sealer = await sealerFor(poolDirectory, request);
+  const encrypted = sealer && encryptSegment(source.stream, sealer);
+  return {
+    stream: encrypted?.stream ?? source.stream,
+    etag: () => etagFor(kind?.kind, { plaintextMd5Hex: source.plaintextMd5Hex, storedMd5Hex: () => (encrypted as EncryptedSegment).storedMd5Hex() }),
+    encryption: () => encryptionField(kind && encrypted ? recordOf(kind, [encrypted.segment()]) : undefined),
+    headers: sseResponseHeaders(kind),
   };
 }
 
@@ -339,6 +364,6 @@ export function sseResponseHeaders(encryption: UploadEncryption | SseRecord | un
 }
 
 /** The ETag of an object or part: an MD5 of its plaintext, except for SSE-C, where S3's is no MD5 of the plaintext. */
-export function etagFor(kind: SseKind | undefined, md5s: { plaintextMd5Hex: () => string; storedMd5Hex: () => string }): string {
+function etagFor(kind: SseKind | undefined, md5s: { plaintextMd5Hex: () => string; storedMd5Hex: () => string }): string {
   return `"${kind === 'SSE-C' ? md5s.storedMd5Hex() : md5s.plaintextMd5Hex()}"`;
 }
