@@ -257,7 +257,7 @@ export async function directoryChangeOrTimeout(directoryPath: string, names: Rea
 export async function readOwnerOnlyFile(filePath: string): Promise<Buffer | 'missing' | 'exposed'> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(filePath, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    handle = await fs.open(filePath, fsConstants.O_RDONLY);
   } catch (error) {
     if (isNotFound(error)) return 'missing';
     throw error;

@@ -16,7 +16,10 @@ export function keyFilePath(poolDirectory: string): string {
 /** The key file, or undefined when the pool has none yet. */
 export async function readKeyFile(poolDirectory: string): Promise<PoolKeyFile | undefined> {
   const filePath = keyFilePath(poolDirectory);
-  const bytes = await readOwnerOnlyFile(filePath);
+  const bytes = await readOwnerOnlyFile(filePath).catch((error: unknown) => {
+    // Most often EACCES: the file belongs to another user than the daemon's (a rotation run as root).
+    throw new ShardpoolError('SSE_KEY_FILE_INVALID', `${filePath} cannot be read: ${String(error)} (it must belong to the daemon's user)`, { path: filePath });
+  });
   if (bytes === 'missing') return undefined;
   if (bytes === 'exposed') {
     throw new ShardpoolError('SSE_KEY_FILE_EXPOSED', `${filePath} may be read by others than its owner: chmod 600 it (and rotate the key if others could read it)`, { path: filePath });
