@@ -111,12 +111,16 @@ export async function startFragmentService(
   });
   const address = server.address() as AddressInfo;
   const url = `${options.tls ? 'https' : 'http'}://${formatListenAddress({ host: address.address, port: address.port })}`;
+  let closed: Promise<void> | undefined;
   return {
     url,
-    close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
+    // Once, whoever asks: a second server.close() would wait for a 'close' event that never comes again.
+    close: () => {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closed;
     },
   };
 }
