@@ -6,14 +6,13 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { formatDeviceDisk, openDeviceDisk } from '../../src/disk/device/device-disk.js';
-import { formatDirectoryDisk, openDirectoryDisk } from '../../src/disk/directory/directory-disk.js';
 import type { Disk, FoundFragment, FragmentLocation, FragmentToWrite } from '../../src/disk/disk.js';
 import { RemoteDisk } from '../../src/disk/remote/remote-disk.js';
 import { isShardpoolError } from '../../src/errors.js';
 import { fragmentHeaderLengthBytes } from '../../src/format/fragment-header.js';
 import { newUuid } from '../../src/format/uuid.js';
 import { checksum128 } from '../../src/redundancy/checksum.js';
-import { serveDisks } from '../support/fragment-service.js';
+import { openTempDirectoryDisk, serveDisks } from '../support/fragment-service.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { fragmentFiles, seededBytes } from '../support/test-pool.js';
 
@@ -31,11 +30,8 @@ type LocalBackend = Omit<Backend, 'disk'>;
 const POOL_UUID = '0f0e0d0c-0b0a-4908-8706-050403020100';
 
 async function directoryBackend(t: TestContext): Promise<LocalBackend> {
-  const root = await makeTempDir(t, 'conformance-dir');
-  const identity = { poolUuid: POOL_UUID, diskUuid: newUuid() };
-  await formatDirectoryDisk(root, identity);
-  const owner = await openDirectoryDisk(root, identity);
-  t.after(() => owner.close());
+  const owner = await openTempDirectoryDisk(t, POOL_UUID, 'conformance-dir');
+  const root = owner.path;
   return {
     owner,
     corrupt: async (fragment) => {

@@ -9,7 +9,6 @@ import { createServer as createNetServer, type Server as NetServer } from 'node:
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { formatDirectoryDisk, openDirectoryDisk } from '../../src/disk/directory/directory-disk.js';
 import type { Disk } from '../../src/disk/disk.js';
 import { FragmentClient } from '../../src/disk/remote/fragment-client.js';
 import { AUTH_HEADERS, encodeFrame, newNonce, requestStringToSign, sha256Hex, sign } from '../../src/disk/remote/protocol.js';
@@ -18,18 +17,13 @@ import { isShardpoolError, type ErrorCode } from '../../src/errors.js';
 import { newUuid } from '../../src/format/uuid.js';
 import { NonceWindow } from '../../src/serve/fragment-service.js';
 import { writeTestFragment } from '../support/device-fragments.js';
-import { serveDisks } from '../support/fragment-service.js';
+import { openTempDirectoryDisk, serveDisks } from '../support/fragment-service.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 const POOL_UUID = '1a2b3c4d-0000-4000-8000-00000000abcd';
 
-async function localDisk(t: TestContext): Promise<Disk> {
-  const root = await makeTempDir(t, 'fragsvc');
-  const identity = { poolUuid: POOL_UUID, diskUuid: newUuid() };
-  await formatDirectoryDisk(root, identity);
-  const disk = await openDirectoryDisk(root, identity);
-  t.after(() => disk.close());
-  return disk;
+function localDisk(t: TestContext): Promise<Disk> {
+  return openTempDirectoryDisk(t, POOL_UUID, 'fragsvc');
 }
 
 function rejectsWith(code: ErrorCode, reason?: string) {

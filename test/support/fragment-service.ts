@@ -2,7 +2,10 @@
 // what another node of the cluster would see. Everything is closed when the test ends.
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { formatDirectoryDisk, openDirectoryDisk, type DirectoryDisk } from '../../src/disk/directory/directory-disk.js';
 import type { Disk } from '../../src/disk/disk.js';
+import { newUuid } from '../../src/format/uuid.js';
+import { makeTempDir } from './temp-dir.js';
 import { FragmentClient, type FragmentClientOptions } from '../../src/disk/remote/fragment-client.js';
 import { openRemoteDisk, type RemoteDisk } from '../../src/disk/remote/remote-disk.js';
 import { startFragmentService, type FragmentServiceListener, type FragmentServiceOptions } from '../../src/serve/fragment-service.js';
@@ -52,4 +55,14 @@ export async function serveDisks(
     return opened;
   };
   return { service, clusterKey, nodeName, client, remote };
+}
+
+/** A new directory disk of `poolUuid` in a temp directory, open, closed when the test ends. */
+export async function openTempDirectoryDisk(t: TestContext, poolUuid: string, label: string): Promise<DirectoryDisk> {
+  const root = await makeTempDir(t, label);
+  const identity = { poolUuid, diskUuid: newUuid() };
+  await formatDirectoryDisk(root, identity);
+  const disk = await openDirectoryDisk(root, identity);
+  t.after(() => disk.close());
+  return disk;
 }

@@ -321,6 +321,7 @@ function unreachable(target: NodeTarget, error: unknown): ShardpoolError {
   return new ShardpoolError('NODE_UNREACHABLE', `node ${target.node} cannot be reached at ${target.baseUrl}: ${why}`, origin(target), { cause: error });
 }
 
-function answerInvalid(target: NodeTarget, why: string): ShardpoolError {
+/** An answer outside the protocol (the remote disk uses it for the fields it reads). */
+export function answerInvalid(target: NodeTarget, why: string): ShardpoolError {
   return new ShardpoolError('NODE_ANSWER_INVALID', `node ${target.node} (${target.baseUrl}) answered outside the fragment service protocol: ${why}`, origin(target));
 }

@@ -6,7 +6,7 @@ import { FRAGMENT_DATA_MAX_BYTES, FRAGMENT_SERVICE_SCAN_HINTS_MAX_COUNT, FRAGMEN
 import { ShardpoolError } from '../../errors.js';
 import { verifyFragmentData, verifyFragmentIdentity, type FragmentHeader } from '../../format/fragment-header.js';
 import type { Disk, DiskGeometry, DiskKind, DiskSpace, FoundFragment, FragmentAddress, FragmentLocation, FragmentToWrite, Stray } from '../disk.js';
-import type { FragmentClient, NodeTarget } from './fragment-client.js';
+import { answerInvalid, type FragmentClient, type NodeTarget } from './fragment-client.js';
 import { WireFields, diskKindFromWire, errorFromWire, foundFromWire, geometryFromWire, headerFromWire, toWire } from './protocol.js';
 
 export interface RemoteDiskOptions {
@@ -28,9 +28,7 @@ export interface RemoteDiskOptions {
 export async function openRemoteDisk(options: RemoteDiskOptions): Promise<RemoteDisk> {
   const target = { node: options.nodeName, baseUrl: options.baseUrl };
   const { json } = await options.client.call(target, { method: 'GET', path: '/v1/node' });
-  const invalid = (why: string) =>
-    new ShardpoolError('NODE_ANSWER_INVALID', `node ${target.node} (${target.baseUrl}) answered its node info outside the protocol: ${why}`, { node: target.node, url: target.baseUrl });
-  const info = WireFields.of(json.result, invalid, 'result');
+  const info = WireFields.of(json.result, (why) => answerInvalid(target, why), 'result');
   const poolUuid = info.uuid('poolUuid');
   if (poolUuid !== options.poolUuid || options.client.poolUuid !== options.poolUuid) {
     throw new ShardpoolError('DISK_BELONGS_TO_OTHER_POOL', `node ${target.node} at ${target.baseUrl} serves pool ${poolUuid}, not pool ${options.poolUuid}`, {
@@ -223,7 +221,7 @@ export class RemoteDisk implements Disk {
   }
 
   private fieldsOf(json: unknown): WireFields {
-    return WireFields.of(json, (why) => new ShardpoolError('NODE_ANSWER_INVALID', `node ${this.target.node} (${this.target.baseUrl}) answered outside the fragment service protocol: ${why}`, { node: this.target.node, url: this.target.baseUrl }), 'answer');
+    return WireFields.of(json, (why) => answerInvalid(this.target, why), 'answer');
   }
 
   /** The header the owner read must be the fragment asked for, of this pool and disk. */
