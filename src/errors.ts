@@ -62,6 +62,12 @@ export const ERROR_CODES = {
   DEVICE_METADATA_INVALID: "the device's allocator checkpoint is damaged, so its allocation state cannot be trusted",
   JOURNAL_RECORD_INVALID: 'a metadata journal record is torn, corrupt or of an unknown version (replay stops there)',
   CONFIRMATION_REQUIRED: 'formatting a device needs the operator to confirm (type the path back, or --yes)',
+  // cluster: the fragment service between nodes
+  CLUSTER_AUTH_FAILED: "a fragment service request or answer is not signed with the pool's cluster key, is too old or too new, or replays an earlier one",
+  NODE_UNREACHABLE: "another node's fragment service cannot be reached: the connection was refused, reset or timed out",
+  NODE_REQUEST_INVALID: 'a fragment service request is malformed or larger than the service accepts',
+  NODE_ANSWER_INVALID: 'a node answered a fragment service request outside the protocol, or failed with an internal error',
+  NOT_ON_OWNING_NODE: "an operation that only a disk's own node may run was asked of a remote disk",
   // redundancy and placement
   POLICY_INVALID: 'a redundancy policy string is not replica:N or ec:K+M within the limits',
   EXTENT_SIZE_INVALID: 'the extent size is out of range or not a multiple of 4 KiB',
