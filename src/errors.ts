@@ -27,7 +27,8 @@ export const ERROR_CODES = {
   SERVE_FAILED: 'shardpool serve could not start: an address in use, a bad --listen value, a socket path too long',
   DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",
   USER_ALREADY_EXISTS: 'user add was given a name that already has an access key',
-  USER_NOT_FOUND: 'user rm was given a name with no access key',
+  USER_NOT_FOUND: 'user rm, allow or deny was given a name with no access key',
+  BUCKET_NOT_FOUND: 'user allow or deny was given a bucket the pool does not have',
   // disks
   DISK_NOT_FOUND: 'the named disk is not part of the pool, or its path does not exist',
   DISK_NOT_A_DIRECTORY: 'a disk path that should be a directory is something else',

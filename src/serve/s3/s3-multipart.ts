@@ -10,8 +10,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { isShardpoolError } from '../../errors.js';
 import { killPoint } from '../../pool/kill-points.js';
+import type { ObjectMetadata } from '../../pool/catalog/catalog.js';
 import type { ObjectReader } from '../../pool/object-reader.js';
 import type { Pool } from '../../pool/pool.js';
+import { bucketAccessOf } from './s3-access.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
 import {
@@ -158,6 +160,7 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
   const etag = multipartEtag(parts);
   // If-None-Match: * / If-Match, refused here while a 412 can still be the status; decided in the commit.
   const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const readers = await pinParts(call.context.pool, parts);
   try {
     // From here on the answer is 200 with a body that is either the result or an error document.
@@ -166,7 +169,7 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
     try {
       const partSizesBytes = parts.map((part) => part.sizeBytes);
-      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition }));
+      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition, bucketAccess }));
       clearInterval(keepAlive);
       endDocument(call, completeResult(upload, etag));
     } catch (error) {
@@ -228,6 +231,7 @@ async function writeCompletedObject(
     etag: string;
     partSizesBytes: ReadonlyArray<number>;
     condition: WriteCondition | undefined;
+    bucketAccess: ObjectMetadata['bucketAccess'];
   },
 ): Promise<void> {
   const { upload, readers, etag } = completion;
@@ -239,6 +243,7 @@ async function writeCompletedObject(
       userMetadata: upload.userMetadata,
       contentHeaders: upload.contentHeaders,
       partSizesBytes: completion.partSizesBytes,
+      bucketAccess: completion.bucketAccess,
     }),
     inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);

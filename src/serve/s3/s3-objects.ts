@@ -4,8 +4,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
 import { assert } from '../../assert.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CannedAcl, CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
+import { authorizeCopySource, bucketAccessOf, mayWriteKey, requireVersionReadable } from './s3-access.js';
+import { cannedAclOf } from './s3-acl.js';
 import { readSmallBody } from './s3-body.js';
 import {
   CONTENT_HEADERS,
@@ -23,7 +25,7 @@ import {
   type S3Call,
 } from './s3-call.js';
 import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
-import { S3Error } from './s3-error.js';
+import { accessDenied, S3Error } from './s3-error.js';
 import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
 
@@ -38,11 +40,13 @@ export async function putObject(call: S3Call): Promise<void> {
   const contentType = header(call, 'content-type');
   const userMetadata = userMetadataFrom(call);
   const contentHeaders = contentHeadersFrom(call);
+  const acl = cannedAclOf(call);
   const condition = await refuseFailingWriteEarly(call, poolKey, key);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const body = call.body();
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, body.stream, {
-      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders }),
+      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders, ...aclFields(acl), bucketAccess }),
       inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
     }),
   );
@@ -51,9 +55,11 @@ export async function putObject(call: S3Call): Promise<void> {
 
 async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
   const source = parseCopySource(header(call, 'x-amz-copy-source') as string);
-  if ((await call.context.s3.getBucket(source.bucket)) === undefined) {
-    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: source.bucket });
-  }
+  // Read on the source (its bucket's, or the object's own public-read), write on the target (checked before).
+  const sourceAccess = await authorizeCopySource(call, source);
+  // S3 copies no ACL: the copy has the request's (private when none is given).
+  const acl = cannedAclOf(call);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const replace = (header(call, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase() === 'REPLACE';
   if (!replace && source.bucket === bucket && source.key === key) {
     throw new S3Error('InvalidRequest', 400, 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata.');
@@ -65,6 +71,7 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   let result;
   try {
     const sourceMetadata = await metadataOf(call.context, sourceObject);
+    requireVersionReadable(sourceAccess, sourceMetadata);
     // The conditions are on the version pinned here, the one whose bytes are copied.
     checkCopySourceConditions(call, sourceMetadata.etag, sourceObject.createdAtMs);
     const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
@@ -80,8 +87,10 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
                 userMetadata: userMetadataFrom(call),
                 contentHeaders: contentHeadersFrom(call),
                 partSizesBytes: sourceMetadata.partSizesBytes,
+                ...aclFields(acl),
+                bucketAccess,
               }
-            : sourceMetadata,
+            : { ...sourceMetadata, acl: undefined, ...aclFields(acl), bucketAccess },
         inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
       }),
     );
@@ -99,6 +108,7 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
   const { object, unpin } = await lookUpPinned(call, call.bucket as string, key);
   try {
     const metadata = await metadataOf(call.context, object);
+    requireVersionReadable(call.access, metadata);
     const headers: Record<string, string> = {
       ETag: metadata.etag,
       'Last-Modified': httpDate(object.createdAtMs),
@@ -178,6 +188,7 @@ export async function deleteObjects(call: S3Call): Promise<void> {
       const key = typeof entry.Key === 'string' ? entry.Key : '';
       try {
         const poolKey = poolKeyOf(bucket, key);
+        if (!(await mayWriteKey(call, bucket))) throw accessDenied();
         await removeIfPresent(call, poolKey);
         if (!quiet) deleted.push({ Key: key });
       } catch (error) {
@@ -232,6 +243,11 @@ async function writeInCommit(
 ): Promise<void> {
   await requireBucketInCommit(tx, options.bucket);
   await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key, superseded: options.superseded });
+}
+
+/** The ObjectMetadata field for a canned ACL: absent for private (what a version without one is). */
+function aclFields(acl: CannedAcl | undefined): Pick<ObjectMetadata, 'acl'> {
+  return acl === 'public-read' ? { acl } : {};
 }
 
 function lastModified(object: ObjectRow): Record<string, string> {
