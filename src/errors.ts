@@ -27,7 +27,8 @@ export const ERROR_CODES = {
   SERVE_FAILED: 'shardpool serve could not start: an address in use, a bad --listen value, a socket path too long',
   DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",
   USER_ALREADY_EXISTS: 'user add was given a name that already has an access key',
-  USER_NOT_FOUND: 'user rm was given a name with no access key',
+  USER_NOT_FOUND: 'user rm, allow or deny was given a name with no access key',
+  BUCKET_NOT_FOUND: 'user allow or deny was given a bucket the pool does not have',
   // server-side encryption (S3 SSE)
   SSE_KEY_FILE_INVALID: 'the pool key file sse-keys.json is unreadable, corrupt or fails validation',
   SSE_KEY_FILE_EXPOSED: 'the pool key file sse-keys.json may be read by others than its owner (its mode is not 0600)',

@@ -116,6 +116,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       addedText('content_headers', 4, '{}'),
       addedOptionalText('part_sizes', 4),
       addedOptionalText('encryption', 6),
+      addedText('acl', 7, 'private'),
     ],
   },
   {
@@ -160,11 +161,16 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   },
   { name: 'counters', primaryKey: ['name'], columns: [text('name'), integer('value')] },
   { name: 'sequences', primaryKey: ['name'], columns: [text('name'), integer('value')], since: 5 },
-  { name: 'buckets', primaryKey: ['name'], columns: [text('name'), integer('created_at_ms')] },
+  {
+    name: 'buckets',
+    primaryKey: ['name'],
+    columns: [text('name'), integer('created_at_ms'), addedOptionalText('owner', 7), addedText('acl', 7, 'private')],
+  },
   {
     name: 'users',
     primaryKey: ['name'],
-    columns: [text('name'), text('access_key_id'), text('secret_access_key'), integer('created_at_ms')],
+    // A dump from before schema 6 loads its users as admins, as the migration makes them (schema.ts, 5 → 6).
+    columns: [text('name'), text('access_key_id'), text('secret_access_key'), integer('created_at_ms'), addedInteger('admin', 7, 1)],
   },
   {
     name: 'multipart_uploads',
@@ -191,6 +197,12 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       integer('size_bytes'),
       integer('uploaded_at_ms'),
     ],
+  },
+  {
+    name: 'bucket_grants',
+    primaryKey: ['bucket', 'user_name'],
+    columns: [text('bucket'), text('user_name'), integer('may_read'), integer('may_write'), integer('may_own')],
+    since: 7,
   },
 ];
 

@@ -43,14 +43,15 @@ const RECORDS: CatalogRecord[] = [
       content_headers: '{"cache-control":"no-cache"}',
       part_sizes: '[5242880,3]',
       encryption: null,
+      acl: 'public-read',
     },
   },
   { table: 'extents', row: { version_id: 'v1', extent_index: 0, length_bytes: 10, checksum: Buffer.from('00ff10', 'hex') } },
   { table: 'extents', row: { version_id: 'v1', extent_index: 1, length_bytes: 10, checksum: Buffer.from('ab', 'hex') } },
   { table: 'counters', row: { name: 'a', value: 1 } },
   // Keys in UTF-8 byte order, which is not UTF-16 order: U+FF5E sorts before the surrogate pair of U+1F600.
-  { table: 'buckets', row: { name: 'b\uff5e', created_at_ms: 1 } },
-  { table: 'buckets', row: { name: 'b\u{1f600}', created_at_ms: 2 } },
+  { table: 'buckets', row: { name: 'b\uff5e', created_at_ms: 1, owner: 'alice', acl: 'private' } },
+  { table: 'buckets', row: { name: 'b\u{1f600}', created_at_ms: 2, owner: null, acl: 'public-read' } },
 ];
 
 async function collect(lines: AsyncIterable<string>): Promise<string> {

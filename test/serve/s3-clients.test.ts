@@ -85,7 +85,7 @@ test('S3 answers real clients as S3 does', async (t) => {
         400,
         'InvalidArgument',
       ],
-      [{ 'x-amz-acl': 'public-read' }, 501, 'NotImplemented'],
+      [{ 'x-amz-acl': 'public-read-write' }, 501, 'NotImplemented'],
       [{ 'x-amz-acl': 'no-such-acl' }, 400, 'InvalidArgument'],
       [{ 'x-amz-grant-read': 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' }, 501, 'NotImplemented'],
       [{ 'x-amz-tagging': 'a=b' }, 501, 'NotImplemented'],
@@ -123,7 +123,7 @@ test('S3 answers real clients as S3 does', async (t) => {
     });
     assert.equal(read.status, 400);
     assert.match(read.body.toString(), /<Code>InvalidRequest<\/Code>/);
-    assert.equal((await raw({ method: 'PUT', path: '/public-bucket', headers: { 'x-amz-acl': 'public-read' } })).status, 501);
+    assert.equal((await raw({ method: 'PUT', path: '/public-bucket', headers: { 'x-amz-acl': 'public-read-write' } })).status, 501);
     assert.equal((await raw({ method: 'PUT', path: '/locked-bucket', headers: { 'x-amz-bucket-object-lock-enabled': 'true' } })).status, 501);
     assert.equal((await raw({ method: 'PUT', path: '/private-bucket', headers: { 'x-amz-acl': 'private' } })).status, 200);
     // Versions: only "null" exists.

@@ -1,7 +1,7 @@
 // What both catalog engines do the same way: settling the pieces of a group commit, listing objects by keyset
 // pages (no statement, cursor or connection held between two pages), and S3 metadata as columns.
 import { assert } from '../../assert.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow, UploadRow } from './catalog.js';
+import type { BucketGrant, BucketRow, CannedAcl, CatalogTransaction, ObjectMetadata, ObjectRow, UploadRow, UserRow } from './catalog.js';
 import { reportCatalogBatch } from './catalog.js';
 
 /** One piece of work of a group commit, with the promise its caller waits on. */
@@ -58,6 +58,7 @@ export interface StoredMetadata {
   readonly contentHeaders: string;
   readonly partSizes: string | null;
   readonly encryption: string | null;
+  readonly acl: CannedAcl;
 }
 
 export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
@@ -68,6 +69,7 @@ export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
     contentHeaders: JSON.stringify(metadata.contentHeaders ?? {}),
     partSizes: metadata.partSizesBytes === undefined ? null : JSON.stringify(metadata.partSizesBytes),
     encryption: metadata.encryption === undefined ? null : JSON.stringify(metadata.encryption),
+    acl: metadata.acl ?? 'private',
   };
 }
 
@@ -81,6 +83,7 @@ export function metadataOfStored(row: StoredMetadata): ObjectMetadata {
     ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
     ...(row.partSizes === null ? {} : { partSizesBytes: JSON.parse(row.partSizes) as number[] }),
     ...(row.encryption === null ? {} : { encryption: JSON.parse(row.encryption) as Record<string, unknown> }),
+    ...(row.acl === 'private' ? {} : { acl: row.acl }),
   };
 }
 
@@ -115,4 +118,22 @@ export function storedUploadValues(row: UploadRow): Array<string | number | null
     JSON.stringify(row.contentHeaders ?? {}),
     row.encryption === undefined ? null : JSON.stringify(row.encryption),
   ];
+}
+
+// ── tenants as both engines store them (flags as 0/1 integers, no owner as NULL) ─────────────────────────────────
+
+export type StoredUser = Omit<UserRow, 'admin'> & { admin: number | boolean };
+export type StoredBucket = Omit<BucketRow, 'owner'> & { owner: string | null };
+export type StoredGrant = { bucket: string; user: string; read: number | boolean; write: number | boolean; owner: number | boolean };
+
+export function userOfStored(row: StoredUser): UserRow {
+  return { ...row, admin: Boolean(row.admin) };
+}
+
+export function bucketOfStored(row: StoredBucket): BucketRow {
+  return { ...row, owner: row.owner ?? undefined };
+}
+
+export function grantOfStored(row: StoredGrant): BucketGrant {
+  return { bucket: row.bucket, user: row.user, read: Boolean(row.read), write: Boolean(row.write), owner: Boolean(row.owner) };
 }

@@ -10,8 +10,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { isShardpoolError } from '../../errors.js';
 import { killPoint } from '../../pool/kill-points.js';
+import type { ObjectMetadata } from '../../pool/catalog/catalog.js';
 import type { ObjectReader } from '../../pool/object-reader.js';
 import type { Pool } from '../../pool/pool.js';
+import { bucketAccessOf } from './s3-access.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
 import {
@@ -182,6 +184,7 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
   const etag = multipartEtag(parts);
   // If-None-Match: * / If-Match, refused here while a 412 can still be the status; decided in the commit.
   const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const readers = await pinParts(call.context.pool, parts);
   try {
     const record = encryption && (await joinedRecord(call.context, encryption, readers));
@@ -191,7 +194,7 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
     try {
       const partSizesBytes = parts.map((part) => part.sizeBytes);
-      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition, record }));
+      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition, record, bucketAccess }));
       clearInterval(keepAlive);
       endDocument(call, completeResult(upload, etag));
     } catch (error) {
@@ -254,6 +257,7 @@ async function writeCompletedObject(
     partSizesBytes: ReadonlyArray<number>;
     condition: WriteCondition | undefined;
     record: SseRecord | undefined;
+    bucketAccess: ObjectMetadata['bucketAccess'];
   },
 ): Promise<void> {
   const { upload, readers, etag } = completion;
@@ -266,6 +270,7 @@ async function writeCompletedObject(
       contentHeaders: upload.contentHeaders,
       partSizesBytes: completion.partSizesBytes,
       ...encryptionField(completion.record),
+      bucketAccess: completion.bucketAccess,
     }),
     inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);

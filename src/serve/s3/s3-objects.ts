@@ -5,8 +5,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
 import { assert } from '../../assert.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CannedAcl, CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
+import { authorizeCopySource, bucketAccessOf, mayWriteKey, requireVersionReadable } from './s3-access.js';
+import { cannedAclOf } from './s3-acl.js';
 import { readSmallBody } from './s3-body.js';
 import {
   CONTENT_HEADERS,
@@ -24,7 +26,7 @@ import {
   type S3Call,
 } from './s3-call.js';
 import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
-import { S3Error } from './s3-error.js';
+import { accessDenied, S3Error } from './s3-error.js';
 import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
 import { openForRead, recordOfMetadata, sealBody, sseOfWrite, sseResponseHeaders, storedReadOf } from './s3-sse.js';
 import { recordPlaintextBytes } from '../../format/sse-layout.js';
@@ -42,12 +44,14 @@ export async function putObject(call: S3Call): Promise<void> {
   const userMetadata = userMetadataFrom(call);
   const contentHeaders = contentHeadersFrom(call);
   const sse = sseOfWrite(call);
+  const acl = cannedAclOf(call);
   const condition = await refuseFailingWriteEarly(call, poolKey, key);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const body = call.body();
   const sealed = await sealBody(call.context.pool.directory, sse, { stream: body.stream, plaintextMd5Hex: () => body.md5Hex() });
   const result = await call.context.gate.shared(() =>
     call.context.pool.put(poolKey, sealed.stream, {
-      metadata: () => ({ etag: sealed.etag(), contentType, userMetadata, contentHeaders, ...sealed.encryption() }),
+      metadata: () => ({ etag: sealed.etag(), contentType, userMetadata, contentHeaders, ...sealed.encryption(), ...aclFields(acl), bucketAccess }),
       inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
     }),
   );
@@ -56,9 +60,11 @@ export async function putObject(call: S3Call): Promise<void> {
 
 async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
   const source = parseCopySource(header(call, 'x-amz-copy-source') as string);
-  if ((await call.context.s3.getBucket(source.bucket)) === undefined) {
-    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: source.bucket });
-  }
+  // Read on the source (its bucket's, or the object's own public-read), write on the target (checked before).
+  const sourceAccess = await authorizeCopySource(call, source);
+  // S3 copies no ACL: the copy has the request's (private when none is given).
+  const acl = cannedAclOf(call);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const replace = (header(call, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase() === 'REPLACE';
   const sse = sseOfWrite(call);
   // Copying an object onto itself to change its encryption is a change, as S3 allows.
@@ -72,6 +78,7 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   let result;
   try {
     const sourceMetadata = await metadataOf(call.context, sourceObject);
+    requireVersionReadable(sourceAccess, sourceMetadata);
     // The source decrypts with its own key (x-amz-copy-source-server-side-encryption-customer-*, or the pool's);
     // the target is encrypted as this request asks, whatever the source's was (as S3 does).
     const sourceRecord = recordOfMetadata(sourceMetadata, `${source.bucket}/${source.key}`);
@@ -89,13 +96,13 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
     result = await call.context.gate.shared(() =>
       call.context.pool.put(poolKeyOf(bucket, key), sealed.stream, {
         // COPY keeps everything the source was stored with; REPLACE takes the request's type, headers and user
-        // metadata.
+        // metadata. The bytes of the target are this request's (encrypted as it asks), and so is their ETag.
         metadata: () => {
-          const { encryption: _sourceEncryption, ...kept } = sourceMetadata;
+          const { encryption: _sourceEncryption, acl: _sourceAcl, ...kept } = sourceMetadata;
           const described = replace
             ? { contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call), contentHeaders: contentHeadersFrom(call), partSizesBytes: sourceMetadata.partSizesBytes }
             : kept;
-          return { ...described, etag: etag(), ...sealed.encryption() };
+          return { ...described, etag: etag(), ...sealed.encryption(), ...aclFields(acl), bucketAccess };
         },
         inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
       }),
@@ -114,6 +121,7 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
   const { object, unpin } = await lookUpPinned(call, call.bucket as string, key);
   try {
     const metadata = await metadataOf(call.context, object);
+    requireVersionReadable(call.access, metadata);
     // SSE-C: the right key or nothing, before anything about the object is answered (conditions included).
     const opened = await openForRead(call, call.context.pool.directory, recordOfMetadata(metadata, `${call.bucket as string}/${key}`), { copySource: false });
     const sizeBytes = opened ? recordPlaintextBytes(opened.record) : object.sizeBytes;
@@ -199,6 +207,7 @@ export async function deleteObjects(call: S3Call): Promise<void> {
       const key = typeof entry.Key === 'string' ? entry.Key : '';
       try {
         const poolKey = poolKeyOf(bucket, key);
+        if (!(await mayWriteKey(call, bucket))) throw accessDenied();
         await removeIfPresent(call, poolKey);
         if (!quiet) deleted.push({ Key: key });
       } catch (error) {
@@ -253,6 +262,11 @@ async function writeInCommit(
 ): Promise<void> {
   await requireBucketInCommit(tx, options.bucket);
   await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key, superseded: options.superseded });
+}
+
+/** The ObjectMetadata field for a canned ACL: absent for private (what a version without one is). */
+function aclFields(acl: CannedAcl | undefined): Pick<ObjectMetadata, 'acl'> {
+  return acl === 'public-read' ? { acl } : {};
 }
 
 function lastModified(object: ObjectRow): Record<string, string> {

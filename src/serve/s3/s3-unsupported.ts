@@ -3,10 +3,8 @@
 // is stored, never accepted and ignored (a client told 200 believes its data is shared, locked...). When one of these
 // is implemented (tenants and ACLs), its rule here is what it switches off; encryption at rest was (s3-sse.ts).
 //
-// What is in force today: every access key of the pool may do everything, and nothing is readable without one. So
-// the canned ACLs `private` (no anonymous access: true) and `bucket-owner-full-control` (the bucket's owner may do
-// everything with the object: true, every key may) describe what holds and are accepted; every other canned ACL, and
-// every x-amz-grant-* header, would grant something that is not in force and is refused.
+// Canned ACLs and grants are s3-acl.ts's (tenants): what is left here is x-amz-acl on CreateMultipartUpload, where
+// only what holds of every object anyway (private, bucket-owner-full-control) is accepted.
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from './s3-error.js';
 
@@ -42,19 +40,20 @@ const RULES: ReadonlyArray<Rule> = [
     refuse: (_value, name) => new S3Error('InvalidArgument', 400, `${name} is given only with x-amz-copy-source`, { ArgumentName: name }),
   },
   {
+    // The upload's object is private; public-read is given with PutObjectAcl once it is complete.
     headers: ['x-amz-acl'],
-    operations: new Set([...OBJECT_WRITES, 'CreateBucket']),
+    operations: new Set(['CreateMultipartUpload']),
     refuse: (value) => {
       const acl = value.trim();
       if (!CANNED_ACLS.has(acl)) return new S3Error('InvalidArgument', 400, `${JSON.stringify(acl)} is not a canned ACL`, { ArgumentName: 'x-amz-acl', ArgumentValue: acl });
       if (ACLS_IN_FORCE.has(acl)) return undefined;
-      return notImplemented(`the canned ACL ${acl}: every access key of the pool has full control and nothing is readable without one (private)`);
+      return notImplemented(`the canned ACL ${acl} on a multipart upload: complete it, then set the ACL with PutObjectAcl`);
     },
   },
   {
     headers: ['x-amz-grant-*'],
-    operations: new Set([...OBJECT_WRITES, 'CreateBucket']),
-    refuse: (_value, name) => notImplemented(`access control grants (${name})`),
+    operations: new Set(['CreateMultipartUpload']),
+    refuse: (_value, name) => notImplemented(`access control grants (${name}): grant access with shardpool user allow`),
   },
   {
     headers: ['x-amz-tagging'],
