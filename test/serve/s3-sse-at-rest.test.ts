@@ -35,7 +35,8 @@ test('encrypted objects survive scrub, rebuild, key rotation and import, and a t
   ];
 
   const serve = async (poolDirectory: string): Promise<{ daemon: RunningDaemon; s3: S3Client }> => {
-    const keys = await addUser(poolDirectory, `u${Math.random().toString(36).slice(2, 8)}`);
+    // An admin: the imported pool's bucket keeps its first owner's name, and each serve adds a user of its own.
+    const keys = await addUser(poolDirectory, `u${Math.random().toString(36).slice(2, 8)}`, { admin: true });
     const daemon = await startDaemon(t, poolDirectory, ['--scrub-interval', 'off']);
     const s3 = s3Client(daemon.s3Endpoint, keys);
     return { daemon, s3 };
