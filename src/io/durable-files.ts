@@ -20,18 +20,10 @@ export async function writeFileDurable(filePath: string, data: Uint8Array | Read
  * share a single directory fsync (see DirectoryDisk.flush). The file's content is synced before its rename.
  */
 export async function writeFileSynced(filePath: string, data: Uint8Array | ReadonlyArray<Uint8Array>): Promise<void> {
-  const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
-  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o644);
-  try {
+  const tempPath = await writeSyncedTempFile(filePath, 0o644, async (handle) => {
     const parts = isBufferList(data) ? data : [data];
     await handle.writev(parts.map((part) => Buffer.from(part.buffer, part.byteOffset, part.byteLength)));
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(tempPath, { force: true }).catch(() => undefined);
-    throw error;
-  }
-  await handle.close();
+  });
   try {
     await fs.rename(tempPath, filePath);
   } catch (error) {
@@ -276,19 +268,11 @@ export async function readOwnerOnlyFile(filePath: string): Promise<Buffer | 'mis
  * exists (returns false, leaving the other file, when one does); otherwise replaces it.
  */
 export async function writeOwnerOnlyFileDurable(filePath: string, data: Uint8Array, options: { exclusive: boolean }): Promise<boolean> {
-  const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
-  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
-  try {
+  const tempPath = await writeSyncedTempFile(filePath, 0o600, async (handle) => {
     // The mode given to open is masked by the umask; chmod makes it exactly 0600 before any byte is written.
     await handle.chmod(0o600);
     await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(tempPath, { force: true }).catch(() => undefined);
-    throw error;
-  }
-  await handle.close();
+  });
   try {
     if (options.exclusive) {
       // link() fails when the name exists: two creators never overwrite each other's key.
@@ -306,4 +290,23 @@ export async function writeOwnerOnlyFileDurable(filePath: string, data: Uint8Arr
   }
   await fsyncDirectory(path.dirname(filePath));
   return true;
+}
+
+/**
+ * Writes a new temp file beside `filePath` with `write` and syncs it; returns its path for the caller to rename. A
+ * failure removes the temp file, so nothing half-written is left under the marker.
+ */
+async function writeSyncedTempFile(filePath: string, mode: number, write: (handle: fs.FileHandle) => Promise<void>): Promise<string> {
+  const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
+  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, mode);
+  try {
+    await write(handle);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(tempPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  return tempPath;
 }

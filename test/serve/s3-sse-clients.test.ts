@@ -1,6 +1,7 @@
 // Encryption at rest as command-line S3 clients from Debian ask for it (installed by .ci/run): s3cmd
 // --server-side-encryption (SSE-S3) and rclone with --s3-server-side-encryption AES256 and --s3-sse-customer-key
 // (SSE-C), single and multipart, each client's own checks of what it downloads, and no plaintext on the disks.
+import { writeS3cmdConfig } from '../support/s3cmd-config.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -84,20 +85,7 @@ test('s3cmd and rclone store objects encrypted at rest (SSE-S3, SSE-C) and read 
     }
   };
   const s3cfg = path.join(root, 's3cfg');
-  await fs.writeFile(
-    s3cfg,
-    [
-      '[default]',
-      `access_key = ${keys.accessKeyId}`,
-      `secret_key = ${keys.secretAccessKey}`,
-      `host_base = ${host}`,
-      `host_bucket = ${host}`,
-      'use_https = False',
-      'signature_v2 = False',
-      'bucket_location = us-east-1',
-      '',
-    ].join('\n'),
-  );
+  await writeS3cmdConfig(s3cfg, host, keys);
   const rcloneConf = path.join(root, 'rclone.conf');
   await fs.writeFile(
     rcloneConf,

@@ -1,5 +1,6 @@
 // A command-line S3 client from Debian (s3cmd, installed by .ci/run) against `shardpool serve`: bucket and object
 // commands, a multipart upload, and its own MD5 checks of what it downloads.
+import { writeS3cmdConfig } from '../support/s3cmd-config.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -32,21 +33,7 @@ test('s3cmd: mb, put (single and multipart), ls, get with MD5 check, del, rb', {
   const daemon = await startDaemon(t, pool, ['--scrub-interval', 'off']);
   const host = daemon.s3Endpoint.replace('http://', '');
   const config = path.join(root, 's3cfg');
-  await fs.writeFile(
-    config,
-    [
-      '[default]',
-      `access_key = ${keys.accessKeyId}`,
-      `secret_key = ${keys.secretAccessKey}`,
-      `host_base = ${host}`,
-      `host_bucket = ${host}`,
-      'use_https = False',
-      'signature_v2 = False',
-      'bucket_location = us-east-1',
-      'check_ssl_certificate = False',
-      '',
-    ].join('\n'),
-  );
+  await writeS3cmdConfig(config, host, keys, ['check_ssl_certificate = False']);
   const s3cmd = async (...args: string[]) => {
     try {
       return (await run('s3cmd', ['-c', config, '--no-progress', ...args], { cwd: root })).stdout;
