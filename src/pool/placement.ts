@@ -70,7 +70,7 @@ export function chooseDisks(
       'POLICY_NEEDS_MORE_DOMAINS',
       `the policy needs ${count} fragments per extent with at most ${limit.maxPerDomain} in one failure domain, ` +
         `but the domains with free disks (${domains.join(', ')}) can take only ${chosen.length}`,
-      { needed: count, placeable: chosen.length, maxPerDomain: limit.maxPerDomain, domains },
+      { needed: count, placeable: chosen.length, maxPerDomain: limit.maxPerDomain, domains: domains.join(",") },
     );
   }
   for (const [domain, inDomain] of held) assert(inDomain <= limit.maxPerDomain, `failure domain ${domain} holds no more than its share`);
