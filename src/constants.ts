@@ -11,7 +11,7 @@ export const FORMAT_VERSION = 1;
 /** On-device format of block devices (label, journal, checkpoints, fragment records). 2: the on-device allocator. */
 export const DEVICE_FORMAT_VERSION = 2;
 /** Catalog schema version; migrations in pool/catalog/schema.ts (one list for both engines) bring older catalogs up to it. */
-export const CATALOG_SCHEMA_VERSION = 6;
+export const CATALOG_SCHEMA_VERSION = 8;
 /**
  * The extent index under which a version's manifest copies are stored (format/version-manifest.ts): past every data
  * extent (a version never has this many), and the largest value a 32-bit INTEGER column holds.
@@ -75,6 +75,35 @@ export function putProgressExtents(): number {
   return Number.isInteger(override) && override >= 1 ? override : PUT_PROGRESS_EXTENTS;
 }
 
+/** The cluster key signing fragment service traffic between nodes (src/disk/remote/protocol.ts): 32 random bytes. */
+export const CLUSTER_KEY_BYTES = 32;
+/** A signed request's time may differ from the receiver's clock by at most this much (either way). */
+export const FRAGMENT_SERVICE_CLOCK_SKEW_MAX_MS = 30_000;
+/**
+ * Nonces a fragment service remembers to refuse replays: each for twice the skew window after it arrived (a request
+ * older than the window is refused by its time). A full cache refuses new requests (retryable) rather than forget a
+ * nonce still inside the window: about 4,000 requests a second sustained, some 30 MiB.
+ */
+export const FRAGMENT_SERVICE_NONCES_MAX_COUNT = 262_144;
+/** The JSON part of any fragment service request or answer (settle batches, scan hints, node info). */
+export const FRAGMENT_SERVICE_JSON_MAX_BYTES = 16 * MiB;
+/** The JSON part of a write (a fragment's header fields: a key of at most 1 KiB escaped, checksums, numbers). */
+export const FRAGMENT_SERVICE_WRITE_JSON_MAX_BYTES = 64 * KiB;
+/** A fragment's data is at most one extent (a replica holds the whole extent; a shard of ec:K+M less). */
+export const FRAGMENT_DATA_MAX_BYTES = EXTENT_SIZE_MAX_BYTES;
+/** One line of a streamed scan (a found fragment: its key, JSON-escaped, and fixed fields) with its signature. */
+export const FRAGMENT_SERVICE_SCAN_LINE_MAX_BYTES = 64 * KiB;
+/** Expected locations a remote scan passes on as its read-ahead hint (each at most 17 bytes of JSON: under 16 MiB). */
+export const FRAGMENT_SERVICE_SCAN_HINTS_MAX_COUNT = 500_000;
+/** Fragments one settle request carries (a put settles at most a few hundred at a time; larger batches are split). */
+export const FRAGMENT_SERVICE_SETTLE_BATCH_MAX_COUNT = 10_000;
+/** Connections a node keeps open to each other node (keep-alive; more requests queue for a socket). */
+export const FRAGMENT_CLIENT_SOCKETS_PER_NODE_MAX = 16;
+/** A node that does not accept a connection within this is unreachable (a refused connection fails at once). */
+export const FRAGMENT_CLIENT_CONNECT_TIMEOUT_MS = 3_000;
+/** A request whose connection stays silent this long (no byte either way) is abandoned: the node is unreachable. */
+export const FRAGMENT_CLIENT_IDLE_TIMEOUT_MS = 60_000;
+
 /** A mutating command waits this long for the pool lock before failing with POOL_BUSY. */
 export const POOL_LOCK_WAIT_DEFAULT_MS = 30_000;
 export const POOL_LOCK_POLL_INTERVAL_MS = 50;
@@ -92,4 +121,6 @@ assert(EXTENT_SIZE_ALIGNMENT_BYTES % EC_SHARD_ALIGNMENT_BYTES === 0, 'extent ali
 // A put holds at most (in flight) × (extent + parity) bytes; keep the worst case well under 1 GiB.
 assert(PUT_EXTENTS_IN_FLIGHT_MAX * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'put memory is bounded');
 assert(extentsReadAhead(EXTENT_SIZE_MAX_BYTES) * EXTENT_SIZE_MAX_BYTES * 2 < 1 * GiB, 'get memory is bounded');
+assert(FRAGMENT_SERVICE_SCAN_HINTS_MAX_COUNT * 17 < FRAGMENT_SERVICE_JSON_MAX_BYTES, 'a scan hint fits a request');
+assert(FRAGMENT_SERVICE_SETTLE_BATCH_MAX_COUNT * 200 < FRAGMENT_SERVICE_JSON_MAX_BYTES, 'a settle batch fits a request');
 assert(extentsReadAhead(EXTENT_SIZE_MIN_BYTES) * EXTENT_SIZE_MIN_BYTES <= GET_READ_AHEAD_BYTES_MAX, 'read-ahead is bounded');

@@ -27,7 +27,15 @@ export const ERROR_CODES = {
   SERVE_FAILED: 'shardpool serve could not start: an address in use, a bad --listen value, a socket path too long',
   DAEMON_UNREACHABLE: "the pool is served by shardpool serve but its command socket cannot be used",
   USER_ALREADY_EXISTS: 'user add was given a name that already has an access key',
-  USER_NOT_FOUND: 'user rm was given a name with no access key',
+  USER_NOT_FOUND: 'user rm, allow or deny was given a name with no access key',
+  BUCKET_NOT_FOUND: 'user allow or deny was given a bucket the pool does not have',
+  // server-side encryption (S3 SSE)
+  SSE_KEY_FILE_INVALID: 'the pool key file sse-keys.json is unreadable, corrupt or fails validation',
+  SSE_KEY_FILE_EXPOSED: 'the pool key file sse-keys.json may be read by others than its owner (its mode is not 0600)',
+  SSE_KEY_UNKNOWN: "an SSE-S3 object's data key was wrapped with a pool key the key file does not hold",
+  SSE_RECORD_INVALID: "an encrypted object's encryption record (catalog or manifest metadata) is malformed",
+  OBJECT_ENCRYPTED: 'get was asked for an object the S3 API encrypted at rest: only S3 decrypts it',
+  SSE_CIPHERTEXT_INVALID: "an encrypted object's stored bytes fail authentication: tampered, or not what was written",
   // disks
   DISK_NOT_FOUND: 'the named disk is not part of the pool, or its path does not exist',
   DISK_NOT_A_DIRECTORY: 'a disk path that should be a directory is something else',
@@ -55,6 +63,12 @@ export const ERROR_CODES = {
   DEVICE_METADATA_INVALID: "the device's allocator checkpoint is damaged, so its allocation state cannot be trusted",
   JOURNAL_RECORD_INVALID: 'a metadata journal record is torn, corrupt or of an unknown version (replay stops there)',
   CONFIRMATION_REQUIRED: 'formatting a device needs the operator to confirm (type the path back, or --yes)',
+  // cluster: the fragment service between nodes
+  CLUSTER_AUTH_FAILED: "a fragment service request or answer is not signed with the pool's cluster key, is too old or too new, or replays an earlier one",
+  NODE_UNREACHABLE: "another node's fragment service cannot be reached: the connection was refused, reset or timed out",
+  NODE_REQUEST_INVALID: 'a fragment service request is malformed or larger than the service accepts',
+  NODE_ANSWER_INVALID: 'a node answered a fragment service request outside the protocol, or failed with an internal error',
+  NOT_ON_OWNING_NODE: "an operation that only a disk's own node may run was asked of a remote disk",
   // redundancy and placement
   POLICY_INVALID: 'a redundancy policy string is not replica:N or ec:K+M within the limits',
   EXTENT_SIZE_INVALID: 'the extent size is out of range or not a multiple of 4 KiB',

@@ -7,10 +7,11 @@ import { pathKind } from '../io/durable-files.js';
 import { COMMAND_SOCKET_NAME, FRAME, FrameReader, encodeFrame, type CommandHello } from '../serve/command-protocol.js';
 
 /**
- * Commands that never go to the daemon: they start it, create a pool, only touch the catalog's key table, or (catalog
- * dump) read a snapshot through a connection of their own; catalog load refuses a served pool itself.
+ * Commands that never go to the daemon: they start it, create a pool, only touch the catalog's key table or the SSE
+ * key file (which the daemon reads afresh), or (catalog dump) read a snapshot through a connection of their own;
+ * catalog load refuses a served pool itself.
  */
-const LOCAL_COMMANDS = new Set(['serve', 'init', 'user', 'catalog', 'help']);
+const LOCAL_COMMANDS = new Set(['serve', 'init', 'user', 'catalog', 'sse', 'help']);
 /** Global options that take a value (their value is not the command name). */
 const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--wait', '--direct-io']);
 const STDIN_PIECE_BYTES = 1024 * 1024;

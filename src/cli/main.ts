@@ -23,6 +23,7 @@ export const COMMAND_GROUPS: ReadonlyArray<{ readonly commands: ReadonlyArray<st
   { commands: ['serve', 'user'], register: async (program) => (await import('./serve-commands.js')).registerServeCommands(program, main) },
   { commands: ['catalog'], register: async (program) => (await import('./catalog-commands.js')).registerCatalogCommands(program) },
   { commands: ['import'], register: async (program) => (await import('./import-commands.js')).registerImportCommands(program) },
+  { commands: ['sse'], register: async (program) => (await import('./sse-commands.js')).registerSseCommands(program) },
 ];
 
 /** commander, once a command line is parsed (`--version` alone, or a forwarded command, needs none of it). */

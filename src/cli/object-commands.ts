@@ -6,6 +6,7 @@ import { ShardpoolError } from '../errors.js';
 import { fileSizeBytes, openInputStream, pathKind, writeStreamDurable } from '../io/durable-files.js';
 import type { ObjectRow } from '../pool/catalog/catalog.js';
 import type { ObjectReader } from '../pool/object-reader.js';
+import type { Pool } from '../pool/pool.js';
 import type { ObjectDescription } from '../pool/status.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import {
@@ -81,6 +82,7 @@ export function registerObjectCommands(program: Command): void {
       const options = optionsOf(command);
       await withPool(options, 'read', async (pool) => {
         const reader = await pool.openObject(key);
+        await refuseEncrypted(pool, reader);
         const toStdout = file === undefined || file === STANDARD_STREAM;
         const progress = startByteProgress({
           label: 'get',
@@ -259,4 +261,19 @@ function formatObject(object: ObjectDescription): string {
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * An object the S3 API encrypted at rest is ciphertext to the pool: `get` would write bytes no one can use as the
+ * object, so it is refused, pointing to S3 (which decrypts it with its key).
+ */
+async function refuseEncrypted(pool: Pool, reader: ObjectReader): Promise<void> {
+  const encryption = (await pool.catalog.objectMetadata(reader.object.versionId))?.encryption;
+  if (encryption === undefined) return;
+  reader.close();
+  throw new ShardpoolError(
+    'OBJECT_ENCRYPTED',
+    `${JSON.stringify(reader.object.key)} is encrypted at rest (${String(encryption.kind)}) by the S3 API: read it through S3 (GetObject), which decrypts it`,
+    { key: reader.object.key },
+  );
 }

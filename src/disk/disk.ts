@@ -1,5 +1,5 @@
-// The Disk interface: what the pool needs of one member disk, whatever backs it (a directory now, a raw block device
-// later). The pool never knows which; the disk knows nothing of objects beyond the identity in a fragment header.
+// The Disk interface: what the pool needs of one member disk, whatever backs it (a directory, a raw block device, or
+// either on another node of the cluster, reached through its fragment service: src/disk/remote/). The pool never knows which; the disk knows nothing of objects beyond the identity in a fragment header.
 import type { ShardpoolError } from '../errors.js';
 import type { FragmentHeader } from '../format/fragment-header.js';
 
@@ -120,7 +120,8 @@ export interface Disk {
 
   /**
    * Allocations the catalog has not yet been seen to reference (block devices; always empty for directories).
-   * After a crash they are reconciled against the catalog on the next write-open.
+   * After a crash they are reconciled against the catalog on the next write-open. Always empty for a remote disk
+   * (src/disk/remote/): the owning node's write-open reconciles its own disks' allocations.
    */
   pendingAllocations(): FragmentLocation[];
 
@@ -128,15 +129,19 @@ export interface Disk {
    * Space the disk holds that belongs to no verified fragment: allocated device units without a record, temp files
    * of interrupted writes, unreadable fragment files. For recover, which reports them and can release them.
    * `inFlight` says whether a version still has a write running (a put's intent, a move), whose traces are not strays.
+   * A remote disk yields none: recover's stray handling runs on the node that owns the disk.
    */
   strays(scanned?: ReadonlyArray<FoundFragment>, inFlight?: (versionId: string) => Promise<boolean>): AsyncIterable<Stray>;
 
-  /** The catalog now references these fragments: their allocations are permanent. */
+  /**
+   * The catalog now references these fragments: their allocations are permanent. A remote disk sends them to the
+   * owner in a batch, later; losing it is safe (the owner's next write-open keeps the allocations the catalog references).
+   */
   settle(fragments: ReadonlyArray<FragmentAddress>): void;
 
   space(): Promise<DiskSpace>;
 
-  /** Removes the disk's label so the disk no longer belongs to the pool (after it was drained). */
+  /** Removes the disk's label so the disk no longer belongs to the pool (after it was drained). Only on the owning node: a remote disk refuses (NOT_ON_OWNING_NODE). */
   release(): Promise<void>;
 
   /** Lets go of the disk (file descriptors, locks). The pool calls it when it closes. */

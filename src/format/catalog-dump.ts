@@ -87,7 +87,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'disks',
     primaryKey: ['id'],
-    columns: [integer('id'), text('uuid'), text('kind'), text('path'), text('state'), integer('added_at_ms'), addedText('node', 6, '')],
+    columns: [integer('id'), text('uuid'), text('kind'), text('path'), text('state'), integer('added_at_ms'), addedText('node', 8, '')],
   },
   {
     name: 'objects',
@@ -115,6 +115,8 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       text('user_metadata'),
       addedText('content_headers', 4, '{}'),
       addedOptionalText('part_sizes', 4),
+      addedOptionalText('encryption', 6),
+      addedText('acl', 7, 'private'),
     ],
   },
   {
@@ -137,7 +139,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'intents',
     primaryKey: ['version_id'],
-    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 5, 0), addedText('node', 6, '')],
+    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 5, 0), addedText('node', 8, '')],
   },
   {
     name: 'moves',
@@ -159,11 +161,16 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   },
   { name: 'counters', primaryKey: ['name'], columns: [text('name'), integer('value')] },
   { name: 'sequences', primaryKey: ['name'], columns: [text('name'), integer('value')], since: 5 },
-  { name: 'buckets', primaryKey: ['name'], columns: [text('name'), integer('created_at_ms')] },
+  {
+    name: 'buckets',
+    primaryKey: ['name'],
+    columns: [text('name'), integer('created_at_ms'), addedOptionalText('owner', 7), addedText('acl', 7, 'private')],
+  },
   {
     name: 'users',
     primaryKey: ['name'],
-    columns: [text('name'), text('access_key_id'), text('secret_access_key'), integer('created_at_ms')],
+    // A dump from before schema 6 loads its users as admins, as the migration makes them (schema.ts, 5 → 6).
+    columns: [text('name'), text('access_key_id'), text('secret_access_key'), integer('created_at_ms'), addedInteger('admin', 7, 1)],
   },
   {
     name: 'multipart_uploads',
@@ -176,6 +183,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
       text('user_metadata'),
       integer('created_at_ms'),
       addedText('content_headers', 4, '{}'),
+      addedOptionalText('encryption', 6),
     ],
   },
   {
@@ -191,10 +199,16 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
     ],
   },
   {
+    name: 'bucket_grants',
+    primaryKey: ['bucket', 'user_name'],
+    columns: [text('bucket'), text('user_name'), integer('may_read'), integer('may_write'), integer('may_own')],
+    since: 7,
+  },
+  {
     name: 'nodes',
     primaryKey: ['name'],
     columns: [text('name'), text('address'), text('state'), integer('joined_at_ms'), integer('lease_expires_ms'), integer('last_seen_ms')],
-    since: 6,
+    since: 8,
   },
 ];
 

@@ -249,3 +249,61 @@ export async function directoryChangeOrTimeout(directoryPath: string, names: Rea
     watcher?.close();
   }
 }
+
+/**
+ * A file only its owner may read (a key file): its bytes, 'missing', or 'exposed' when group or others have any
+ * permission on it (it is then not read). Other errors propagate.
+ */
+export async function readOwnerOnlyFile(filePath: string): Promise<Buffer | 'missing' | 'exposed'> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(filePath, fsConstants.O_RDONLY);
+  } catch (error) {
+    if (isNotFound(error)) return 'missing';
+    throw error;
+  }
+  try {
+    // Checked on the open file, so the file read is the one whose mode was checked.
+    if (((await handle.stat()).mode & 0o077) !== 0) return 'exposed';
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes a file only its owner may read (mode 0600) atomically and durably. `exclusive`: only if no file of that name
+ * exists (returns false, leaving the other file, when one does); otherwise replaces it.
+ */
+export async function writeOwnerOnlyFileDurable(filePath: string, data: Uint8Array, options: { exclusive: boolean }): Promise<boolean> {
+  const tempPath = `${filePath}${TEMP_FILE_MARKER}${randomBytes(6).toString('hex')}`;
+  const handle = await fs.open(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
+  try {
+    // The mode given to open is masked by the umask; chmod makes it exactly 0600 before any byte is written.
+    await handle.chmod(0o600);
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(tempPath, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  try {
+    if (options.exclusive) {
+      // link() fails when the name exists: two creators never overwrite each other's key.
+      try {
+        await fs.link(tempPath, filePath);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException | undefined)?.code === 'EEXIST') return false;
+        throw error;
+      }
+    } else {
+      await fs.rename(tempPath, filePath);
+    }
+  } finally {
+    await fs.rm(tempPath, { force: true }).catch(() => undefined);
+  }
+  await fsyncDirectory(path.dirname(filePath));
+  return true;
+}

@@ -29,7 +29,7 @@ import { blockDeviceNames } from '../io/system-info.js';
 import { checksumEquals } from '../redundancy/checksum.js';
 import { createCodec } from '../redundancy/create-codec.js';
 import { formatPolicy, parsePolicy, type Policy } from '../redundancy/policy.js';
-import type { Catalog, ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from '../pool/catalog/catalog.js';
+import type { CannedAcl, Catalog, ExtentRow, FragmentRow, ObjectMetadata, ObjectRow } from '../pool/catalog/catalog.js';
 import { openCatalog } from '../pool/catalog/open-catalog.js';
 import { isReservedKey } from '../pool/keys.js';
 import { manifestCopies } from '../pool/manifests.js';
@@ -325,6 +325,7 @@ async function writeCatalog(catalog: Catalog, disks: ReadonlyArray<ScannedDisk>,
   const degraded: string[] = [];
   const unreadable: Array<{ key: string; why: string }> = [];
   const buckets = new Set<string>();
+  const bucketAccess = new Map<string, { sequence: number; access: { owner: string | undefined; acl: CannedAcl } }>();
   let objects = 0;
   let logicalBytes = 0;
   let removed = 0;
@@ -391,9 +392,15 @@ async function writeCatalog(catalog: Catalog, disks: ReadonlyArray<ScannedDisk>,
     objects += 1;
     logicalBytes += current.version.manifest.sizeBytes;
     if (current.version.fate === 'degraded' || current.short) degraded.push(key);
-    if (current.version.manifest.metadata !== undefined && key.includes('/')) buckets.add(key.slice(0, key.indexOf('/')));
+    if (current.version.manifest.metadata !== undefined && key.includes('/')) {
+      const bucket = key.slice(0, key.indexOf('/'));
+      buckets.add(bucket);
+      noteBucketAccess(bucketAccess, bucket, current.version.manifest);
+    }
   }
-  for (const bucket of [...buckets].sort()) await catalog.s3.createBucket(bucket);
+  // A bucket's owner and ACL as its newest object recorded them; a bucket whose objects recorded none (written before
+  // tenants) is owned by no one: admins only, until granted (docs/operations.md § Access control).
+  for (const bucket of [...buckets].sort()) await catalog.s3.createBucket(bucket, bucketAccess.get(bucket)?.access ?? { owner: undefined, acl: 'private' });
   await catalog.raiseSequence(maxSequence);
   let recordsWithoutManifest = 0;
   for (const [versionId, records] of plan.fragments) if (!importedVersions.has(versionId)) recordsWithoutManifest += records.length;
@@ -479,16 +486,36 @@ function foundExtents(version: PlannedVersion, locate: (record: FoundRecord) => 
   return rows;
 }
 
+/** Keeps the bucket access recorded by the newest version (highest sequence) of the bucket's current objects. */
+function noteBucketAccess(
+  found: Map<string, { sequence: number; access: { owner: string | undefined; acl: CannedAcl } }>,
+  bucket: string,
+  manifest: VersionManifest,
+): void {
+  const recorded = manifest.metadata?.bucketAccess as { owner?: unknown; acl?: unknown } | undefined;
+  if (typeof recorded !== 'object' || recorded === null) return;
+  const owner = typeof recorded.owner === 'string' ? recorded.owner : undefined;
+  const acl: CannedAcl = recorded.acl === 'public-read' ? 'public-read' : 'private';
+  const known = found.get(bucket);
+  if (known === undefined || known.sequence < manifest.sequence) found.set(bucket, { sequence: manifest.sequence, access: { owner, acl } });
+}
+
 function objectMetadata(manifest: VersionManifest): ObjectMetadata | undefined {
   const metadata = manifest.metadata;
   if (metadata === undefined) return undefined;
   const contentType = metadata.contentType;
   const userMetadata = metadata.userMetadata;
+  const encryption = metadata.encryption;
   return {
     ...metadata,
     etag: metadata.etag,
+    // What an encrypted version needs to decrypt travels in its manifest (never a key in the clear): kept as written,
+    // and verified by the S3 layer whenever it reads it.
+    encryption: typeof encryption === 'object' && encryption !== null && !Array.isArray(encryption) ? (encryption as Record<string, unknown>) : undefined,
     contentType: typeof contentType === 'string' ? contentType : undefined,
     userMetadata: typeof userMetadata === 'object' && userMetadata !== null ? (userMetadata as Record<string, string>) : {},
+    // The version's own ACL comes back with it (a manifest from before tenants has none: private).
+    acl: metadata.acl === 'public-read' ? 'public-read' : undefined,
   };
 }
 

@@ -76,7 +76,7 @@ export async function writeManifest(
           );
           return { versionId: manifest.versionId, extentIndex: MANIFEST_EXTENT_INDEX, fragmentIndex, diskId, storedBytes, locationBytes };
         } catch (error) {
-          const replaceable = (['DISK_IO_FAILED', 'DISK_FULL', 'DEVICE_ALLOCATIONS_LIMIT'] as const).some((code) => isShardpoolError(error, code));
+          const replaceable = (['DISK_IO_FAILED', 'DISK_FULL', 'DEVICE_ALLOCATIONS_LIMIT', 'NODE_UNREACHABLE'] as const).some((code) => isShardpoolError(error, code));
           const next = spare.find((candidate) => !used.has(candidate));
           if (!replaceable || next === undefined) throw error;
           used.add(next);

@@ -396,7 +396,7 @@ class ExtentWriter {
           locationBytes,
         };
       } catch (error) {
-        const replaceable = (['DISK_IO_FAILED', 'DISK_FULL', 'DEVICE_ALLOCATIONS_LIMIT'] as const).some((code) => isShardpoolError(error, code));
+        const replaceable = (['DISK_IO_FAILED', 'DISK_FULL', 'DEVICE_ALLOCATIONS_LIMIT', 'NODE_UNREACHABLE'] as const).some((code) => isShardpoolError(error, code));
         if (!replaceable) throw error;
         this.excludedDisks.add(diskId);
         const replacement = this.tryPlaceOne(fragment.storedBytes, new Set(fragment.extentDisks));

@@ -42,14 +42,16 @@ const RECORDS: CatalogRecord[] = [
       user_metadata: '{}',
       content_headers: '{"cache-control":"no-cache"}',
       part_sizes: '[5242880,3]',
+      encryption: null,
+      acl: 'public-read',
     },
   },
   { table: 'extents', row: { version_id: 'v1', extent_index: 0, length_bytes: 10, checksum: Buffer.from('00ff10', 'hex') } },
   { table: 'extents', row: { version_id: 'v1', extent_index: 1, length_bytes: 10, checksum: Buffer.from('ab', 'hex') } },
   { table: 'counters', row: { name: 'a', value: 1 } },
   // Keys in UTF-8 byte order, which is not UTF-16 order: U+FF5E sorts before the surrogate pair of U+1F600.
-  { table: 'buckets', row: { name: 'b\uff5e', created_at_ms: 1 } },
-  { table: 'buckets', row: { name: 'b\u{1f600}', created_at_ms: 2 } },
+  { table: 'buckets', row: { name: 'b\uff5e', created_at_ms: 1, owner: 'alice', acl: 'private' } },
+  { table: 'buckets', row: { name: 'b\u{1f600}', created_at_ms: 2, owner: null, acl: 'public-read' } },
   { table: 'nodes', row: { name: 'n1', address: 'http://198.18.0.2:7480', state: 'active', joined_at_ms: 3, lease_expires_ms: 4, last_seen_ms: 3 } },
 ];
 
@@ -156,6 +158,10 @@ test('the version 1 fixture reads forever, writes back to the same bytes and loa
           assert.equal(record.row['part_sizes'], null);
         }
         for (const record of records.filter((candidate) => candidate.table === 'multipart_uploads')) assert.equal(record.row['content_headers'], '{}');
+      }
+      // Objects and uploads from before encryption at rest are plaintext.
+      for (const record of records.filter((candidate) => candidate.table === 'object_metadata' || candidate.table === 'multipart_uploads')) {
+        assert.equal(record.row['encryption'], null);
       }
       // Versions from before version manifests have sequence 0.
       for (const record of records.filter((candidate) => candidate.table === 'objects')) assert.equal(record.row['sequence'], 0);

@@ -86,7 +86,7 @@ test('part objects no upload can reach, and uploads whose parts are gone, are re
   let healthyPartKey: string;
   let broken: string;
   try {
-    await s3Rows.createBucket('keep');
+    await s3Rows.createBucket('keep', { owner: 'keeper', acl: 'private' });
     await writable.put(`${MULTIPART_KEY_PREFIX}0123456789abcdef0123456789abcdef/00001`, [randomBytes(3000)], { internal: true });
     broken = (await s3Rows.createUpload({ bucket: 'keep', key: 'broken', contentType: undefined, userMetadata: {} })).uploadId;
     const brokenSurvivor = partKeyOf(broken, 2, 'old');

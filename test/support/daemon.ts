@@ -98,7 +98,7 @@ export async function startDaemon(
   };
 }
 
-export async function addUser(pool: string, name = 'tester'): Promise<{ accessKeyId: string; secretAccessKey: string }> {
-  const result = await runCliOk(['user', 'add', '--pool', pool, name, '--json']);
+export async function addUser(pool: string, name = 'tester', options: { admin?: boolean } = {}): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const result = await runCliOk(['user', 'add', '--pool', pool, name, ...(options.admin ? ['--admin'] : []), '--json']);
   return JSON.parse(result.stdout.toString('utf8')) as { accessKeyId: string; secretAccessKey: string };
 }

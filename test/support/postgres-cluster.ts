@@ -5,6 +5,8 @@
 // stopped — by the pid in its postmaster.pid — and its directory removed by stop(), or, failing that, when the
 // process exits. The tests' cluster runs with fsync=off (throw-away data, speed); `durable: true` keeps PostgreSQL's
 // defaults (fsync=on, synchronous_commit=on, full_page_writes=on) and syncs initdb's files, for figures that count.
+// The network lab (support/net-lab.ts) runs one inside a network namespace (`commandPrefix`), listening on that
+// namespace's address as well (`listenAddress`, trusted for `trustedNetwork`); the socket stays for the test process.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -26,6 +28,12 @@ export interface PostgresClusterOptions {
   readonly parentDirectory?: string;
   /** Database names are `${prefix}_${pid}_${n}` (default "test"). */
   readonly databasePrefix?: string;
+  /** Prepended to every command (initdb, pg_ctl), e.g. `ip netns exec NS` to run the server in a namespace. */
+  readonly commandPrefix?: ReadonlyArray<string>;
+  /** Also listen on this IPv4 address, port 5432 (default: the unix socket only). */
+  readonly listenAddress?: string;
+  /** A CIDR whose TCP clients are trusted without a password (a pg_hba.conf line); needs listenAddress. */
+  readonly trustedNetwork?: string;
 }
 
 export class PostgresCluster {
@@ -38,15 +46,17 @@ export class PostgresCluster {
     private readonly asUser: ReadonlyArray<string>,
     readonly durable: boolean,
     private readonly databasePrefix: string,
+    private readonly listenAddress: string,
   ) {}
 
   static async start(options: PostgresClusterOptions = {}): Promise<PostgresCluster> {
     if (!fs.existsSync(path.join(POSTGRES_BIN, 'initdb'))) throw new Error(`PostgreSQL 15 is not installed (no ${POSTGRES_BIN}/initdb; apt-get install postgresql)`);
     const directory = fs.mkdtempSync(path.join(options.parentDirectory ?? os.tmpdir(), 'shardpool-pg-'));
     const root = process.getuid?.() === 0;
-    const asUser = root ? ['runuser', '-u', 'postgres', '--'] : [];
+    const asUser = [...(options.commandPrefix ?? []), ...(root ? ['runuser', '-u', 'postgres', '--'] : [])];
     const durable = options.durable ?? false;
-    const cluster = new PostgresCluster(directory, asUser, durable, options.databasePrefix ?? 'test');
+    if (options.trustedNetwork !== undefined && options.listenAddress === undefined) throw new Error('trustedNetwork needs a listenAddress');
+    const cluster = new PostgresCluster(directory, asUser, durable, options.databasePrefix ?? 'test', options.listenAddress ?? '');
     registerExitCleanup(cluster);
     try {
       if (root) {
@@ -54,6 +64,9 @@ export class PostgresCluster {
         fs.chownSync(directory, uid, gid);
       }
       await cluster.command(path.join(POSTGRES_BIN, 'initdb'), ['-D', cluster.dataDirectory, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', ...(durable ? [] : ['--no-sync'])]);
+      if (options.trustedNetwork !== undefined) {
+        fs.appendFileSync(path.join(cluster.dataDirectory, 'pg_hba.conf'), `host all all ${options.trustedNetwork} trust\n`);
+      }
       await cluster.startServer();
       return cluster;
     } catch (error) {
@@ -71,8 +84,19 @@ export class PostgresCluster {
     return `postgresql://postgres@/${database}?host=${encodeURIComponent(this.directory)}&port=${PORT}`;
   }
 
+  /** The TCP address of `database` on listenAddress (the cluster must have been started with one). */
+  networkUrl(database: string): string {
+    if (this.listenAddress === '') throw new Error('this cluster listens on its unix socket only (no listenAddress)');
+    return `postgresql://postgres@${this.listenAddress}:${PORT}/${database}`;
+  }
+
   /** A new, empty database; returns its address. */
   async createDatabase(): Promise<string> {
+    return this.url(await this.addDatabase());
+  }
+
+  /** A new, empty database (made through the socket); returns its name. */
+  async addDatabase(): Promise<string> {
     this.databases += 1;
     const name = `${this.databasePrefix}_${process.pid}_${this.databases}`;
     const client = new pg.Client({ connectionString: this.url('postgres') });
@@ -82,12 +106,12 @@ export class PostgresCluster {
     } finally {
       await client.end();
     }
-    return this.url(name);
+    return name;
   }
 
   /** pg_ctl start, waiting until the server accepts connections. */
   async startServer(): Promise<void> {
-    const options = `-c listen_addresses='' -c unix_socket_directories='${this.directory}' -c port=${PORT} ${this.durable ? '-c fsync=on -c synchronous_commit=on -c full_page_writes=on' : '-c fsync=off'} -c max_connections=100`;
+    const options = `-c listen_addresses='${this.listenAddress}' -c unix_socket_directories='${this.directory}' -c port=${PORT} ${this.durable ? '-c fsync=on -c synchronous_commit=on -c full_page_writes=on' : '-c fsync=off'} -c max_connections=100`;
     await this.command(path.join(POSTGRES_BIN, 'pg_ctl'), ['-D', this.dataDirectory, '-l', path.join(this.directory, 'log'), '-o', options, '-w', '-t', String(START_TIMEOUT_S), 'start']);
   }
 

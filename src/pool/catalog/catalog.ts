@@ -80,7 +80,22 @@ export interface ObjectMetadata {
   readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
   /** The sizes of a multipart object's parts, in order; absent for an object put whole. */
   readonly partSizesBytes?: ReadonlyArray<number> | undefined;
+  /**
+   * How the stored bytes decrypt, for an object encrypted at rest (format/sse-layout.ts, verified by the S3 layer that
+   * reads it); absent for a plaintext one. Kept as given, like the version manifest keeps it.
+   */
+  readonly encryption?: Readonly<Record<string, unknown>> | undefined;
+  /** The version's canned ACL; absent: private. */
+  readonly acl?: CannedAcl | undefined;
+  /**
+   * Who owned the object's bucket, and its ACL, when the version was written. Not a catalog column: it travels in the
+   * version manifest only, so that `shardpool import` can give a rebuilt bucket its owner back (docs/format.md).
+   */
+  readonly bucketAccess?: { readonly owner: string | undefined; readonly acl: CannedAcl } | undefined;
 }
+
+/** The canned ACLs a bucket or an object version can be in (the others are mapped onto these or refused). */
+export type CannedAcl = 'private' | 'public-read';
 
 export interface NewObject {
   readonly object: ObjectRow;
@@ -105,6 +120,9 @@ export interface FragmentToMove {
 export interface BucketRow {
   readonly name: string;
   readonly createdAtMs: number;
+  /** The user name that created it; undefined for a bucket from before tenants (admins only, until granted). */
+  readonly owner: string | undefined;
+  readonly acl: CannedAcl;
 }
 
 export interface UserRow {
@@ -112,6 +130,18 @@ export interface UserRow {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly createdAtMs: number;
+  /** May do anything with every bucket. */
+  readonly admin: boolean;
+}
+
+/** What a user who does not own a bucket may do with it (`shardpool user allow`). */
+export interface BucketGrant {
+  readonly bucket: string;
+  readonly user: string;
+  readonly read: boolean;
+  readonly write: boolean;
+  /** Manage the bucket as its owner does: ACLs, deleting it. */
+  readonly owner: boolean;
 }
 
 export interface UploadRow {
@@ -123,6 +153,8 @@ export interface UploadRow {
   readonly createdAtMs: number;
   /** As ObjectMetadata.contentHeaders, for the object the upload will make; absent when none. */
   readonly contentHeaders?: Readonly<Record<string, string>> | undefined;
+  /** The encryption its parts and its object get (S3 layer's JSON: kind, customer key MD5); absent when none. */
+  readonly encryption?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface PartRow {
@@ -137,9 +169,23 @@ export interface PartRow {
 
 /** The S3 layer's rows. Every method is one transaction, or joins the one it is called in (a put's inCommit). */
 export interface S3Tables {
-  createBucket(name: string): Promise<boolean>;
+  /** False when a bucket of that name exists (nothing changed). */
+  createBucket(name: string, access: { owner: string | undefined; acl: CannedAcl }): Promise<boolean>;
   getBucket(name: string): Promise<BucketRow | undefined>;
   listBuckets(): Promise<BucketRow[]>;
+  /** False when the bucket does not exist. */
+  setBucketAcl(name: string, acl: CannedAcl): Promise<boolean>;
+  /**
+   * Sets the ACL of the version's S3 metadata; a version put without metadata (a CLI put) is given `metadata` with
+   * it. False when the version is no longer current under `key` (nothing changed).
+   */
+  setObjectAcl(key: string, versionId: string, acl: CannedAcl, metadata: ObjectMetadata): Promise<boolean>;
+  /** Grants of one bucket, or of one user (by name), or all; ordered by bucket then user. */
+  listGrants(filter: { bucket?: string; user?: string }): Promise<BucketGrant[]>;
+  /** Stores the grant as given (every flag false removes it). False when the bucket does not exist. */
+  putGrant(grant: BucketGrant): Promise<boolean>;
+  /** False when no user has that name. */
+  setAdmin(name: string, admin: boolean): Promise<boolean>;
   /**
    * Deletes a bucket that holds no object, with its unfinished uploads (each forgotten as finishUpload does, its
    * part objects under `partsPrefix` queued as garbage), in one transaction. Returns the versions queued, for the
@@ -149,6 +195,7 @@ export interface S3Tables {
   /** False when a user of that name exists. */
   insertUser(row: UserRow): Promise<boolean>;
   listUsers(): Promise<UserRow[]>;
+  /** Removes the user and its grants; the buckets it owns keep its name as their owner (a user re-added regains them). */
   removeUser(name: string): Promise<boolean>;
   secretOf(accessKeyId: string): Promise<string | undefined>;
   userOf(accessKeyId: string): Promise<UserRow | undefined>;

@@ -1,7 +1,7 @@
 // What both catalog engines do the same way: settling the pieces of a group commit, listing objects by keyset
 // pages (no statement, cursor or connection held between two pages), and S3 metadata as columns.
 import { assert } from '../../assert.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow, UploadRow } from './catalog.js';
+import type { BucketGrant, BucketRow, CannedAcl, CatalogTransaction, ObjectMetadata, ObjectRow, UploadRow, UserRow } from './catalog.js';
 import { reportCatalogBatch } from './catalog.js';
 
 /** One piece of work of a group commit, with the promise its caller waits on. */
@@ -57,6 +57,8 @@ export interface StoredMetadata {
   readonly userMetadata: string;
   readonly contentHeaders: string;
   readonly partSizes: string | null;
+  readonly encryption: string | null;
+  readonly acl: CannedAcl;
 }
 
 export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
@@ -66,6 +68,8 @@ export function storedMetadata(metadata: ObjectMetadata): StoredMetadata {
     userMetadata: JSON.stringify(metadata.userMetadata),
     contentHeaders: JSON.stringify(metadata.contentHeaders ?? {}),
     partSizes: metadata.partSizesBytes === undefined ? null : JSON.stringify(metadata.partSizesBytes),
+    encryption: metadata.encryption === undefined ? null : JSON.stringify(metadata.encryption),
+    acl: metadata.acl ?? 'private',
   };
 }
 
@@ -78,22 +82,58 @@ export function metadataOfStored(row: StoredMetadata): ObjectMetadata {
     userMetadata: JSON.parse(row.userMetadata) as Record<string, string>,
     ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
     ...(row.partSizes === null ? {} : { partSizesBytes: JSON.parse(row.partSizes) as number[] }),
+    ...(row.encryption === null ? {} : { encryption: JSON.parse(row.encryption) as Record<string, unknown> }),
+    ...(row.acl === 'private' ? {} : { acl: row.acl }),
   };
 }
 
-export type StoredUpload = Omit<UploadRow, 'userMetadata' | 'contentType' | 'contentHeaders'> & {
+export type StoredUpload = Omit<UploadRow, 'userMetadata' | 'contentType' | 'contentHeaders' | 'encryption'> & {
   userMetadata: string;
   contentType: string | null;
   contentHeaders: string;
+  encryption: string | null;
 };
 
 export function uploadOfStored(row: StoredUpload): UploadRow {
-  const { contentHeaders: storedHeaders, contentType, userMetadata, ...rest } = row;
+  const { contentHeaders: storedHeaders, contentType, userMetadata, encryption, ...rest } = row;
   const contentHeaders = JSON.parse(storedHeaders) as Record<string, string>;
   return {
     ...rest,
     contentType: contentType ?? undefined,
     userMetadata: JSON.parse(userMetadata) as Record<string, string>,
     ...(Object.keys(contentHeaders).length > 0 ? { contentHeaders } : {}),
+    ...(encryption === null ? {} : { encryption: JSON.parse(encryption) as Record<string, unknown> }),
   };
+}
+
+/** The values of a multipart_uploads row, in the order of the engines' INSERT. */
+export function storedUploadValues(row: UploadRow): Array<string | number | null> {
+  return [
+    row.uploadId,
+    row.bucket,
+    row.key,
+    row.contentType ?? null,
+    JSON.stringify(row.userMetadata),
+    row.createdAtMs,
+    JSON.stringify(row.contentHeaders ?? {}),
+    row.encryption === undefined ? null : JSON.stringify(row.encryption),
+  ];
+}
+
+// ── tenants as both engines store them (flags as 0/1 integers, no owner as NULL) ─────────────────────────────────
+
+export type StoredUser = Omit<UserRow, 'admin'> & { admin: number | boolean };
+export type StoredBucket = Omit<BucketRow, 'owner'> & { owner: string | null };
+export type StoredGrant = { bucket: string; user: string; read: number | boolean; write: number | boolean; owner: number | boolean };
+
+export function userOfStored(row: StoredUser): UserRow {
+  return { ...row, admin: Boolean(row.admin) };
+}
+
+export function bucketOfStored(row: StoredBucket): BucketRow {
+  return { ...row, owner: row.owner ?? undefined };
+}
+
+export function grantOfStored(row: StoredGrant): BucketGrant {
+  return { bucket: row.bucket, user: row.user, read: Boolean(row.read), write: Boolean(row.write), owner: Boolean(row.owner) };
 }

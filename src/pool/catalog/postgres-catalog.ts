@@ -48,7 +48,9 @@ import { ShardpoolError, isShardpoolError } from '../../errors.js';
 import type { DiskKind, FragmentAddress } from '../../disk/disk.js';
 import { CATALOG_DUMP_TABLES, dumpTable, type CatalogRecord, type DumpRow, type DumpTable } from '../../format/catalog-dump.js';
 import type {
+  BucketGrant,
   BucketRow,
+  CannedAcl,
   Catalog,
   CatalogOperations,
   CatalogTransaction,
@@ -68,7 +70,24 @@ import type {
   UploadRow,
   UserRow,
 } from './catalog.js';
-import { metadataOfStored, pagedObjects, settleBatch, storedMetadata, uploadOfStored, type BatchPiece, type PieceOutcome, type StoredMetadata, type StoredUpload } from './engine-common.js';
+import {
+  bucketOfStored,
+  grantOfStored,
+  metadataOfStored,
+  pagedObjects,
+  settleBatch,
+  storedMetadata,
+  storedUploadValues,
+  uploadOfStored,
+  userOfStored,
+  type BatchPiece,
+  type PieceOutcome,
+  type StoredBucket,
+  type StoredGrant,
+  type StoredMetadata,
+  type StoredUpload,
+  type StoredUser,
+} from './engine-common.js';
 import { catalogMigration, POSTGRES_DIALECT } from './schema.js';
 
 /** The table holding the schema version; not part of the catalog's rows (the dump skips it). */
@@ -711,8 +730,8 @@ class PostgresRows {
     if (newObject.metadata) {
       const metadata = storedMetadata(newObject.metadata);
       await session.run(
-        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [object.versionId, metadata.etag, metadata.contentType, metadata.userMetadata, metadata.contentHeaders, metadata.partSizes],
+        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes, encryption, acl) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [object.versionId, metadata.etag, metadata.contentType, metadata.userMetadata, metadata.contentHeaders, metadata.partSizes, metadata.encryption, metadata.acl],
       );
     }
     const values = [
@@ -827,7 +846,8 @@ class PostgresRows {
 
   async objectMetadata(versionId: string): Promise<ObjectMetadata | undefined> {
     const [row] = await this.session.rows<StoredMetadata>(
-      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata", content_headers AS "contentHeaders", part_sizes AS "partSizes"
+      `SELECT etag, content_type AS "contentType", user_metadata AS "userMetadata", content_headers AS "contentHeaders", part_sizes AS "partSizes",
+              encryption, acl
        FROM object_metadata WHERE version_id = $1`,
       [versionId],
     );
@@ -1181,9 +1201,11 @@ class PostgresRows {
 // ── S3 tables ─────────────────────────────────────────────────────────────────────────────────────────────────
 
 const USER_SELECT = `SELECT name, access_key_id AS "accessKeyId", secret_access_key AS "secretAccessKey",
-  created_at_ms AS "createdAtMs" FROM users`;
+  created_at_ms AS "createdAtMs", admin FROM users`;
+const BUCKET_SELECT = `SELECT name, created_at_ms AS "createdAtMs", owner, acl FROM buckets`;
+const GRANT_SELECT = `SELECT bucket, user_name AS "user", may_read AS "read", may_write AS "write", may_own AS "owner" FROM bucket_grants`;
 const UPLOAD_SELECT = `SELECT upload_id AS "uploadId", bucket, key, content_type AS "contentType",
-  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs", content_headers AS "contentHeaders" FROM multipart_uploads`;
+  user_metadata AS "userMetadata", created_at_ms AS "createdAtMs", content_headers AS "contentHeaders", encryption FROM multipart_uploads`;
 
 type RawUpload = StoredUpload;
 const decodeUpload = uploadOfStored;
@@ -1191,18 +1213,73 @@ const decodeUpload = uploadOfStored;
 class PostgresS3Tables implements S3Tables {
   constructor(private readonly session: Session) {}
 
-  async createBucket(name: string): Promise<boolean> {
-    return (await this.session.run(`INSERT INTO buckets (name, created_at_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, Date.now()])) === 1;
+  async createBucket(name: string, access: { owner: string | undefined; acl: CannedAcl }): Promise<boolean> {
+    return (
+      (await this.session.run(`INSERT INTO buckets (name, created_at_ms, owner, acl) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`, [
+        name,
+        Date.now(),
+        access.owner ?? null,
+        access.acl,
+      ])) === 1
+    );
   }
 
   /** Inside a transaction (a put's inCommit) the row is read FOR SHARE: deleteBucket waits for the commit. */
   async getBucket(name: string): Promise<BucketRow | undefined> {
     const lock = this.session.inTransaction ? ' FOR SHARE' : '';
-    return (await this.session.rows<BucketRow>(`SELECT name, created_at_ms AS "createdAtMs" FROM buckets WHERE name = $1${lock}`, [name]))[0];
+    const [row] = await this.session.rows<StoredBucket>(`${BUCKET_SELECT} WHERE name = $1${lock}`, [name]);
+    return row && bucketOfStored(row);
   }
 
-  listBuckets(): Promise<BucketRow[]> {
-    return this.session.rows<BucketRow>(`SELECT name, created_at_ms AS "createdAtMs" FROM buckets ORDER BY name`, []);
+  async listBuckets(): Promise<BucketRow[]> {
+    return (await this.session.rows<StoredBucket>(`${BUCKET_SELECT} ORDER BY name`, [])).map(bucketOfStored);
+  }
+
+  async setBucketAcl(name: string, acl: CannedAcl): Promise<boolean> {
+    return (await this.session.run(`UPDATE buckets SET acl = $1 WHERE name = $2`, [acl, name])) === 1;
+  }
+
+  /** See S3Tables.setObjectAcl: the object's row is locked, so the version cannot be replaced meanwhile. */
+  setObjectAcl(key: string, versionId: string, acl: CannedAcl, metadata: ObjectMetadata): Promise<boolean> {
+    return this.session.transaction(async (session) => {
+      if ((await session.rows(`SELECT 1 FROM objects WHERE key = $1 AND version_id = $2 FOR UPDATE`, [key, versionId])).length === 0) return false;
+      if ((await session.run(`UPDATE object_metadata SET acl = $1 WHERE version_id = $2`, [acl, versionId])) === 1) return true;
+      const stored = storedMetadata({ ...metadata, acl });
+      await session.run(
+        `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes, acl) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [versionId, stored.etag, stored.contentType, stored.userMetadata, stored.contentHeaders, stored.partSizes, stored.acl],
+      );
+      return true;
+    });
+  }
+
+  async listGrants(filter: { bucket?: string; user?: string }): Promise<BucketGrant[]> {
+    const rows = await this.session.rows<StoredGrant>(
+      `${GRANT_SELECT} WHERE ($1::text IS NULL OR bucket = $1::text) AND ($2::text IS NULL OR user_name = $2::text) ORDER BY bucket, user_name`,
+      [filter.bucket ?? null, filter.user ?? null],
+    );
+    return rows.map(grantOfStored);
+  }
+
+  putGrant(grant: BucketGrant): Promise<boolean> {
+    return this.session.transaction(async (session) => {
+      // The bucket row is held: a DeleteBucket meanwhile (which removes its grants) cannot leave this one behind.
+      if ((await session.rows(`SELECT 1 FROM buckets WHERE name = $1 FOR SHARE`, [grant.bucket])).length === 0) return false;
+      if (!grant.read && !grant.write && !grant.owner) {
+        await session.run(`DELETE FROM bucket_grants WHERE bucket = $1 AND user_name = $2`, [grant.bucket, grant.user]);
+        return true;
+      }
+      await session.run(
+        `INSERT INTO bucket_grants (bucket, user_name, may_read, may_write, may_own) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (bucket, user_name) DO UPDATE SET may_read = excluded.may_read, may_write = excluded.may_write, may_own = excluded.may_own`,
+        [grant.bucket, grant.user, Number(grant.read), Number(grant.write), Number(grant.owner)],
+      );
+      return true;
+    });
+  }
+
+  async setAdmin(name: string, admin: boolean): Promise<boolean> {
+    return (await this.session.run(`UPDATE users SET admin = $1 WHERE name = $2`, [Number(admin), name])) === 1;
   }
 
   deleteBucket(name: string, partsPrefix: string): Promise<string[] | undefined> {
@@ -1219,6 +1296,7 @@ class PostgresS3Tables implements S3Tables {
       const uploads = await session.rows<{ uploadId: string }>(`SELECT upload_id AS "uploadId" FROM multipart_uploads WHERE bucket = $1 ORDER BY upload_id`, [name]);
       const versionIds: string[] = [];
       for (const { uploadId } of uploads) versionIds.push(...((await finishUploadIn(rows, uploadId, `${partsPrefix}${uploadId}/`)) ?? []));
+      await session.run(`DELETE FROM bucket_grants WHERE bucket = $1`, [name]);
       await session.run(`DELETE FROM buckets WHERE name = $1`, [name]);
       return versionIds;
     });
@@ -1226,18 +1304,22 @@ class PostgresS3Tables implements S3Tables {
 
   async insertUser(row: UserRow): Promise<boolean> {
     const changes = await this.session.run(
-      `INSERT INTO users (name, access_key_id, secret_access_key, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`,
-      [row.name, row.accessKeyId, row.secretAccessKey, row.createdAtMs],
+      `INSERT INTO users (name, access_key_id, secret_access_key, created_at_ms, admin) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`,
+      [row.name, row.accessKeyId, row.secretAccessKey, row.createdAtMs, Number(row.admin)],
     );
     return changes === 1;
   }
 
-  listUsers(): Promise<UserRow[]> {
-    return this.session.rows<UserRow>(`${USER_SELECT} ORDER BY name`, []);
+  async listUsers(): Promise<UserRow[]> {
+    return (await this.session.rows<StoredUser>(`${USER_SELECT} ORDER BY name`, [])).map(userOfStored);
   }
 
-  async removeUser(name: string): Promise<boolean> {
-    return (await this.session.run(`DELETE FROM users WHERE name = $1`, [name])) === 1;
+  /** See S3Tables.removeUser. */
+  removeUser(name: string): Promise<boolean> {
+    return this.session.transaction(async (session) => {
+      await session.run(`DELETE FROM bucket_grants WHERE user_name = $1`, [name]);
+      return (await session.run(`DELETE FROM users WHERE name = $1`, [name])) === 1;
+    });
   }
 
   async secretOf(accessKeyId: string): Promise<string | undefined> {
@@ -1245,14 +1327,15 @@ class PostgresS3Tables implements S3Tables {
   }
 
   async userOf(accessKeyId: string): Promise<UserRow | undefined> {
-    return (await this.session.rows<UserRow>(`${USER_SELECT} WHERE access_key_id = $1`, [accessKeyId]))[0];
+    const [row] = await this.session.rows<StoredUser>(`${USER_SELECT} WHERE access_key_id = $1`, [accessKeyId]);
+    return row && userOfStored(row);
   }
 
   async insertUpload(row: UploadRow): Promise<void> {
     await this.session.run(
-      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {})],
+      `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers, encryption)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      storedUploadValues(row),
     );
   }
 

@@ -190,7 +190,36 @@ const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
     value ${d.int64} NOT NULL
   )${d.keyed};
   `,
-  // 5 → 6: a pool across hosts (docs/architecture.md § Cluster). Every node of a pool is a row, alive while it renews
+  // 5 → 6: server-side encryption at rest (docs/format.md § Encrypted objects). An encrypted version's record (how
+  // its stored bytes decrypt: kind, wrapped data keys, nonce bases, plaintext sizes — never a key in the clear) is a
+  // JSON column of its metadata, NULL for a plaintext one; an upload remembers the encryption its parts and its
+  // object get (a JSON column: kind, and the customer key's MD5 for SSE-C), NULL for none.
+  (d) => `
+  ALTER TABLE object_metadata ADD COLUMN encryption ${d.text};
+  ALTER TABLE multipart_uploads ADD COLUMN encryption ${d.text};
+  `,
+  // 6 → 7: tenants. A bucket has an owner (the user name that created it; NULL for buckets from before, which only
+  // admins reach until access is granted) and a canned ACL; an object version has its canned ACL; a user may be an
+  // admin (every bucket, every operation); other users reach a bucket they do not own through a grant of read, write
+  // and/or owner (kept by user name, as the owner is). Users from before become admins: they keep exactly what they
+  // could do (everything), nobody is locked out, and no one gains anything (docs/operations.md § Access control).
+  (d) => `
+  ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));
+  UPDATE users SET admin = 1;
+  ALTER TABLE buckets ADD COLUMN owner ${d.text};
+  ALTER TABLE buckets ADD COLUMN acl ${d.text} NOT NULL DEFAULT 'private' CHECK (acl IN ('private', 'public-read'));
+  ALTER TABLE object_metadata ADD COLUMN acl ${d.text} NOT NULL DEFAULT 'private' CHECK (acl IN ('private', 'public-read'));
+
+  CREATE TABLE bucket_grants (
+    bucket    ${d.text} NOT NULL,
+    user_name ${d.text} NOT NULL,
+    may_read  INTEGER NOT NULL CHECK (may_read IN (0, 1)),
+    may_write INTEGER NOT NULL CHECK (may_write IN (0, 1)),
+    may_own   INTEGER NOT NULL CHECK (may_own IN (0, 1)),
+    PRIMARY KEY (bucket, user_name)
+  )${d.keyed};
+  `,
+  // 7 → 8: a pool across hosts (docs/architecture.md § Cluster). Every node of a pool is a row, alive while it renews
   // its lease; every disk and every put's intent belong to a node ('' in a pool of one host, which has no node
   // rows), and a disk's path is unique per node (two hosts may both have /dev/sdb). SQLite cannot change a
   // table's constraints: the disks table is made anew (the runner turns foreign keys off around a migration and

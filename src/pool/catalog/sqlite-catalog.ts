@@ -215,9 +215,9 @@ class SqliteRows {
         const stored = storedMetadata(newObject.metadata);
         this.db
           .prepare(
-            `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes) VALUES (?, ?, ?, ?, ?, ?)`,
+            `INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes, encryption, acl) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(object.versionId, stored.etag, stored.contentType, stored.userMetadata, stored.contentHeaders, stored.partSizes);
+          .run(object.versionId, stored.etag, stored.contentType, stored.userMetadata, stored.contentHeaders, stored.partSizes, stored.encryption, stored.acl);
       }
       this.db.prepare(`DELETE FROM intents WHERE version_id = ?`).run(object.versionId);
       const latest = this.db
@@ -300,7 +300,8 @@ class SqliteRows {
   objectMetadata(versionId: string): ObjectMetadata | undefined {
     const row = this.db
       .prepare(
-        `SELECT etag, content_type AS contentType, user_metadata AS userMetadata, content_headers AS contentHeaders, part_sizes AS partSizes
+        `SELECT etag, content_type AS contentType, user_metadata AS userMetadata, content_headers AS contentHeaders, part_sizes AS partSizes,
+                encryption, acl
          FROM object_metadata WHERE version_id = ?`,
       )
       .get(versionId) as StoredMetadata | undefined;

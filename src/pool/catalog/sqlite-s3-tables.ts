@@ -2,8 +2,19 @@
 // uploads. Objects themselves are pool objects keyed "bucket/key"; their ETag and metadata live with the version.
 // Only rows here: names, keys and upload ids are made and checked by the S3 layer (serve/s3/s3-catalog.ts).
 import type Database from 'better-sqlite3';
-import type { BucketRow, PartRow, UploadRow, UserRow } from './catalog.js';
-import { uploadOfStored, type StoredUpload } from './engine-common.js';
+import type { BucketGrant, BucketRow, CannedAcl, ObjectMetadata, PartRow, UploadRow, UserRow } from './catalog.js';
+import {
+  bucketOfStored,
+  grantOfStored,
+  storedMetadata,
+  storedUploadValues,
+  uploadOfStored,
+  userOfStored,
+  type StoredBucket,
+  type StoredGrant,
+  type StoredUpload,
+  type StoredUser,
+} from './engine-common.js';
 
 /** What the S3 tables need of the pool's own tables, inside the same transaction. */
 interface PoolObjects {
@@ -19,21 +30,67 @@ export class SqliteS3Tables {
 
   // ── buckets ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-  createBucket(name: string): boolean {
+  createBucket(name: string, access: { owner: string | undefined; acl: CannedAcl }): boolean {
     const result = this.db
-      .prepare(`INSERT INTO buckets (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`)
-      .run(name, Date.now());
+      .prepare(`INSERT INTO buckets (name, created_at_ms, owner, acl) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`)
+      .run(name, Date.now(), access.owner ?? null, access.acl);
     return result.changes === 1;
   }
 
   getBucket(name: string): BucketRow | undefined {
-    return this.db.prepare(`SELECT name, created_at_ms AS createdAtMs FROM buckets WHERE name = ?`).get(name) as
-      | BucketRow
-      | undefined;
+    const row = this.db.prepare(`${BUCKET_SELECT} WHERE name = ?`).get(name) as StoredBucket | undefined;
+    return row && bucketOfStored(row);
   }
 
   listBuckets(): BucketRow[] {
-    return this.db.prepare(`SELECT name, created_at_ms AS createdAtMs FROM buckets ORDER BY name`).all() as BucketRow[];
+    return (this.db.prepare(`${BUCKET_SELECT} ORDER BY name`).all() as StoredBucket[]).map(bucketOfStored);
+  }
+
+  setBucketAcl(name: string, acl: CannedAcl): boolean {
+    return this.db.prepare(`UPDATE buckets SET acl = ? WHERE name = ?`).run(acl, name).changes === 1;
+  }
+
+  /** See S3Tables.setObjectAcl. */
+  setObjectAcl(key: string, versionId: string, acl: CannedAcl, metadata: ObjectMetadata): boolean {
+    return this.db.transaction(() => {
+      if (this.db.prepare(`SELECT 1 FROM objects WHERE key = ? AND version_id = ?`).get(key, versionId) === undefined) return false;
+      if (this.db.prepare(`UPDATE object_metadata SET acl = ? WHERE version_id = ?`).run(acl, versionId).changes === 1) return true;
+      const stored = storedMetadata({ ...metadata, acl });
+      this.db
+        .prepare(`INSERT INTO object_metadata (version_id, etag, content_type, user_metadata, content_headers, part_sizes, acl) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+        .run(versionId, stored.etag, stored.contentType, stored.userMetadata, stored.contentHeaders, stored.partSizes, stored.acl);
+      return true;
+    }).immediate();
+  }
+
+  // ── grants ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  listGrants(filter: { bucket?: string; user?: string }): BucketGrant[] {
+    const rows = this.db
+      .prepare(`${GRANT_SELECT} WHERE (? IS NULL OR bucket = ?) AND (? IS NULL OR user_name = ?) ORDER BY bucket, user_name`)
+      .all(filter.bucket ?? null, filter.bucket ?? null, filter.user ?? null, filter.user ?? null) as StoredGrant[];
+    return rows.map(grantOfStored);
+  }
+
+  putGrant(grant: BucketGrant): boolean {
+    return this.db.transaction(() => {
+      if (this.db.prepare(`SELECT 1 FROM buckets WHERE name = ?`).get(grant.bucket) === undefined) return false;
+      if (!grant.read && !grant.write && !grant.owner) {
+        this.db.prepare(`DELETE FROM bucket_grants WHERE bucket = ? AND user_name = ?`).run(grant.bucket, grant.user);
+        return true;
+      }
+      this.db
+        .prepare(
+          `INSERT INTO bucket_grants (bucket, user_name, may_read, may_write, may_own) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (bucket, user_name) DO UPDATE SET may_read = excluded.may_read, may_write = excluded.may_write, may_own = excluded.may_own`,
+        )
+        .run(grant.bucket, grant.user, Number(grant.read), Number(grant.write), Number(grant.owner));
+      return true;
+    }).immediate();
+  }
+
+  setAdmin(name: string, admin: boolean): boolean {
+    return this.db.prepare(`UPDATE users SET admin = ? WHERE name = ?`).run(Number(admin), name).changes === 1;
   }
 
   /** See S3Tables.deleteBucket: a bucket with no object goes with its unfinished uploads. */
@@ -45,6 +102,7 @@ export class SqliteS3Tables {
       const uploads = this.db.prepare(`SELECT upload_id AS uploadId FROM multipart_uploads WHERE bucket = ? ORDER BY upload_id`).all(name) as Array<{ uploadId: string }>;
       const versionIds: string[] = [];
       for (const { uploadId } of uploads) versionIds.push(...(this.finishUpload(uploadId, `${partsPrefix}${uploadId}/`) ?? []));
+      this.db.prepare(`DELETE FROM bucket_grants WHERE bucket = ?`).run(name);
       this.db.prepare(`DELETE FROM buckets WHERE name = ?`).run(name);
       return versionIds;
     }).immediate();
@@ -56,28 +114,32 @@ export class SqliteS3Tables {
   insertUser(row: UserRow): boolean {
     const result = this.db
       .prepare(
-        `INSERT INTO users (name, access_key_id, secret_access_key, created_at_ms) VALUES (?, ?, ?, ?)
+        `INSERT INTO users (name, access_key_id, secret_access_key, created_at_ms, admin) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (name) DO NOTHING`,
       )
-      .run(row.name, row.accessKeyId, row.secretAccessKey, row.createdAtMs);
+      .run(row.name, row.accessKeyId, row.secretAccessKey, row.createdAtMs, Number(row.admin));
     return result.changes === 1;
   }
 
   listUsers(): UserRow[] {
-    return this.db.prepare(`${USER_SELECT} ORDER BY name`).all() as UserRow[];
+    return (this.db.prepare(`${USER_SELECT} ORDER BY name`).all() as StoredUser[]).map(userOfStored);
   }
 
+  /** See S3Tables.removeUser. */
   removeUser(name: string): boolean {
-    return this.db.prepare(`DELETE FROM users WHERE name = ?`).run(name).changes === 1;
+    return this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM bucket_grants WHERE user_name = ?`).run(name);
+      return this.db.prepare(`DELETE FROM users WHERE name = ?`).run(name).changes === 1;
+    }).immediate();
   }
 
   secretOf(accessKeyId: string): string | undefined {
-    const row = this.db.prepare(`${USER_SELECT} WHERE access_key_id = ?`).get(accessKeyId) as UserRow | undefined;
-    return row?.secretAccessKey;
+    return this.userOf(accessKeyId)?.secretAccessKey;
   }
 
   userOf(accessKeyId: string): UserRow | undefined {
-    return this.db.prepare(`${USER_SELECT} WHERE access_key_id = ?`).get(accessKeyId) as UserRow | undefined;
+    const row = this.db.prepare(`${USER_SELECT} WHERE access_key_id = ?`).get(accessKeyId) as StoredUser | undefined;
+    return row && userOfStored(row);
   }
 
   // ── multipart uploads ─────────────────────────────────────────────────────────────────────────────────────────
@@ -85,10 +147,10 @@ export class SqliteS3Tables {
   insertUpload(row: UploadRow): void {
     this.db
       .prepare(
-        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO multipart_uploads (upload_id, bucket, key, content_type, user_metadata, created_at_ms, content_headers, encryption)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(row.uploadId, row.bucket, row.key, row.contentType ?? null, JSON.stringify(row.userMetadata), row.createdAtMs, JSON.stringify(row.contentHeaders ?? {}));
+      .run(...storedUploadValues(row));
   }
 
   getUpload(uploadId: string): UploadRow | undefined {
@@ -210,9 +272,11 @@ export class SqliteS3Tables {
 }
 
 const USER_SELECT = `SELECT name, access_key_id AS accessKeyId, secret_access_key AS secretAccessKey,
-  created_at_ms AS createdAtMs FROM users`;
+  created_at_ms AS createdAtMs, admin FROM users`;
+const BUCKET_SELECT = `SELECT name, created_at_ms AS createdAtMs, owner, acl FROM buckets`;
+const GRANT_SELECT = `SELECT bucket, user_name AS user, may_read AS read, may_write AS write, may_own AS owner FROM bucket_grants`;
 const UPLOAD_SELECT = `SELECT upload_id AS uploadId, bucket, key, content_type AS contentType,
-  user_metadata AS userMetadata, created_at_ms AS createdAtMs, content_headers AS contentHeaders FROM multipart_uploads`;
+  user_metadata AS userMetadata, created_at_ms AS createdAtMs, content_headers AS contentHeaders, encryption FROM multipart_uploads`;
 
 type RawUpload = StoredUpload;
 const decodeUpload = uploadOfStored;

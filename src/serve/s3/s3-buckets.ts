@@ -1,7 +1,11 @@
 // Bucket operations and listings: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation and
 // ListObjects (V1 and V2, with prefix, delimiter and paging).
 import type { ObjectRow } from '../../pool/catalog/catalog.js';
-import { etagOf, isoDate, queryCount, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
+import type { ObjectMetadata } from '../../pool/catalog/catalog.js';
+import { plaintextSizeOf } from './s3-sse.js';
+import { metadataOf, isoDate, queryCount, requireBucket, sendEmpty, sendXml, type S3Call } from './s3-call.js';
+import { ownerNameOf, owns, visibleBuckets } from './s3-access.js';
+import { cannedAclOf, ownerElement } from './s3-acl.js';
 import { S3Error } from './s3-error.js';
 import { bucketPrefix, validateBucketName } from './s3-names.js';
 import { xmlDocument, type XmlElement } from './xml.js';
@@ -9,7 +13,6 @@ import { xmlDocument, type XmlElement } from './xml.js';
 const LIST_KEYS_MAX = 1000;
 const BUCKETS_MAX = 10_000;
 const CATALOG_PAGE_COUNT = 1000;
-const OWNER = { ID: 'shardpool', DisplayName: 'shardpool' };
 
 /**
  * ListBuckets, paged as S3 pages it: max-buckets (1 to 10,000; all when absent), continuation-token (opaque: the
@@ -25,7 +28,9 @@ export async function listBuckets(call: S3Call): Promise<void> {
   const token = call.query.get('continuation-token');
   const after = token === null ? undefined : decodeToken(token);
   const region = call.query.get('bucket-region');
-  const all = region !== null && region !== call.context.region ? [] : await call.context.s3.listBuckets();
+  // Only the buckets this key may reach (s3-access.ts): another tenant's are not named at all.
+  const visible = await visibleBuckets(call.context, call.access.principal);
+  const all = region !== null && region !== call.context.region ? [] : visible;
   const matching = all.filter((bucket) => bucket.name.startsWith(prefix) && (after === undefined || bucket.name > after));
   const shown = maxBuckets === undefined ? matching : matching.slice(0, maxBuckets);
   const truncated = shown.length < matching.length;
@@ -33,7 +38,7 @@ export async function listBuckets(call: S3Call): Promise<void> {
     call,
     200,
     xmlDocument('ListAllMyBucketsResult', {
-      Owner: OWNER,
+      Owner: ownerElement(ownerNameOf(call.access.principal)),
       Buckets: { Bucket: shown.map((bucket) => ({ Name: bucket.name, CreationDate: isoDate(bucket.createdAtMs), BucketRegion: call.context.region })) },
       ContinuationToken: truncated ? encodeToken((shown[shown.length - 1] as { name: string }).name) : undefined,
       Prefix: call.query.has('prefix') ? prefix : undefined,
@@ -43,11 +48,20 @@ export async function listBuckets(call: S3Call): Promise<void> {
 
 export async function createBucket(call: S3Call): Promise<void> {
   const name = validateBucketName(call.bucket ?? '');
-  // us-east-1 answers 200 to a bucket its caller already owns (every key owns every bucket here); other regions 409.
-  if (!(await call.context.s3.createBucket(name)) && call.context.region !== 'us-east-1') {
-    throw new S3Error('BucketAlreadyOwnedByYou', 409, 'Your previous request to create the named bucket succeeded and you already own it.', {
-      BucketName: name,
-    });
+  const acl = cannedAclOf(call);
+  const owner = ownerNameOf(call.access.principal);
+  if (!(await call.context.s3.createBucket(name, { owner, acl: acl ?? 'private' }))) {
+    const existing = await call.context.s3.getBucket(name);
+    if (existing === undefined || !owns(call.access.principal, existing)) {
+      throw new S3Error('BucketAlreadyExists', 409, 'The requested bucket name is not available. Select a different name and try again.', { BucketName: name });
+    }
+    // us-east-1 answers 200 to a bucket its caller already owns (and applies an ACL sent with it); other regions 409.
+    if (call.context.region !== 'us-east-1') {
+      throw new S3Error('BucketAlreadyOwnedByYou', 409, 'Your previous request to create the named bucket succeeded and you already own it.', {
+        BucketName: name,
+      });
+    }
+    if (acl !== undefined) await call.context.s3.setBucketAcl(name, acl);
   }
   sendEmpty(call, 200, { Location: `/${name}` });
 }
@@ -90,14 +104,17 @@ export async function listObjects(call: S3Call): Promise<void> {
   const startAfter = v2 ? (continuationToken !== undefined ? decodeToken(continuationToken) : (query.get('start-after') ?? '')) : (query.get('marker') ?? '');
   const page = await listPage(call, { bucket, prefix, delimiter, maxKeys, startAfter });
   const encode = (text: string) => (urlEncode ? encodeURIComponent(text).replace(/%2F/g, '/') : text);
-  const etags = await Promise.all(page.objects.map((entry) => etagOf(call.context, entry.object)));
+  const described = await Promise.all(page.objects.map((entry) => metadataOf(call.context, entry.object)));
+  // Objects belong to their bucket's owner (s3-acl.ts).
+  const owner = ownerElement((await call.context.s3.getBucket(bucket))?.owner);
   const contents = page.objects.map((entry, index) => ({
     Key: encode(entry.key),
     LastModified: isoDate(entry.object.createdAtMs),
-    ETag: etags[index],
-    Size: entry.object.sizeBytes,
+    ETag: (described[index] as ObjectMetadata).etag,
+    // An encrypted object's size is its plaintext's, as S3 lists it.
+    Size: plaintextSizeOf(described[index], entry.object.sizeBytes, entry.key),
     StorageClass: 'STANDARD',
-    ...(v2 && query.get('fetch-owner') !== 'true' ? {} : { Owner: OWNER }),
+    ...(v2 && query.get('fetch-owner') !== 'true' ? {} : { Owner: owner }),
   }));
   const common: XmlElement[] = page.commonPrefixes.map((commonPrefix) => ({ Prefix: encode(commonPrefix) }));
   const shared: XmlElement = {

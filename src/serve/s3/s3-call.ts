@@ -6,6 +6,7 @@ import { ShardpoolError, isShardpoolError } from '../../errors.js';
 import type { CatalogOperations, CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { Pool } from '../../pool/pool.js';
 import type { PoolGate } from '../pool-gate.js';
+import type { Access } from './s3-access.js';
 import type { DecodedBody } from './s3-body.js';
 import { S3Catalog } from './s3-catalog.js';
 import { S3Error } from './s3-error.js';
@@ -29,6 +30,8 @@ export interface S3Call {
   readonly key: string | undefined;
   readonly query: URLSearchParams;
   readonly verified: VerifiedRequest;
+  /** Who asked, and what authorised the request (s3-access.ts). */
+  readonly access: Access;
   readonly requestId: string;
   /**
    * The decoded request body (read at most once). `checksumHeadersDescribeBody: false` when x-amz-checksum-* headers

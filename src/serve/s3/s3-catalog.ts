@@ -2,10 +2,10 @@
 // user names, access keys, upload ids — and where its hidden part objects live. No SQL here.
 import { randomBytes } from 'node:crypto';
 import { ShardpoolError } from '../../errors.js';
-import type { BucketRow, Catalog, CatalogTransaction, PartRow, S3Tables, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
+import type { BucketGrant, BucketRow, CannedAcl, Catalog, CatalogTransaction, ObjectMetadata, PartRow, S3Tables, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
 import { MULTIPART_KEY_PREFIX } from './s3-names.js';
 
-export type { BucketRow, PartRow, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
+export type { BucketGrant, BucketRow, PartRow, UploadRow, UserRow } from '../../pool/catalog/catalog.js';
 
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 // Access key ids look like AWS's (20 upper-case letters and digits) so every client accepts them.
@@ -23,8 +23,41 @@ export class S3Catalog {
     return new S3Catalog(tx.s3);
   }
 
-  async createBucket(name: string): Promise<boolean> {
-    return this.rows.createBucket(name);
+  /** False when a bucket of that name exists (its owner and ACL are left as they are). */
+  async createBucket(name: string, access: { owner: string | undefined; acl: CannedAcl }): Promise<boolean> {
+    return this.rows.createBucket(name, access);
+  }
+
+  async setBucketAcl(name: string, acl: CannedAcl): Promise<boolean> {
+    return this.rows.setBucketAcl(name, acl);
+  }
+
+  /** See S3Tables.setObjectAcl. */
+  async setObjectAcl(key: string, versionId: string, acl: CannedAcl, metadata: ObjectMetadata): Promise<boolean> {
+    return this.rows.setObjectAcl(key, versionId, acl, metadata);
+  }
+
+  async listGrants(filter: { bucket?: string; user?: string } = {}): Promise<BucketGrant[]> {
+    return this.rows.listGrants(filter);
+  }
+
+  /**
+   * `shardpool user allow` / `deny`: adds (allow) or takes away (deny) these permissions of the user on the bucket.
+   * The user must exist; the bucket too. Returns the grant now in force (all false: none).
+   */
+  async changeGrant(change: { user: string; bucket: string; allow: boolean; read: boolean; write: boolean; owner: boolean }): Promise<BucketGrant> {
+    await this.requireUser(change.user);
+    const current = (await this.rows.listGrants({ bucket: change.bucket, user: change.user }))[0] ?? { bucket: change.bucket, user: change.user, read: false, write: false, owner: false };
+    const apply = (had: boolean, named: boolean): boolean => (change.allow ? had || named : had && !named);
+    const grant: BucketGrant = { ...current, read: apply(current.read, change.read), write: apply(current.write, change.write), owner: apply(current.owner, change.owner) };
+    if (!(await this.rows.putGrant(grant))) {
+      throw new ShardpoolError('BUCKET_NOT_FOUND', `the pool has no bucket named ${JSON.stringify(change.bucket)}`, { bucket: change.bucket });
+    }
+    return grant;
+  }
+
+  async setAdmin(name: string, admin: boolean): Promise<void> {
+    if (!(await this.rows.setAdmin(name, admin))) throw userNotFound(name);
   }
 
   async getBucket(name: string): Promise<BucketRow | undefined> {
@@ -40,7 +73,7 @@ export class S3Catalog {
     return this.rows.deleteBucket(name, MULTIPART_KEY_PREFIX);
   }
 
-  async addUser(name: string): Promise<UserRow> {
+  async addUser(name: string, options: { admin: boolean } = { admin: false }): Promise<UserRow> {
     if (!USER_NAME.test(name)) {
       throw new ShardpoolError('USAGE_INVALID', `user names are 1 to 64 letters, digits, '.', '_', '@' or '-', not ${JSON.stringify(name)}`);
     }
@@ -49,6 +82,7 @@ export class S3Catalog {
       accessKeyId: `SP${randomString(18, ACCESS_KEY_ALPHABET)}`,
       secretAccessKey: randomBytes(30).toString('base64').replace(/[+/=]/g, 'x'),
       createdAtMs: Date.now(),
+      admin: options.admin,
     };
     if (!(await this.rows.insertUser(row))) throw new ShardpoolError('USER_ALREADY_EXISTS', `a user named ${JSON.stringify(name)} already exists`, { user: name });
     return row;
@@ -58,8 +92,13 @@ export class S3Catalog {
     return this.rows.listUsers();
   }
 
+  /** See S3Tables.removeUser: its grants go, the buckets it owns stay its (by name). */
   async removeUser(name: string): Promise<boolean> {
     return this.rows.removeUser(name);
+  }
+
+  private async requireUser(name: string): Promise<void> {
+    if (!(await this.rows.listUsers()).some((user) => user.name === name)) throw userNotFound(name);
   }
 
   async secretOf(accessKeyId: string): Promise<string | undefined> {
@@ -103,6 +142,10 @@ export class S3Catalog {
   async removeAbandonedParts(): Promise<{ versionIds: string[]; uploadsRemoved: number; objectsRemoved: number }> {
     return this.rows.removeAbandonedParts(MULTIPART_KEY_PREFIX);
   }
+}
+
+export function userNotFound(name: string): ShardpoolError {
+  return new ShardpoolError('USER_NOT_FOUND', `no user named ${JSON.stringify(name)} (see shardpool user list)`, { user: name });
 }
 
 function randomString(length: number, alphabet: string): string {

@@ -10,8 +10,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { isShardpoolError } from '../../errors.js';
 import { killPoint } from '../../pool/kill-points.js';
+import type { ObjectMetadata } from '../../pool/catalog/catalog.js';
 import type { ObjectReader } from '../../pool/object-reader.js';
 import type { Pool } from '../../pool/pool.js';
+import { bucketAccessOf } from './s3-access.js';
 import { readSmallBody } from './s3-body.js';
 import { S3Error } from './s3-error.js';
 import {
@@ -34,6 +36,20 @@ import { checkWriteCondition, type WriteCondition } from './s3-conditions.js';
 import { refuseFailingWriteEarly, requireKey } from './s3-objects.js';
 import { PART_NUMBER_MAX, partKeyOf, poolKeyOf } from './s3-names.js';
 import { parseXmlBody, xmlDocument, xmlError } from './xml.js';
+import {
+  decodeUploadEncryption,
+  encryptionField,
+  recordOf,
+  recordOfMetadata,
+  sealBody,
+  sseOfUploadRequest,
+  sseOfWrite,
+  sseResponseHeaders,
+  uploadEncryptionOf,
+  type UploadEncryption,
+} from './s3-sse.js';
+import type { SseRecord, SseSegment } from '../../format/sse-layout.js';
+import { assert } from '../../assert.js';
 
 /** S3's smallest part (all but the last); clients size their parts by it. */
 export const PART_SIZE_MIN_BYTES = 5 * 1024 * 1024;
@@ -44,14 +60,16 @@ export async function createMultipartUpload(call: S3Call): Promise<void> {
   const bucket = await requireBucket(call);
   const key = requireKey(call);
   poolKeyOf(bucket, key);
+  const encryption = uploadEncryptionOf(sseOfWrite(call));
   const upload = await call.context.s3.createUpload({
     bucket,
     key,
     contentType: header(call, 'content-type'),
     userMetadata: userMetadataFrom(call),
     contentHeaders: contentHeadersFrom(call),
+    ...(encryption === undefined ? {} : { encryption: { ...encryption } }),
   });
-  sendXml(call, 200, xmlDocument('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: upload.uploadId }));
+  sendXml(call, 200, xmlDocument('InitiateMultipartUploadResult', { Bucket: bucket, Key: key, UploadId: upload.uploadId }), sseResponseHeaders(encryption));
 }
 
 export async function uploadPart(call: S3Call): Promise<void> {
@@ -64,12 +82,17 @@ export async function uploadPart(call: S3Call): Promise<void> {
   // A key of this upload's own: a second upload of the same part number racing this one writes elsewhere, and the
   // part row ends up naming whichever committed last, with that one's ETag and size.
   const partKey = partKeyOf(upload.uploadId, partNumber, randomBytes(8).toString('hex'));
+  // Each part is its own segment of the object, with a data key of its own (SSE-C: wrapped with the key every part
+  // carries, which must be the upload's).
+  const encryption = decodeUploadEncryption(upload.encryption);
+  const request = sseOfUploadRequest(call, encryption, { keyRequired: true });
   const body = call.body();
-  const etag = () => `"${body.md5Hex()}"`;
+  const sealed = await sealBody(call.context.pool.directory, request, { stream: body.stream, plaintextMd5Hex: () => body.md5Hex() });
+  const etag = sealed.etag;
   await call.context.gate.shared(() =>
-    call.context.pool.put(partKey, body.stream, {
+    call.context.pool.put(partKey, sealed.stream, {
       internal: true,
-      metadata: () => ({ etag: etag(), contentType: undefined, userMetadata: {} }),
+      metadata: () => ({ etag: etag(), contentType: undefined, userMetadata: {}, ...sealed.encryption() }),
       // In the part's own commit: the row names these bytes, the part it replaces goes, and a part for an upload that
       // was aborted or completed while it arrived is refused, so nothing of it remains.
       inCommit: async (tx) => {
@@ -79,7 +102,7 @@ export async function uploadPart(call: S3Call): Promise<void> {
       },
     }),
   );
-  sendEmpty(call, 200, { ETag: etag() });
+  sendEmpty(call, 200, { ETag: etag(), ...sealed.headers });
 }
 
 export async function listParts(call: S3Call): Promise<void> {
@@ -154,19 +177,24 @@ export async function completeMultipartUpload(call: S3Call): Promise<void> {
     await answerRetriedComplete(call, { bucket, key, uploadId, etag: multipartEtag(requested) });
     return;
   }
+  const encryption = decodeUploadEncryption(upload.encryption);
+  // Complete needs no key (the parts are joined as stored); one given must be the upload's.
+  sseOfUploadRequest(call, encryption, { keyRequired: false });
   const parts = await validateParts(call, upload, requested);
   const etag = multipartEtag(parts);
   // If-None-Match: * / If-Match, refused here while a 412 can still be the status; decided in the commit.
   const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const readers = await pinParts(call.context.pool, parts);
   try {
+    const record = encryption && (await joinedRecord(call.context, encryption, readers));
     // From here on the answer is 200 with a body that is either the result or an error document.
-    call.response.writeHead(200, { 'Content-Type': 'application/xml' });
+    call.response.writeHead(200, { 'Content-Type': 'application/xml', ...sseResponseHeaders(encryption) });
     call.response.write('<?xml version="1.0" encoding="UTF-8"?>\n');
     const keepAlive = setInterval(() => call.response.write(' '), KEEP_ALIVE_INTERVAL_MS);
     try {
       const partSizesBytes = parts.map((part) => part.sizeBytes);
-      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition }));
+      await call.context.gate.shared(() => writeCompletedObject(call.context, { upload, readers, etag, partSizesBytes, condition, record, bucketAccess }));
       clearInterval(keepAlive);
       endDocument(call, completeResult(upload, etag));
     } catch (error) {
@@ -228,6 +256,8 @@ async function writeCompletedObject(
     etag: string;
     partSizesBytes: ReadonlyArray<number>;
     condition: WriteCondition | undefined;
+    record: SseRecord | undefined;
+    bucketAccess: ObjectMetadata['bucketAccess'];
   },
 ): Promise<void> {
   const { upload, readers, etag } = completion;
@@ -239,6 +269,8 @@ async function writeCompletedObject(
       userMetadata: upload.userMetadata,
       contentHeaders: upload.contentHeaders,
       partSizesBytes: completion.partSizesBytes,
+      ...encryptionField(completion.record),
+      bucketAccess: completion.bucketAccess,
     }),
     inCommit: async (tx, commit) => {
       await requireBucketInCommit(tx, upload.bucket);
@@ -252,6 +284,22 @@ async function writeCompletedObject(
   // queued as garbage, which the next write-open collects.
   killPoint('multipart.completed');
   await collectAll(context.pool, queued);
+}
+
+/**
+ * The record of an encrypted upload's object: its parts' segments in order. Their stored bytes are joined as they
+ * are (no key is needed, and none is unwrapped), each part keeping its own data key.
+ */
+async function joinedRecord(context: S3Context, encryption: UploadEncryption, readers: ReadonlyArray<ObjectReader>): Promise<SseRecord> {
+  const segments: SseSegment[] = [];
+  for (const reader of readers) {
+    const metadata = await context.pool.catalog.objectMetadata(reader.object.versionId);
+    const record = metadata && recordOfMetadata(metadata, reader.object.key);
+    // A part is stored with its upload's encryption (UploadPart checks it): one segment of that kind and key.
+    assert(record?.kind === encryption.kind && record.customerKeyMd5 === encryption.customerKeyMd5 && record.segments.length === 1, 'a part of an encrypted upload is one segment of its encryption');
+    segments.push(record.segments[0] as SseSegment);
+  }
+  return recordOf(encryption, segments);
 }
 
 async function* concatenateParts(readers: ReadonlyArray<ObjectReader>): AsyncGenerator<Buffer> {

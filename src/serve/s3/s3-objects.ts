@@ -1,11 +1,14 @@
 // Object operations: PutObject (and CopyObject), GetObject with ranges and conditions, HeadObject, DeleteObject and
 // DeleteObjects. Writes run through the pool gate so maintenance that needs the pool alone can wait for them.
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isShardpoolError } from '../../errors.js';
 import { assert } from '../../assert.js';
-import type { CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
+import type { CannedAcl, CatalogTransaction, ObjectMetadata, ObjectRow } from '../../pool/catalog/catalog.js';
 import type { ByteRange } from '../../pool/object-reader.js';
+import { authorizeCopySource, bucketAccessOf, mayWriteKey, requireVersionReadable } from './s3-access.js';
+import { cannedAclOf } from './s3-acl.js';
 import { readSmallBody } from './s3-body.js';
 import {
   CONTENT_HEADERS,
@@ -23,8 +26,10 @@ import {
   type S3Call,
 } from './s3-call.js';
 import { checkCopySourceConditions, checkReadConditions, checkWriteCondition, writeConditionOf, type WriteCondition } from './s3-conditions.js';
-import { S3Error } from './s3-error.js';
+import { accessDenied, S3Error } from './s3-error.js';
 import { PART_NUMBER_MAX, poolKeyOf } from './s3-names.js';
+import { openForRead, recordOfMetadata, sealBody, sseOfWrite, sseResponseHeaders, storedReadOf } from './s3-sse.js';
+import { recordPlaintextBytes } from '../../format/sse-layout.js';
 import { parseXmlBody, xmlDocument, type XmlElement } from './xml.js';
 
 const DELETE_OBJECTS_MAX = 1000;
@@ -38,24 +43,32 @@ export async function putObject(call: S3Call): Promise<void> {
   const contentType = header(call, 'content-type');
   const userMetadata = userMetadataFrom(call);
   const contentHeaders = contentHeadersFrom(call);
+  const sse = sseOfWrite(call);
+  const acl = cannedAclOf(call);
   const condition = await refuseFailingWriteEarly(call, poolKey, key);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const body = call.body();
+  const sealed = await sealBody(call.context.pool.directory, sse, { stream: body.stream, plaintextMd5Hex: () => body.md5Hex() });
   const result = await call.context.gate.shared(() =>
-    call.context.pool.put(poolKey, body.stream, {
-      metadata: () => ({ etag: `"${body.md5Hex()}"`, contentType, userMetadata, contentHeaders }),
+    call.context.pool.put(poolKey, sealed.stream, {
+      metadata: () => ({ etag: sealed.etag(), contentType, userMetadata, contentHeaders, ...sealed.encryption(), ...aclFields(acl), bucketAccess }),
       inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
     }),
   );
-  sendEmpty(call, 200, { ETag: `"${body.md5Hex()}"`, 'x-amz-version-id': 'null', ...lastModified(result.object) });
+  sendEmpty(call, 200, { ETag: sealed.etag(), 'x-amz-version-id': 'null', ...lastModified(result.object), ...sealed.headers });
 }
 
 async function copyObject(call: S3Call, bucket: string, key: string): Promise<void> {
   const source = parseCopySource(header(call, 'x-amz-copy-source') as string);
-  if ((await call.context.s3.getBucket(source.bucket)) === undefined) {
-    throw new S3Error('NoSuchBucket', 404, 'The specified bucket does not exist', { BucketName: source.bucket });
-  }
+  // Read on the source (its bucket's, or the object's own public-read), write on the target (checked before).
+  const sourceAccess = await authorizeCopySource(call, source);
+  // S3 copies no ACL: the copy has the request's (private when none is given).
+  const acl = cannedAclOf(call);
+  const bucketAccess = await bucketAccessOf(call.context, bucket);
   const replace = (header(call, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase() === 'REPLACE';
-  if (!replace && source.bucket === bucket && source.key === key) {
+  const sse = sseOfWrite(call);
+  // Copying an object onto itself to change its encryption is a change, as S3 allows.
+  if (!replace && sse === undefined && source.bucket === bucket && source.key === key) {
     throw new S3Error('InvalidRequest', 400, 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata.');
   }
   // Pinned as it is looked up: an overwrite of a hot source while this copy waits for the gate cannot take the
@@ -65,27 +78,36 @@ async function copyObject(call: S3Call, bucket: string, key: string): Promise<vo
   let result;
   try {
     const sourceMetadata = await metadataOf(call.context, sourceObject);
+    requireVersionReadable(sourceAccess, sourceMetadata);
+    // The source decrypts with its own key (x-amz-copy-source-server-side-encryption-customer-*, or the pool's);
+    // the target is encrypted as this request asks, whatever the source's was (as S3 does).
+    const sourceRecord = recordOfMetadata(sourceMetadata, `${source.bucket}/${source.key}`);
+    const opened = await openForRead(call, call.context.pool.directory, sourceRecord, { copySource: true });
     // The conditions are on the version pinned here, the one whose bytes are copied.
     checkCopySourceConditions(call, sourceMetadata.etag, sourceObject.createdAtMs);
     const condition = await refuseFailingWriteEarly(call, poolKeyOf(bucket, key), key);
+    const plaintext = hashed(opened ? storedReadOf(opened, undefined).decrypt(reader.chunks()) : reader.chunks());
+    const sealed = await sealBody(call.context.pool.directory, sse, { stream: plaintext.chunks, plaintextMd5Hex: plaintext.md5Hex });
+    // The bytes, and so the ETag and the part layout it names, are the source's — but an SSE-C ETag is no MD5 of the
+    // plaintext: a copy to SSE-C, or from an SSE-C object put whole, gets the ETag its own encryption gives it (a
+    // multipart one keeps its parts' ETag).
+    const ownEtag = sse?.kind === 'SSE-C' || (sourceRecord?.kind === 'SSE-C' && sourceMetadata.partSizesBytes === undefined);
+    const etag = () => (ownEtag ? sealed.etag() : sourceMetadata.etag);
     result = await call.context.gate.shared(() =>
-      call.context.pool.put(poolKeyOf(bucket, key), Readable.from(reader.chunks()), {
+      call.context.pool.put(poolKeyOf(bucket, key), sealed.stream, {
         // COPY keeps everything the source was stored with; REPLACE takes the request's type, headers and user
-        // metadata. The bytes, and so the ETag and the part layout it names, are the source's either way.
-        metadata: () =>
-          replace
-            ? {
-                etag: sourceMetadata.etag,
-                contentType: header(call, 'content-type'),
-                userMetadata: userMetadataFrom(call),
-                contentHeaders: contentHeadersFrom(call),
-                partSizesBytes: sourceMetadata.partSizesBytes,
-              }
-            : sourceMetadata,
+        // metadata. The bytes of the target are this request's (encrypted as it asks), and so is their ETag.
+        metadata: () => {
+          const { encryption: _sourceEncryption, acl: _sourceAcl, ...kept } = sourceMetadata;
+          const described = replace
+            ? { contentType: header(call, 'content-type'), userMetadata: userMetadataFrom(call), contentHeaders: contentHeadersFrom(call), partSizesBytes: sourceMetadata.partSizesBytes }
+            : kept;
+          return { ...described, etag: etag(), ...sealed.encryption(), ...aclFields(acl), bucketAccess };
+        },
         inCommit: (tx, commit) => writeInCommit(tx, { bucket, key, condition, replacedVersionId: commit.replacedVersionId, superseded: commit.superseded }),
       }),
     );
-    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: sourceMetadata.etag }));
+    sendXml(call, 200, xmlDocument('CopyObjectResult', { LastModified: isoDate(result.object.createdAtMs), ETag: etag() }), sealed.headers);
   } finally {
     reader.close();
   }
@@ -99,7 +121,12 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
   const { object, unpin } = await lookUpPinned(call, call.bucket as string, key);
   try {
     const metadata = await metadataOf(call.context, object);
+    requireVersionReadable(call.access, metadata);
+    // SSE-C: the right key or nothing, before anything about the object is answered (conditions included).
+    const opened = await openForRead(call, call.context.pool.directory, recordOfMetadata(metadata, `${call.bucket as string}/${key}`), { copySource: false });
+    const sizeBytes = opened ? recordPlaintextBytes(opened.record) : object.sizeBytes;
     const headers: Record<string, string> = {
+      ...sseResponseHeaders(opened?.record),
       ETag: metadata.etag,
       'Last-Modified': httpDate(object.createdAtMs),
       'Accept-Ranges': 'bytes',
@@ -114,13 +141,13 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       return;
     }
     applyResponseOverrides(call, headers);
-    const part = partRange(call, metadata, object.sizeBytes);
+    const part = partRange(call, metadata, sizeBytes);
     if (part?.partsCount !== undefined) headers['x-amz-mp-parts-count'] = String(part.partsCount);
-    const range = part ? part.range : parseRange(header(call, 'range'), object.sizeBytes);
+    const range = part ? part.range : parseRange(header(call, 'range'), sizeBytes);
     if (range) {
-      headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${object.sizeBytes}`;
+      headers['Content-Range'] = `bytes ${range.startByte}-${range.endByteExclusive - 1}/${sizeBytes}`;
     }
-    const length = range ? range.endByteExclusive - range.startByte : object.sizeBytes;
+    const length = range ? range.endByteExclusive - range.startByte : sizeBytes;
     headers['Content-Length'] = String(length);
     const status = range ? 206 : 200;
     if (options.head) {
@@ -128,8 +155,10 @@ export async function getObject(call: S3Call, options: { head: boolean }): Promi
       call.response.end();
       return;
     }
-    const reader = call.context.pool.openPinned(object, unpin, range);
-    const chunks = reader.chunks();
+    // An encrypted object is read in whole chunks around the range, each authenticated before a byte of it goes out.
+    const stored = opened && storedReadOf(opened, range);
+    const reader = call.context.pool.openPinned(object, unpin, stored ? stored.storedRange : range);
+    const chunks = stored ? stored.decrypt(reader.chunks()) : reader.chunks();
     // Read the first extent before the status line goes out, so a read that fails at once is a proper S3 error.
     const first = await chunks.next();
     call.response.writeHead(status, headers);
@@ -178,6 +207,7 @@ export async function deleteObjects(call: S3Call): Promise<void> {
       const key = typeof entry.Key === 'string' ? entry.Key : '';
       try {
         const poolKey = poolKeyOf(bucket, key);
+        if (!(await mayWriteKey(call, bucket))) throw accessDenied();
         await removeIfPresent(call, poolKey);
         if (!quiet) deleted.push({ Key: key });
       } catch (error) {
@@ -232,6 +262,11 @@ async function writeInCommit(
 ): Promise<void> {
   await requireBucketInCommit(tx, options.bucket);
   await checkWriteCondition(tx, options.condition, { versionId: options.replacedVersionId, key: options.key, superseded: options.superseded });
+}
+
+/** The ObjectMetadata field for a canned ACL: absent for private (what a version without one is). */
+function aclFields(acl: CannedAcl | undefined): Pick<ObjectMetadata, 'acl'> {
+  return acl === 'public-read' ? { acl } : {};
 }
 
 function lastModified(object: ObjectRow): Record<string, string> {
@@ -317,4 +352,18 @@ export function parseRange(value: string | undefined, sizeBytes: number): ByteRa
   const end = match[2] === '' ? sizeBytes - 1 : Math.min(Number(match[2]), sizeBytes - 1);
   if (end < start) return undefined;
   return { startByte: start, endByteExclusive: end + 1 };
+}
+
+/** A stream of bytes with the MD5 of what went through it (once it ended). */
+function hashed(source: AsyncIterable<Buffer>): { chunks: AsyncGenerator<Buffer>; md5Hex: () => string } {
+  const md5 = createHash('md5');
+  return {
+    chunks: (async function* () {
+      for await (const chunk of source) {
+        md5.update(chunk);
+        yield chunk;
+      }
+    })(),
+    md5Hex: () => md5.copy().digest('hex'),
+  };
 }

@@ -16,6 +16,8 @@ import {
   uploadPart,
 } from './s3-multipart.js';
 import { deleteObject, deleteObjects, getObject, putObject } from './s3-objects.js';
+import { ANONYMOUS, authorize, type Principal } from './s3-access.js';
+import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './s3-acl.js';
 import { refuseUnsupported } from './s3-unsupported.js';
 import { verifySignature, type VerifiedRequest } from './sigv4.js';
 import { xmlError } from './xml.js';
@@ -80,7 +82,8 @@ async function handle(
     key = target.key;
     const route = routeOf(request.method ?? 'GET', target, request.headers);
     operation = route.operation;
-    const verified = await authenticate(context, request, target);
+    const { verified, principal } = await authenticate(context, request, target);
+    const access = await authorize(context, principal, { operation, bucket: target.bucket, key: target.key });
     refuseUnsupported(operation, request.headers, target.query);
     payload = verified.payload.kind;
     let body: DecodedBody | undefined;
@@ -92,6 +95,7 @@ async function handle(
       key: target.key,
       query: target.query,
       verified,
+      access,
       requestId,
       body: (options) =>
         (body ??= (() => {
@@ -212,12 +216,14 @@ function routeOf(method: string, target: Target, headers: IncomingHttpHeaders): 
     switch (method) {
       case 'GET':
         if (query.has('location')) return route('GetBucketLocation', getBucketLocation);
+        if (query.has('acl')) return route('GetBucketAcl', getBucketAcl);
         if (query.has('uploads')) return route('ListMultipartUploads', listMultipartUploads);
         if (hasUnsupportedSubresource(query)) break;
         return route(query.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects', listObjects);
       case 'HEAD':
         return route('HeadBucket', headBucket);
       case 'PUT':
+        if (query.has('acl')) return route('PutBucketAcl', putBucketAcl);
         if (hasUnsupportedSubresource(query)) break;
         return route('CreateBucket', createBucket);
       case 'DELETE':
@@ -231,12 +237,14 @@ function routeOf(method: string, target: Target, headers: IncomingHttpHeaders): 
     switch (method) {
       case 'GET':
         if (query.has('uploadId')) return route('ListParts', listParts);
+        if (query.has('acl')) return route('GetObjectAcl', getObjectAcl);
         if (hasUnsupportedSubresource(query)) break;
         return route('GetObject', (call) => getObject(call, { head: false }));
       case 'HEAD':
         return route('HeadObject', (call) => getObject(call, { head: true }));
       case 'PUT':
         if (query.has('uploadId') && query.has('partNumber')) return route('UploadPart', uploadPart);
+        if (query.has('acl')) return route('PutObjectAcl', putObjectAcl);
         if (hasUnsupportedSubresource(query)) break;
         return route(headers['x-amz-copy-source'] !== undefined ? 'CopyObject' : 'PutObject', putObject);
       case 'DELETE':
@@ -256,7 +264,7 @@ function routeOf(method: string, target: Target, headers: IncomingHttpHeaders): 
   };
 }
 
-/** Sub-resources (?acl, ?tagging, ?versioning, ?policy, ...) that shardpool does not implement. */
+/** Sub-resources (?tagging, ?versioning, ?policy, ...) that shardpool does not implement. */
 const QUERY_PARAMETERS = new Set([
   'list-type', 'prefix', 'delimiter', 'max-keys', 'marker', 'continuation-token', 'start-after', 'fetch-owner',
   'encoding-type', 'x-id', 'versionId', 'response-content-type', 'response-content-disposition', 'response-cache-control',
@@ -276,17 +284,24 @@ function describeQuery(query: URLSearchParams): string {
   return names.length === 0 ? 'this path' : `?${names.join('&')}`;
 }
 
-async function authenticate(context: S3Context, request: IncomingMessage, target: Target): Promise<VerifiedRequest> {
+/**
+ * The request's signature checked against the pool's access keys: the user who signed it, or the anonymous principal
+ * when it carries no credentials at all (what it may do is then s3-access.ts's to decide: public-read only).
+ */
+async function authenticate(context: S3Context, request: IncomingMessage, target: Target): Promise<{ verified: VerifiedRequest; principal: Principal }> {
   const hasCredentials = request.headers.authorization !== undefined || target.query.has('X-Amz-Signature') || target.query.has('Signature');
-  if (!hasCredentials) throw new S3Error('AccessDenied', 403, 'Access Denied: this request carries no AWS Signature Version 4 credentials');
+  if (!hasCredentials) return { verified: { accessKeyId: '', payload: { kind: 'unsigned' }, chunkSigning: undefined }, principal: ANONYMOUS };
   // Keys are read afresh for every request (`shardpool user` changes them while the daemon runs); the table is small.
   const users = await context.s3.listUsers();
-  const secrets = new Map(users.map((user) => [user.accessKeyId, user.secretAccessKey]));
+  const byKey = new Map(users.map((user) => [user.accessKeyId, user]));
   try {
-    return verifySignature(
+    const verified = verifySignature(
       { method: request.method ?? 'GET', rawPath: target.rawPath, rawQuery: target.rawQuery, headers: request.headers },
-      { region: context.region, lookupSecret: (accessKeyId) => secrets.get(accessKeyId), nowMs: Date.now() },
+      { region: context.region, lookupSecret: (accessKeyId) => byKey.get(accessKeyId)?.secretAccessKey, nowMs: Date.now() },
     );
+    const user = byKey.get(verified.accessKeyId);
+    if (user === undefined) throw new S3Error('InvalidAccessKeyId', 403, 'The AWS Access Key Id you provided does not exist in our records.');
+    return { verified, principal: { kind: 'user', user } };
   } catch (error) {
     // The commonest first-day mistake, answered with what to do about it.
     if (error instanceof S3Error && error.code === 'InvalidAccessKeyId' && users.length === 0) {

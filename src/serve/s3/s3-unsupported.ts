@@ -1,18 +1,15 @@
 // What shardpool's S3 API does not do, refused in one place: a request that asks for encryption, an ACL that grants
 // more than what is in force, tags, another storage class or object lock is answered with S3's error before anything
-// is stored, never accepted and ignored (a client told 200 believes its data is encrypted, shared, locked...). When
-// one of these is implemented (encryption at rest, tenants and ACLs), its rule here is what it switches off.
+// is stored, never accepted and ignored (a client told 200 believes its data is shared, locked...). When one of these
+// is implemented (tenants and ACLs), its rule here is what it switches off; encryption at rest was (s3-sse.ts).
 //
-// What is in force today: every access key of the pool may do everything, and nothing is readable without one. So
-// the canned ACLs `private` (no anonymous access: true) and `bucket-owner-full-control` (the bucket's owner may do
-// everything with the object: true, every key may) describe what holds and are accepted; every other canned ACL, and
-// every x-amz-grant-* header, would grant something that is not in force and is refused.
+// Canned ACLs and grants are s3-acl.ts's (tenants): what is left here is x-amz-acl on CreateMultipartUpload, where
+// only what holds of every object anyway (private, bucket-owner-full-control) is accepted.
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error } from './s3-error.js';
 
 /** The operations that store an object or its settings, where most of these headers mean something. */
 const OBJECT_WRITES = new Set(['PutObject', 'CopyObject', 'CreateMultipartUpload']);
-const READS = new Set(['GetObject', 'HeadObject']);
 const VERSIONED = new Set(['GetObject', 'HeadObject', 'DeleteObject']);
 
 interface Rule {
@@ -35,38 +32,28 @@ const STORAGE_CLASSES = new Set([
 const notImplemented = (what: string): S3Error => new S3Error('NotImplemented', 501, `shardpool does not implement ${what}`);
 
 const RULES: ReadonlyArray<Rule> = [
+  // Server-side encryption (SSE-S3, SSE-C; SSE-KMS refused) is s3-sse.ts's, in the handlers that store and read.
   {
-    // SSE-S3 and SSE-KMS: shardpool stores no object encrypted at rest.
-    headers: ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-server-side-encryption-context', 'x-amz-server-side-encryption-bucket-key-enabled'],
-    operations: new Set([...OBJECT_WRITES, 'UploadPart']),
-    refuse: (_value, name) => notImplemented(`server-side encryption (${name}): objects are stored unencrypted`),
+    // The source's key means something only where there is a source (CopyObject; UploadPartCopy is refused).
+    headers: ['x-amz-copy-source-server-side-encryption-customer-*'],
+    operations: new Set(['PutObject', 'CreateMultipartUpload', 'UploadPart']),
+    refuse: (_value, name) => new S3Error('InvalidArgument', 400, `${name} is given only with x-amz-copy-source`, { ArgumentName: name }),
   },
   {
-    // SSE-C on writes: the object would be stored in plaintext.
-    headers: ['x-amz-server-side-encryption-customer-*', 'x-amz-copy-source-server-side-encryption-customer-*'],
-    operations: new Set([...OBJECT_WRITES, 'UploadPart']),
-    refuse: (_value, name) => notImplemented(`server-side encryption with customer-provided keys (${name}): objects are stored unencrypted`),
-  },
-  {
-    // SSE-C on reads: no object is encrypted, which S3 answers so.
-    headers: ['x-amz-server-side-encryption-customer-*'],
-    operations: READS,
-    refuse: () => new S3Error('InvalidRequest', 400, 'The encryption parameters are not applicable to this object.'),
-  },
-  {
+    // The upload's object is private; public-read is given with PutObjectAcl once it is complete.
     headers: ['x-amz-acl'],
-    operations: new Set([...OBJECT_WRITES, 'CreateBucket']),
+    operations: new Set(['CreateMultipartUpload']),
     refuse: (value) => {
       const acl = value.trim();
       if (!CANNED_ACLS.has(acl)) return new S3Error('InvalidArgument', 400, `${JSON.stringify(acl)} is not a canned ACL`, { ArgumentName: 'x-amz-acl', ArgumentValue: acl });
       if (ACLS_IN_FORCE.has(acl)) return undefined;
-      return notImplemented(`the canned ACL ${acl}: every access key of the pool has full control and nothing is readable without one (private)`);
+      return notImplemented(`the canned ACL ${acl} on a multipart upload: complete it, then set the ACL with PutObjectAcl`);
     },
   },
   {
     headers: ['x-amz-grant-*'],
-    operations: new Set([...OBJECT_WRITES, 'CreateBucket']),
-    refuse: (_value, name) => notImplemented(`access control grants (${name})`),
+    operations: new Set(['CreateMultipartUpload']),
+    refuse: (_value, name) => notImplemented(`access control grants (${name}): grant access with shardpool user allow`),
   },
   {
     headers: ['x-amz-tagging'],

@@ -54,12 +54,13 @@ async function fillEveryTable(testPool: TestPool): Promise<Map<string, Buffer>> 
     }
     const withMetadata = seededBytes(5000, 99);
     await pool.put('bucket-a/doc.txt', [withMetadata], {
-      metadata: () => ({ etag: '"abc"', contentType: 'text/plain', userMetadata: { owner: 'me' } }),
+      metadata: () => ({ etag: '"abc"', contentType: 'text/plain', userMetadata: { owner: 'me' }, acl: 'public-read' }),
     });
     contents.set('bucket-a/doc.txt', withMetadata);
     const catalog = pool.catalog;
-    await catalog.s3.createBucket('bucket-a');
-    await catalog.s3.insertUser({ name: 'backup', accessKeyId: 'SPTESTKEY', secretAccessKey: 'secret', createdAtMs: 1 });
+    await catalog.s3.createBucket('bucket-a', { owner: 'backup', acl: 'public-read' });
+    await catalog.s3.insertUser({ name: 'backup', accessKeyId: 'SPTESTKEY', secretAccessKey: 'secret', createdAtMs: 1, admin: false });
+    await catalog.s3.putGrant({ bucket: 'bucket-a', user: 'backup', read: true, write: true, owner: false });
     await catalog.s3.insertUpload({ uploadId: 'up-1', bucket: 'bucket-a', key: 'big', contentType: undefined, userMetadata: {}, createdAtMs: 2 });
     const partKey = '.shardpool/multipart/up-1/1-0';
     const part = seededBytes(70_000, 7);
@@ -111,7 +112,10 @@ test('dump, load into a fresh catalog, dump again: the same bytes; every table i
       etag: '"abc"',
       contentType: 'text/plain',
       userMetadata: { owner: 'me' },
+      acl: 'public-read',
     });
+    assert.deepEqual(await pool.catalog.s3.listGrants({}), [{ bucket: 'bucket-a', user: 'backup', read: true, write: true, owner: false }]);
+    assert.equal((await pool.catalog.s3.getBucket('bucket-a'))?.owner, 'backup');
     assert.equal((await pool.catalog.s3.listParts('up-1')).length, 1);
   } finally {
     await pool.close();
