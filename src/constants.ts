@@ -11,7 +11,7 @@ export const FORMAT_VERSION = 1;
 /** On-device format of block devices (label, journal, checkpoints, fragment records). 2: the on-device allocator. */
 export const DEVICE_FORMAT_VERSION = 2;
 /** Catalog schema version; migrations in pool/catalog/schema.ts (one list for both engines) bring older catalogs up to it. */
-export const CATALOG_SCHEMA_VERSION = 7;
+export const CATALOG_SCHEMA_VERSION = 8;
 /**
  * The extent index under which a version's manifest copies are stored (format/version-manifest.ts): past every data
  * extent (a version never has this many), and the largest value a 32-bit INTEGER column holds.

@@ -73,6 +73,7 @@ export const ERROR_CODES = {
   POLICY_INVALID: 'a redundancy policy string is not replica:N or ec:K+M within the limits',
   EXTENT_SIZE_INVALID: 'the extent size is out of range or not a multiple of 4 KiB',
   POLICY_NEEDS_MORE_DISKS: 'the policy needs more healthy disks than the pool has',
+  POLICY_NEEDS_MORE_DOMAINS: 'the policy cannot be placed so that losing one failure domain (node) loses no more fragments of an extent than it can spare',
   // objects and fragments
   KEY_INVALID: 'the key is empty, too long, not UTF-8, or holds control characters',
   OBJECT_NOT_FOUND: 'no object has that key',

@@ -87,7 +87,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'disks',
     primaryKey: ['id'],
-    columns: [integer('id'), text('uuid'), text('kind'), text('path'), text('state'), integer('added_at_ms')],
+    columns: [integer('id'), text('uuid'), text('kind'), text('path'), text('state'), integer('added_at_ms'), addedText('node', 8, '')],
   },
   {
     name: 'objects',
@@ -139,7 +139,7 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
   {
     name: 'intents',
     primaryKey: ['version_id'],
-    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 5, 0)],
+    columns: [text('version_id'), text('key'), integer('started_at_ms'), addedInteger('sequence', 5, 0), addedText('node', 8, '')],
   },
   {
     name: 'moves',
@@ -203,6 +203,12 @@ export const CATALOG_DUMP_TABLES: ReadonlyArray<DumpTable> = [
     primaryKey: ['bucket', 'user_name'],
     columns: [text('bucket'), text('user_name'), integer('may_read'), integer('may_write'), integer('may_own')],
     since: 7,
+  },
+  {
+    name: 'nodes',
+    primaryKey: ['name'],
+    columns: [text('name'), text('address'), text('state'), integer('joined_at_ms'), integer('lease_expires_ms'), integer('last_seen_ms')],
+    since: 8,
   },
 ];
 

@@ -15,6 +15,25 @@ export interface DiskRow {
   readonly path: string;
   readonly state: DiskState;
   readonly addedAtMs: number;
+  /** The node whose host holds the disk ('' in a pool of one host). */
+  readonly node: string;
+}
+
+/**
+ * A node of a pool across hosts. active: it may hold disks and serve; a node is *up* while its lease has not
+ * expired (it renews it), otherwise down. failed: an operator said it is gone (its disks are read around and never
+ * written) until it joins again. removing: its disks are being drained onto the others.
+ */
+export type NodeState = 'active' | 'failed' | 'removing';
+
+export interface NodeRow {
+  readonly name: string;
+  /** The node's fragment service, as other nodes reach it (http://ADDR:PORT). */
+  readonly address: string;
+  readonly state: NodeState;
+  readonly joinedAtMs: number;
+  readonly leaseExpiresMs: number;
+  readonly lastSeenMs: number;
 }
 
 export interface ObjectRow {
@@ -274,7 +293,23 @@ export interface CatalogOperations {
     uuid: string;
     kind: DiskKind;
     path: string;
+    /** The node whose host holds it; '' (the default) in a pool of one host. */
+    node?: string;
   }): Promise<DiskRow>;
+  /**
+   * Records a node joining (or joining again: its address is updated and a failed node becomes active), with a
+   * lease until `nowMs + leaseMs`. Returns the row as it is now.
+   */
+  joinNode(node: { name: string; address: string; nowMs: number; leaseMs: number }): Promise<NodeRow>;
+  /**
+   * Extends the node's lease to `nowMs + leaseMs` and notes it was seen; the row as it is now, or undefined when the
+   * node is not (any more) a member. A failed node's lease is not renewed: it must join again.
+   */
+  renewNodeLease(name: string, nowMs: number, leaseMs: number): Promise<NodeRow | undefined>;
+  listNodes(): Promise<NodeRow[]>;
+  setNodeState(name: string, state: NodeState): Promise<void>;
+  /** Forgets a node; only allowed once no disk row names it. */
+  deleteNode(name: string): Promise<void>;
   listDisks(): Promise<DiskRow[]>;
   setDiskState(diskId: number, state: DiskState): Promise<void>;
   /**
@@ -286,10 +321,12 @@ export interface CatalogOperations {
   deleteDisk(diskId: number): Promise<void>;
   diskUsage(): Promise<Map<number, DiskUsage>>;
   /** Registers a put (or removal) about to write under `versionId`; returns its sequence number. */
-  beginIntent(versionId: string, key: string): Promise<number>;
+  beginIntent(versionId: string, key: string, node?: string): Promise<number>;
+  /** Every put in flight or interrupted, with the node that started it ('' in a pool of one host). */
   listIntents(): Promise<Array<{
     versionId: string;
     key: string;
+    node: string;
   }>>;
   dropIntent(versionId: string): Promise<void>;
   /**

@@ -56,6 +56,8 @@ import type {
   CatalogTransaction,
   DiskRow,
   DiskState,
+  NodeRow,
+  NodeState,
   DiskUsage,
   ExtentRow,
   FragmentRow,
@@ -89,6 +91,8 @@ import {
 import { catalogMigration, POSTGRES_DIALECT } from './schema.js';
 
 /** The table holding the schema version; not part of the catalog's rows (the dump skips it). */
+const NODE_COLUMNS = `name, address, state, joined_at_ms AS "joinedAtMs", lease_expires_ms AS "leaseExpiresMs", last_seen_ms AS "lastSeenMs"`;
+
 const POSTGRES_SCHEMA_TABLE = 'catalog_schema';
 
 /** Connections the pool keeps open at most (one catalog of one process). */
@@ -490,7 +494,12 @@ function operationsOf(rows: PostgresRows): CatalogOperations {
     setDiskPaths: (changes) => rows.setDiskPaths(changes),
     deleteDisk: (diskId) => rows.deleteDisk(diskId),
     diskUsage: () => rows.diskUsage(),
-    beginIntent: (versionId, key) => rows.beginIntent(versionId, key),
+    joinNode: (node) => rows.joinNode(node),
+    renewNodeLease: (name, nowMs, leaseMs) => rows.renewNodeLease(name, nowMs, leaseMs),
+    listNodes: () => rows.listNodes(),
+    setNodeState: (name, state) => rows.setNodeState(name, state),
+    deleteNode: (name) => rows.deleteNode(name),
+    beginIntent: (versionId, key, node) => rows.beginIntent(versionId, key, node),
     listIntents: () => rows.listIntents(),
     dropIntent: (versionId) => rows.dropIntent(versionId),
     commitObject: (newObject, inCommit) =>
@@ -579,23 +588,65 @@ class PostgresRows {
 
   // ── disks ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
-  addDisk(disk: { uuid: string; kind: DiskKind; path: string }): Promise<DiskRow> {
+  addDisk(disk: { uuid: string; kind: DiskKind; path: string; node?: string }): Promise<DiskRow> {
     return this.session.transaction(async (session) => {
       const addedAtMs = Date.now();
+      const node = disk.node ?? '';
       // Numbered as SQLite numbers rowids; the lock keeps two adders from choosing the same number.
       await session.run('LOCK TABLE disks IN EXCLUSIVE MODE');
       const [row] = await session.rows<{ id: number }>(
-        `INSERT INTO disks (id, uuid, kind, path, state, added_at_ms)
-         VALUES ((SELECT coalesce(max(id), 0) + 1 FROM disks), $1, $2, $3, 'healthy', $4) RETURNING id`,
-        [disk.uuid, disk.kind, disk.path, addedAtMs],
+        `INSERT INTO disks (id, uuid, kind, path, state, added_at_ms, node)
+         VALUES ((SELECT coalesce(max(id), 0) + 1 FROM disks), $1, $2, $3, 'healthy', $4, $5) RETURNING id`,
+        [disk.uuid, disk.kind, disk.path, addedAtMs, node],
       );
       assert(row !== undefined, 'an inserted disk has an id');
-      return { id: row.id, ...disk, state: 'healthy' as const, addedAtMs };
+      return { id: row.id, uuid: disk.uuid, kind: disk.kind, path: disk.path, state: 'healthy' as const, addedAtMs, node };
     });
   }
 
   listDisks(): Promise<DiskRow[]> {
-    return this.session.rows<DiskRow>(`SELECT id, uuid, kind, path, state, added_at_ms AS "addedAtMs" FROM disks ORDER BY id`, []);
+    return this.session.rows<DiskRow>(`SELECT id, uuid, kind, path, state, added_at_ms AS "addedAtMs", node FROM disks ORDER BY id`, []);
+  }
+
+  // ── nodes ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  async joinNode(node: { name: string; address: string; nowMs: number; leaseMs: number }): Promise<NodeRow> {
+    const [row] = await this.session.rows<NodeRow>(
+      `INSERT INTO nodes (name, address, state, joined_at_ms, lease_expires_ms, last_seen_ms) VALUES ($1, $2, 'active', $3, $4, $3)
+       ON CONFLICT (name) DO UPDATE SET address = excluded.address,
+         state = CASE WHEN nodes.state = 'failed' THEN 'active' ELSE nodes.state END,
+         lease_expires_ms = excluded.lease_expires_ms, last_seen_ms = excluded.last_seen_ms
+       RETURNING ${NODE_COLUMNS}`,
+      [node.name, node.address, node.nowMs, node.nowMs + node.leaseMs],
+    );
+    assert(row !== undefined, 'an upsert returns its row');
+    return row;
+  }
+
+  async renewNodeLease(name: string, nowMs: number, leaseMs: number): Promise<NodeRow | undefined> {
+    await this.session.run(
+      `UPDATE nodes SET lease_expires_ms = greatest(lease_expires_ms, $1), last_seen_ms = $2 WHERE name = $3 AND state <> 'failed'`,
+      [nowMs + leaseMs, nowMs, name],
+    );
+    return (await this.session.rows<NodeRow>(`SELECT ${NODE_COLUMNS} FROM nodes WHERE name = $1`, [name]))[0];
+  }
+
+  listNodes(): Promise<NodeRow[]> {
+    return this.session.rows<NodeRow>(`SELECT ${NODE_COLUMNS} FROM nodes ORDER BY name`, []);
+  }
+
+  async setNodeState(name: string, state: NodeState): Promise<void> {
+    const changes = await this.session.run(`UPDATE nodes SET state = $1 WHERE name = $2`, [state, name]);
+    assert(changes === 1, 'the node whose state changes exists');
+  }
+
+  deleteNode(name: string): Promise<void> {
+    return this.session.transaction(async (session) => {
+      await session.rows(`SELECT 1 FROM nodes WHERE name = $1 FOR UPDATE`, [name]);
+      const [remaining] = await session.rows<{ n: number }>(`SELECT count(*) AS n FROM disks WHERE node = $1`, [name]);
+      assert(remaining?.n === 0, 'a node is forgotten only when no disk belongs to it');
+      await session.run(`DELETE FROM nodes WHERE name = $1`, [name]);
+    });
   }
 
   async setDiskState(diskId: number, state: DiskState): Promise<void> {
@@ -634,12 +685,12 @@ class PostgresRows {
 
   // ── puts: intent, then commit ─────────────────────────────────────────────────────────────────────────────────
 
-  beginIntent(versionId: string, key: string): Promise<number> {
+  beginIntent(versionId: string, key: string, node = ''): Promise<number> {
     // The sequence row is locked until this transaction ends: intents are numbered in the order they commit.
     return this.session.transaction(async (session) => {
       const [next] = await session.rows<{ value: number }>(NEXT_SEQUENCE, []);
       assert(next !== undefined, 'the upsert returns the new value');
-      await session.run(`INSERT INTO intents (version_id, key, started_at_ms, sequence) VALUES ($1, $2, $3, $4)`, [versionId, key, Date.now(), next.value]);
+      await session.run(`INSERT INTO intents (version_id, key, started_at_ms, sequence, node) VALUES ($1, $2, $3, $4, $5)`, [versionId, key, Date.now(), next.value, node]);
       return next.value;
     });
   }
@@ -655,8 +706,8 @@ class PostgresRows {
     );
   }
 
-  listIntents(): Promise<Array<{ versionId: string; key: string }>> {
-    return this.session.rows(`SELECT version_id AS "versionId", key FROM intents ORDER BY version_id`, []);
+  listIntents(): Promise<Array<{ versionId: string; key: string; node: string }>> {
+    return this.session.rows(`SELECT version_id AS "versionId", key, node FROM intents ORDER BY version_id`, []);
   }
 
   async dropIntent(versionId: string): Promise<void> {

@@ -20,10 +20,12 @@ export interface SqlDialect {
   readonly int64: string;
   readonly bytes: string;
   readonly keyed: string;
+  /** Which engine: the few statements without a common form (changing a table's constraints) differ. */
+  readonly engine: 'sqlite' | 'postgresql';
 }
 
-export const SQLITE_DIALECT: SqlDialect = { text: 'TEXT', int64: 'INTEGER', bytes: 'BLOB', keyed: ' WITHOUT ROWID' };
-export const POSTGRES_DIALECT: SqlDialect = { text: 'TEXT COLLATE "C"', int64: 'BIGINT', bytes: 'BYTEA', keyed: '' };
+export const SQLITE_DIALECT: SqlDialect = { text: 'TEXT', int64: 'INTEGER', bytes: 'BLOB', keyed: ' WITHOUT ROWID', engine: 'sqlite' };
+export const POSTGRES_DIALECT: SqlDialect = { text: 'TEXT COLLATE "C"', int64: 'BIGINT', bytes: 'BYTEA', keyed: '', engine: 'postgresql' };
 
 const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
   // 0 → 1: the first schema.
@@ -216,6 +218,41 @@ const MIGRATIONS: ReadonlyArray<(d: SqlDialect) => string> = [
     may_own   INTEGER NOT NULL CHECK (may_own IN (0, 1)),
     PRIMARY KEY (bucket, user_name)
   )${d.keyed};
+  `,
+  // 7 → 8: a pool across hosts (docs/architecture.md § Cluster). Every node of a pool is a row, alive while it renews
+  // its lease; every disk and every put's intent belong to a node ('' in a pool of one host, which has no node
+  // rows), and a disk's path is unique per node (two hosts may both have /dev/sdb). SQLite cannot change a
+  // table's constraints: the disks table is made anew (the runner turns foreign keys off around a migration and
+  // checks them before it commits); PostgreSQL swaps the constraint.
+  (d) => `
+  CREATE TABLE nodes (
+    name             ${d.text} PRIMARY KEY,
+    address          ${d.text} NOT NULL,
+    state            ${d.text} NOT NULL CHECK (state IN ('active', 'failed', 'removing')),
+    joined_at_ms     ${d.int64} NOT NULL,
+    lease_expires_ms ${d.int64} NOT NULL,
+    last_seen_ms     ${d.int64} NOT NULL
+  )${d.keyed};
+  ALTER TABLE intents ADD COLUMN node ${d.text} NOT NULL DEFAULT '';
+  ${
+    d.engine === 'sqlite'
+      ? `CREATE TABLE disks_6 (
+    id          INTEGER PRIMARY KEY,
+    uuid        ${d.text} NOT NULL UNIQUE,
+    kind        ${d.text} NOT NULL CHECK (kind IN ('directory', 'block-device')),
+    path        ${d.text} NOT NULL,
+    state       ${d.text} NOT NULL CHECK (state IN ('healthy', 'failed', 'draining')),
+    added_at_ms ${d.int64} NOT NULL,
+    node        ${d.text} NOT NULL DEFAULT '',
+    UNIQUE (node, path)
+  );
+  INSERT INTO disks_6 (id, uuid, kind, path, state, added_at_ms) SELECT id, uuid, kind, path, state, added_at_ms FROM disks;
+  DROP TABLE disks;
+  ALTER TABLE disks_6 RENAME TO disks;`
+      : `ALTER TABLE disks ADD COLUMN node ${d.text} NOT NULL DEFAULT '';
+  ALTER TABLE disks DROP CONSTRAINT disks_path_key;
+  ALTER TABLE disks ADD CONSTRAINT disks_node_path_key UNIQUE (node, path);`
+  }
   `,
 ];
 

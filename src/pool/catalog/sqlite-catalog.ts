@@ -13,6 +13,8 @@ import type {
   CatalogTransaction,
   DiskRow,
   DiskState,
+  NodeRow,
+  NodeState,
   DiskUsage,
   ExtentRow,
   FragmentRow,
@@ -71,18 +73,57 @@ class SqliteRows {
 
   // ── disks ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
-  addDisk(disk: { uuid: string; kind: DiskKind; path: string }): DiskRow {
+  addDisk(disk: { uuid: string; kind: DiskKind; path: string; node?: string }): DiskRow {
     const addedAtMs = Date.now();
+    const node = disk.node ?? '';
     const result = this.db
-      .prepare(`INSERT INTO disks (uuid, kind, path, state, added_at_ms) VALUES (?, ?, ?, 'healthy', ?)`)
-      .run(disk.uuid, disk.kind, disk.path, addedAtMs);
-    return { id: Number(result.lastInsertRowid), ...disk, state: 'healthy', addedAtMs };
+      .prepare(`INSERT INTO disks (uuid, kind, path, state, added_at_ms, node) VALUES (?, ?, ?, 'healthy', ?, ?)`)
+      .run(disk.uuid, disk.kind, disk.path, addedAtMs, node);
+    return { id: Number(result.lastInsertRowid), uuid: disk.uuid, kind: disk.kind, path: disk.path, state: 'healthy', addedAtMs, node };
   }
 
   listDisks(): DiskRow[] {
     return this.db
-      .prepare(`SELECT id, uuid, kind, path, state, added_at_ms AS addedAtMs FROM disks ORDER BY id`)
+      .prepare(`SELECT id, uuid, kind, path, state, added_at_ms AS addedAtMs, node FROM disks ORDER BY id`)
       .all() as DiskRow[];
+  }
+
+  // ── nodes ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  joinNode(node: { name: string; address: string; nowMs: number; leaseMs: number }): NodeRow {
+    this.db
+      .prepare(
+        `INSERT INTO nodes (name, address, state, joined_at_ms, lease_expires_ms, last_seen_ms) VALUES (?, ?, 'active', ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET address = excluded.address,
+           state = CASE WHEN nodes.state = 'failed' THEN 'active' ELSE nodes.state END,
+           lease_expires_ms = excluded.lease_expires_ms, last_seen_ms = excluded.last_seen_ms`,
+      )
+      .run(node.name, node.address, node.nowMs, node.nowMs + node.leaseMs, node.nowMs);
+    return this.db.prepare(`${NODE_SELECT} WHERE name = ?`).get(node.name) as NodeRow;
+  }
+
+  renewNodeLease(name: string, nowMs: number, leaseMs: number): NodeRow | undefined {
+    this.db
+      .prepare(`UPDATE nodes SET lease_expires_ms = max(lease_expires_ms, ?), last_seen_ms = ? WHERE name = ? AND state <> 'failed'`)
+      .run(nowMs + leaseMs, nowMs, name);
+    return this.db.prepare(`${NODE_SELECT} WHERE name = ?`).get(name) as NodeRow | undefined;
+  }
+
+  listNodes(): NodeRow[] {
+    return this.db.prepare(`${NODE_SELECT} ORDER BY name`).all() as NodeRow[];
+  }
+
+  setNodeState(name: string, state: NodeState): void {
+    const result = this.db.prepare(`UPDATE nodes SET state = ? WHERE name = ?`).run(state, name);
+    assert(result.changes === 1, 'the node whose state changes exists');
+  }
+
+  deleteNode(name: string): void {
+    this.db.transaction(() => {
+      const remaining = this.db.prepare(`SELECT count(*) AS n FROM disks WHERE node = ?`).get(name) as { n: number };
+      assert(remaining.n === 0, 'a node is forgotten only when no disk belongs to it');
+      this.db.prepare(`DELETE FROM nodes WHERE name = ?`).run(name);
+    }).immediate();
   }
 
   setDiskState(diskId: number, state: DiskState): void {
@@ -124,12 +165,12 @@ class SqliteRows {
 
   // ── puts: intent, then commit ─────────────────────────────────────────────────────────────────────────────────
 
-  beginIntent(versionId: string, key: string): number {
+  beginIntent(versionId: string, key: string, node = ''): number {
     return this.db.transaction(() => {
       const { value } = this.db.prepare(NEXT_SEQUENCE).get() as { value: number };
       this.db
-        .prepare(`INSERT INTO intents (version_id, key, started_at_ms, sequence) VALUES (?, ?, ?, ?)`)
-        .run(versionId, key, Date.now(), value);
+        .prepare(`INSERT INTO intents (version_id, key, started_at_ms, sequence, node) VALUES (?, ?, ?, ?, ?)`)
+        .run(versionId, key, Date.now(), value, node);
       return value;
     })();
   }
@@ -144,10 +185,11 @@ class SqliteRows {
       .run(sequence);
   }
 
-  listIntents(): Array<{ versionId: string; key: string }> {
-    return this.db.prepare(`SELECT version_id AS versionId, key FROM intents`).all() as Array<{
+  listIntents(): Array<{ versionId: string; key: string; node: string }> {
+    return this.db.prepare(`SELECT version_id AS versionId, key, node FROM intents`).all() as Array<{
       versionId: string;
       key: string;
+      node: string;
     }>;
   }
 
@@ -657,17 +699,32 @@ class SqliteRows {
       );
     }
     if (version === CATALOG_SCHEMA_VERSION) return;
-    this.db.transaction(() => {
-      // Read again under the write lock: a reader and a writer may open an old catalog at once, and only the first
-      // may migrate it.
-      const current = this.db.pragma('user_version', { simple: true }) as number;
-      for (let step = current; step < CATALOG_SCHEMA_VERSION; step += 1) {
-        this.db.exec(catalogMigration(SQLITE_DIALECT, step));
-      }
-      this.db.pragma(`user_version = ${CATALOG_SCHEMA_VERSION}`);
-    }).immediate();
+    // A migration that makes a table anew (SQLite cannot change constraints) drops the old one, which foreign keys
+    // would refuse while rows name it: they are off around the transaction (the pragma cannot change inside one)
+    // and checked before it commits, as SQLite's documented procedure for changing a table does.
+    this.db.pragma('foreign_keys = OFF');
+    try {
+      this.db.transaction(() => {
+        // Read again under the write lock: a reader and a writer may open an old catalog at once, and only the first
+        // may migrate it.
+        const current = this.db.pragma('user_version', { simple: true }) as number;
+        for (let step = current; step < CATALOG_SCHEMA_VERSION; step += 1) {
+          this.db.exec(catalogMigration(SQLITE_DIALECT, step));
+        }
+        const broken = this.db.pragma('foreign_key_check') as unknown[];
+        if (broken.length > 0) {
+          throw new ShardpoolError('CATALOG_FAILED', `catalog ${filePath} cannot be migrated: ${broken.length} rows name a disk or row that does not exist`, { path: filePath });
+        }
+        this.db.pragma(`user_version = ${CATALOG_SCHEMA_VERSION}`);
+      }).immediate();
+    } finally {
+      this.db.pragma('foreign_keys = ON');
+    }
   }
 }
+
+const NODE_SELECT = `SELECT name, address, state, joined_at_ms AS joinedAtMs, lease_expires_ms AS leaseExpiresMs,
+  last_seen_ms AS lastSeenMs FROM nodes`;
 
 const OBJECT_SELECT = `SELECT key, version_id AS versionId, size_bytes AS sizeBytes, policy,
   fragment_count AS fragmentCount, fragments_needed AS fragmentsNeeded, extent_size_bytes AS extentSizeBytes,

@@ -123,12 +123,43 @@ for (const engine of ENGINES) {
       assert.equal((await catalog.addDisk({ uuid: 'u-4', kind: 'block-device', path: '/dev/loop9' })).id, 3);
     });
 
+    test('nodes join, renew their lease, fail, join again and are forgotten only without disks; a path is unique per node', async (t) => {
+      const catalog = await engine.open(t);
+      if (!catalog) return;
+      const joined = await catalog.joinNode({ name: 'n1', address: 'http://198.18.0.2:7480', nowMs: 1_000, leaseMs: 10_000 });
+      assert.deepEqual(joined, { name: 'n1', address: 'http://198.18.0.2:7480', state: 'active', joinedAtMs: 1_000, leaseExpiresMs: 11_000, lastSeenMs: 1_000 });
+      await catalog.joinNode({ name: 'n2', address: 'http://198.18.0.3:7480', nowMs: 1_500, leaseMs: 10_000 });
+      const renewed = await catalog.renewNodeLease('n1', 5_000, 10_000);
+      assert.equal(renewed?.leaseExpiresMs, 15_000);
+      assert.equal(renewed?.lastSeenMs, 5_000);
+      // A lease never moves back (a renewal that arrives late, from a clock behind).
+      assert.equal((await catalog.renewNodeLease('n1', 2_000, 10_000))?.leaseExpiresMs, 15_000);
+      await catalog.setNodeState('n1', 'failed');
+      assert.equal((await catalog.renewNodeLease('n1', 6_000, 10_000))?.leaseExpiresMs, 15_000, 'a failed node is not renewed');
+      assert.equal(await catalog.renewNodeLease('nobody', 6_000, 10_000), undefined);
+      const rejoined = await catalog.joinNode({ name: 'n1', address: 'http://198.18.0.9:7480', nowMs: 7_000, leaseMs: 10_000 });
+      assert.deepEqual([rejoined.state, rejoined.address, rejoined.joinedAtMs, rejoined.leaseExpiresMs], ['active', 'http://198.18.0.9:7480', 1_000, 17_000]);
+      assert.deepEqual((await catalog.listNodes()).map((node) => node.name), ['n1', 'n2']);
+      // Two hosts may each have a disk at the same path; one host may not have two.
+      const a = await catalog.addDisk({ uuid: 'u-a', kind: 'block-device', path: '/dev/sdb', node: 'n1' });
+      const b = await catalog.addDisk({ uuid: 'u-b', kind: 'block-device', path: '/dev/sdb', node: 'n2' });
+      assert.deepEqual([a.node, b.node], ['n1', 'n2']);
+      await assert.rejects(catalog.addDisk({ uuid: 'u-c', kind: 'block-device', path: '/dev/sdb', node: 'n2' }));
+      assert.deepEqual((await catalog.listDisks()).map((disk) => [disk.path, disk.node]), [['/dev/sdb', 'n1'], ['/dev/sdb', 'n2']]);
+      await catalog.inBatch((tx) => tx.beginIntent('v9', 'k', 'n2'));
+      assert.deepEqual(await catalog.listIntents(), [{ versionId: 'v9', key: 'k', node: 'n2' }]);
+      await assert.rejects(catalog.deleteNode('n2'), /no disk belongs to it/);
+      await catalog.deleteDisk(b.id);
+      await catalog.deleteNode('n2');
+      assert.deepEqual((await catalog.listNodes()).map((node) => node.name), ['n1']);
+    });
+
     test('a commit makes its version current, clears its intent and queues the version it replaces as garbage', async (t) => {
       const catalog = await engine.open(t);
       if (!catalog) return;
       await threeDisks(catalog);
       await catalog.inBatch((tx) => tx.beginIntent('v1', 'photos/ü'));
-      assert.deepEqual(await catalog.listIntents(), [{ versionId: 'v1', key: 'photos/ü' }]);
+      assert.deepEqual(await catalog.listIntents(), [{ versionId: 'v1', key: 'photos/ü', node: '' }]);
       assert.equal(await catalog.hasIntent('v1'), true);
       const metadata = { etag: '"abc"', contentType: 'text/plain', userMetadata: { owner: 'me', 'ünïcode': 'ja' } };
       const first = await catalog.inBatch((tx) => tx.commitObject(newObject('photos/ü', 'v1', [1, 2, 3], { metadata })));

@@ -73,6 +73,8 @@ async function fillEveryTable(testPool: TestPool): Promise<Map<string, Buffer>> 
     const doomed = await putBuffer(pool, 'to-remove', seededBytes(3000, 5));
     await catalog.removeObject(doomed.object.key);
     await catalog.beginIntent('00000000-0000-4000-8000-000000000001', 'in-flight');
+    // A node of a pool across hosts (this pool's disks stay the local host's).
+    await catalog.joinNode({ name: 'n1', address: 'http://198.18.0.2:7480', nowMs: 1_000, leaseMs: 10_000 });
     const moving = (await catalog.extentsOf((await catalog.getObject('photos/001-ü.bin'))?.versionId as string))[0] as ExtentRow;
     const fragment = moving.fragments[0];
     assert.ok(fragment);
